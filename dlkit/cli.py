@@ -1,0 +1,110 @@
+"""The `dlkit` command: subcommands (`list`, `ui`), else a Hydra app around `train(cfg)`.
+
+User errors (ConfigError, bad overrides) print one line and exit 2; DLKIT_DEBUG=1 shows the traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from dlkit import config
+from dlkit.errors import ConfigError
+
+log = logging.getLogger("dlkit")
+USER_ERROR = 2
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in SUBCOMMANDS:
+            SUBCOMMANDS[argv[0]](argv[1:])
+        else:
+            _train_app(argv)
+    except ConfigError as exc:
+        if os.environ.get("DLKIT_DEBUG"):
+            raise
+        print(f"dlkit: error: {exc}", file=sys.stderr)
+        sys.exit(USER_ERROR)
+
+
+def _train_app(argv: list[str]) -> None:
+    import hydra
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.hydra_config import HydraConfig
+
+    args = get_args_parser().parse_args(argv)
+    only_prints = args.help or args.hydra_help or args.info or args.shell_completion or args.cfg
+    if not only_prints and args.config_name is None and args.config_dir is None:
+        config.check(args.overrides, multirun=args.multirun)  # every job composes, or nothing starts
+
+    @hydra.main(config_path=str(config.CONF_DIR), config_name=config.CONFIG_NAME, version_base="1.3")
+    def job(cfg) -> None:
+        from dlkit.train import train
+
+        hydra_cfg = HydraConfig.get()
+        multirun = hydra_cfg.mode.name == "MULTIRUN"
+        prefix = f"[job #{hydra_cfg.job.num}] " if multirun else ""
+        try:
+            result = train(cfg, overrides=list(hydra_cfg.overrides.task), progress_prefix=prefix)
+        except ConfigError as exc:
+            if os.environ.get("DLKIT_DEBUG"):
+                raise
+            print(f"dlkit: error: {exc}", file=sys.stderr)
+            sys.exit(USER_ERROR)
+        _report(result, cfg)
+
+    sys.argv = ["dlkit", *argv]
+    job()
+
+
+def _report(result, cfg) -> None:
+    tests = "  ".join(f"{k} {v:.4f}" for k, v in sorted(result.metrics.items()) if k.startswith("test/"))
+    log.info("%s", tests)
+    if result.run_id:
+        log.info("MLflow run %s (experiment '%s') in %s", result.run_id, cfg.tracking.experiment, result.tracking_uri)
+        log.info(
+            "Browse it: dlkit ui   then open http://127.0.0.1:5000/#/experiments/%s/runs/%s",
+            result.experiment_id,
+            result.run_id,
+        )
+
+
+def list_command(argv: list[str]) -> None:
+    from dlkit import build, plugins  # noqa: F401  (importing build registers the built-ins)
+    from dlkit.registry import KINDS, registry
+
+    parser = argparse.ArgumentParser(prog="dlkit list", description="Registered components and where each comes from.")
+    parser.add_argument("kind", nargs="?", help=f"one of: {', '.join(KINDS)}")
+    args = parser.parse_args(argv)
+    plugins.load_all()
+    kinds = [registry(args.kind).kind] if args.kind else list(KINDS)
+    for kind in kinds:
+        print(f"{kind}:")
+        for entry in registry(kind).entries():
+            print(f"  {entry.name:<16} {entry.source}")
+    failed = [p for p in plugins.discover() if p.error]
+    for plugin in failed:
+        print(f"plugin '{plugin.name}' ({plugin.origin}) failed to import: {plugin.error}")
+
+
+def ui_command(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="dlkit ui", description="Start the MLflow UI on dlkit's tracking store.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("overrides", nargs="*", help="config overrides that pick the store, e.g. paths.output_dir=elsewhere")
+    args = parser.parse_args(argv)
+    tracking = config.compose(args.overrides).tracking
+    if not tracking.enabled:
+        raise ConfigError("tracking is off (tracking=none): there is no store to browse.")
+    print(f"MLflow UI for {tracking.uri}")
+    print(f"Runs: http://{args.host}:{args.port}/#/experiments  (Ctrl-C stops it)")
+    sys.stdout.flush()
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking.uri, "--host", args.host, "--port", str(args.port)]
+    os.execv(sys.executable, command)
+
+
+SUBCOMMANDS = {"list": list_command, "ui": ui_command}

@@ -1,0 +1,103 @@
+"""Where dlkit's configs live, how to compose them without the command line, and how to explain
+composition errors in one line with a close match (Hydra's own advice for a misspelled key is to add
+it with `+`, which is wrong)."""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from dlkit.errors import ConfigError, did_you_mean
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+# An installed wheel carries conf/ inside the package; a source checkout has it beside the package.
+CONF_DIR = next(p for p in (PACKAGE_DIR / "conf", PACKAGE_DIR.parent / "conf") if (p / "config.yaml").is_file())
+CONFIG_NAME = "config"
+
+OmegaConf.register_new_resolver("dlkit.abspath", lambda path: str(Path(path).resolve()), replace=True)
+
+
+def compose(overrides: Sequence[str] = ()) -> DictConfig:
+    """The config that `dlkit <overrides>` would run, composed through Hydra's compose API."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="dlkit"):
+        try:
+            return hydra_compose(config_name=CONFIG_NAME, overrides=list(overrides))
+        except Exception as exc:
+            raise explain(exc, overrides) from None
+
+
+def check(overrides: Sequence[str], multirun: bool) -> None:
+    """Compose every job a command would launch, so a bad value fails before any job starts."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    own = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+    jobs = [own]
+    if multirun:
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+        try:
+            parsed = OverridesParser.create().parse_overrides(own)
+        except Exception as exc:
+            raise explain(exc, own) from None
+        if not any(o.is_sweep_override() and not o.is_discrete_sweep() for o in parsed):  # ranges are the sweeper's
+            jobs = BasicSweeper.split_arguments(parsed, None)[0]
+    for number, job in enumerate(jobs):
+        try:
+            compose(job)
+        except ConfigError as exc:
+            where = f"job #{number} of {len(jobs)} ({','.join(job)}): " if len(jobs) > 1 else ""
+            raise ConfigError(where + str(exc)) from None
+
+
+def explain(exc: Exception, overrides: Sequence[str]) -> ConfigError:
+    """Turn a Hydra/OmegaConf composition error into a ConfigError that names a close match."""
+    from hydra.errors import MissingConfigException
+
+    if isinstance(exc, ConfigError):
+        return exc
+    if isinstance(exc, MissingConfigException) and exc.missing_cfg_file and "/" in exc.missing_cfg_file:
+        group, _, option = exc.missing_cfg_file.rpartition("/")
+        options = exc.options or []
+        suggestion = did_you_mean(option, options)
+        return ConfigError(
+            f"{group} '{option}' is unknown;{suggestion} available: {', '.join(options)}."
+            f" (options are YAML files in conf/{group}/ or a plugin's conf/{group}/)"
+        )
+    message = str(exc).strip()
+    found = re.search(r"Could not override '([^']+)'", message)
+    if found:
+        key = found.group(1)
+        rest = [o for o in overrides if not o.lstrip("+~").startswith(key + "=")]
+        known = _keys(compose(rest))
+        suggestion = did_you_mean(key, known)
+        groups = sorted({k.split(".")[0] for k in known})
+        hint = suggestion or f" top-level keys and groups: {', '.join(groups)}."
+        return ConfigError(
+            f"'{key}' is not a key of the config;{hint}"
+            f" (to add a new key on purpose, write +{key}=...)"
+        )
+    first_line = message.splitlines()[0] if message else type(exc).__name__
+    return ConfigError(first_line)
+
+
+def _walk(node: object, prefix: str = ""):
+    """(dotted path, value, is a leaf) for every key of a nested dict, parents before children."""
+    for key, value in node.items():
+        leaf = not (isinstance(value, dict) and value)
+        yield f"{prefix}{key}", value, leaf
+        if not leaf:
+            yield from _walk(value, f"{prefix}{key}.")
+
+
+def _keys(cfg: DictConfig) -> list[str]:
+    return [path for path, _, _ in _walk(OmegaConf.to_container(cfg, resolve=False))]
+
+
+def flatten(cfg: DictConfig) -> dict[str, object]:
+    """{'optimizer.lr': 0.001, 'model.hidden': [128], ...}: the params a run logs."""
+    return {path: value for path, value, leaf in _walk(OmegaConf.to_container(cfg, resolve=True)) if leaf}

@@ -1,0 +1,25 @@
+"""The one exception type for mistakes a user can make, and the did-you-mean helper."""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class ConfigError(Exception):
+    """A user error: printed as one line, without a traceback, and the process exits non-zero."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """' did you mean 'x'?' for the closest choices, or '' when none is close."""
+    close = difflib.get_close_matches(str(word), sorted(set(choices)), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    return " did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+
+
+def unknown(kind: str, name: str, choices: Iterable[str], hint: str = "") -> ConfigError:
+    """`activation 'relux' is unknown; did you mean 'relu'? Available: ...`"""
+    choices = sorted(set(choices))
+    suggestion = did_you_mean(name, choices)
+    available = ", ".join(choices) if choices else "(none)"
+    return ConfigError(f"{kind} '{name}' is unknown;{suggestion} available: {available}.{hint}")

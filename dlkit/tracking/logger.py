@@ -1,0 +1,36 @@
+"""A Lightning logger that hands epoch metrics to the dlkit run, with step = epoch."""
+from __future__ import annotations
+
+from pytorch_lightning.loggers.logger import Logger
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
+
+from dlkit.tracking.run import NullRun
+
+
+class EpochLogger(Logger):
+    def __init__(self, run: NullRun):
+        super().__init__()
+        self.run = run
+
+    @property
+    def name(self) -> str:
+        return "dlkit"
+
+    @property
+    def version(self) -> str:
+        return self.run.run_id or "none"
+
+    @property
+    def experiment(self) -> NullRun:
+        return self.run
+
+    @rank_zero_only
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        pass  # dlkit logs the whole resolved config itself, uncut
+
+    @rank_zero_only
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        # Lightning adds the epoch to every epoch-level log call; the chapter's curves are per epoch.
+        epoch = metrics.pop("epoch", None)
+        if metrics:
+            self.run.log_metrics(metrics, step=int(epoch) if epoch is not None else int(step or 0))

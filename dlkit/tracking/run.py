@@ -1,0 +1,85 @@
+"""One MLflow run's life: created with its tags and params, fed metrics per epoch, always closed.
+
+dlkit talks to MLflow through MlflowClient, not the fluent API or Lightning's MLFlowLogger: no
+global active run to leak between jobs, no 250-character cut of param values, and the run's
+status is ours to set (FINISHED, FAILED, or KILLED on Ctrl-C), never left RUNNING.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from dlkit.tracking import store
+
+MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
+BATCH = 100  # MLflow's limit on params per log_batch call
+
+
+class NullRun:
+    """tracking=none: the same interface, recording nothing."""
+
+    run_id = None
+    experiment_id = None
+    uri = None
+
+    def log_params(self, params: Mapping[str, Any]) -> None: ...
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None: ...
+    def set_tags(self, tags: Mapping[str, str]) -> None: ...
+    def log_text(self, text: str, path: str) -> None: ...
+    def finish(self, status: str) -> None: ...
+
+
+class TrackedRun(NullRun):
+    def __init__(self, uri: str, experiment: str, artifact_root: str | None, run_name: str, tags: Mapping[str, str]):
+        self.uri = uri
+        self.client = store.client(uri)
+        self.experiment_id = store.experiment_id(self.client, experiment, artifact_root)
+        self.run_id = self.client.create_run(self.experiment_id, run_name=run_name, tags=dict(tags)).info.run_id
+        self._pending: list = []  # asynchronous metric writes, awaited before the run is closed
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:MAX_PARAM_CHARS]) for k, v in params.items()]
+        for i in range(0, len(items), BATCH):
+            self.client.log_batch(self.run_id, params=items[i : i + BATCH])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        self._pending.append(self.client.log_batch(self.run_id, metrics=batch, synchronous=False))
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_text(self, text: str, path: str) -> None:
+        self.client.log_text(self.run_id, text, path)
+
+    def flush(self) -> None:
+        for operation in self._pending:
+            operation.wait()
+        self._pending.clear()
+
+    def finish(self, status: str) -> None:
+        try:
+            self.flush()
+        finally:
+            self.client.set_terminated(self.run_id, status=status)
+
+
+def open_run(tracking_cfg: Mapping[str, Any], run_name: str, tags: Mapping[str, str]) -> NullRun:
+    if not tracking_cfg.get("enabled", True):
+        return NullRun()
+    return TrackedRun(
+        uri=tracking_cfg["uri"],
+        experiment=tracking_cfg["experiment"],
+        artifact_root=tracking_cfg.get("artifact_root"),
+        run_name=run_name,
+        tags=tags,
+    )
