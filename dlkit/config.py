@@ -3,6 +3,7 @@ composition errors in one line with a close match (Hydra's own advice for a miss
 it with `+`, which is wrong)."""
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,11 +25,11 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="dlkit"):
-        try:
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="dlkit"):
             return hydra_compose(config_name=CONFIG_NAME, overrides=list(overrides))
-        except Exception as exc:
-            raise explain(exc, overrides) from None
+    except Exception as exc:  # explained outside the block: explaining composes again
+        raise explain(exc, overrides) from None
 
 
 def check(overrides: Sequence[str], multirun: bool) -> None:
@@ -56,7 +57,7 @@ def check(overrides: Sequence[str], multirun: bool) -> None:
 
 def explain(exc: Exception, overrides: Sequence[str]) -> ConfigError:
     """Turn a Hydra/OmegaConf composition error into a ConfigError that names a close match."""
-    from hydra.errors import MissingConfigException
+    from hydra.errors import MissingConfigException, OverrideParseException
 
     if isinstance(exc, ConfigError):
         return exc
@@ -68,19 +69,17 @@ def explain(exc: Exception, overrides: Sequence[str]) -> ConfigError:
             f"{group} '{option}' is unknown;{suggestion} available: {', '.join(options)}."
             f" (options are YAML files in conf/{group}/ or a plugin's conf/{group}/)"
         )
+    if isinstance(exc, OverrideParseException):
+        return ConfigError(f"cannot parse the override '{exc.override}': {exc.message.strip().splitlines()[0]}")
     message = str(exc).strip()
     found = re.search(r"Could not override '([^']+)'", message)
     if found:
         key = found.group(1)
         rest = [o for o in overrides if not o.lstrip("+~").startswith(key + "=")]
-        known = _keys(compose(rest))
-        suggestion = did_you_mean(key, known)
-        groups = sorted({k.split(".")[0] for k in known})
-        hint = suggestion or f" top-level keys and groups: {', '.join(groups)}."
-        return ConfigError(
-            f"'{key}' is not a key of the config;{hint}"
-            f" (to add a new key on purpose, write +{key}=...)"
-        )
+        tree = OmegaConf.to_container(compose(rest), resolve=False)
+        close = _close_key(key, tree)
+        hint = f" did you mean '{close}'?" if close else f" top-level keys and groups: {', '.join(sorted(tree))}."
+        return ConfigError(f"'{key}' is not a key of the config;{hint} (to add a new key on purpose, write +{key}=...)")
     first_line = message.splitlines()[0] if message else type(exc).__name__
     return ConfigError(first_line)
 
@@ -94,8 +93,21 @@ def _walk(node: object, prefix: str = ""):
             yield from _walk(value, f"{prefix}{key}.")
 
 
-def _keys(cfg: DictConfig) -> list[str]:
-    return [path for path, _, _ in _walk(OmegaConf.to_container(cfg, resolve=False))]
+def _close_key(key: str, tree: dict) -> str | None:
+    """Mend a dotted key one level at a time: 'optimzer.lrr' -> 'optimizer.lr'."""
+    node, path = tree, []
+    for part in key.split("."):
+        if not isinstance(node, dict):
+            return None
+        if part not in node:
+            close = difflib.get_close_matches(part, [str(k) for k in node], n=1, cutoff=0.6)
+            if not close:
+                return None
+            part = close[0]
+        path.append(part)
+        node = node[part]
+    mended = ".".join(path)
+    return mended if mended != key else None
 
 
 def flatten(cfg: DictConfig) -> dict[str, object]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,9 +33,9 @@ class Registry:
         self.kind = kind
         self._entries: dict[str, Entry] = {}
 
-    def register(self, name: str) -> Callable[[Callable], Callable]:
+    def register(self, name: str, module: str | None = None) -> Callable[[Callable], Callable]:
         def add(obj: Callable) -> Callable:
-            source = _current_source or obj.__module__.split(".")[0]
+            source = _current_source or (module or obj.__module__).split(".")[0]
             if name in self._entries and self._entries[name].obj is not obj:
                 raise ConfigError(
                     f"{self.kind} '{name}' is already registered by {self._entries[name].source};"
@@ -111,7 +112,8 @@ def registry(kind: str) -> Registry:
 
 def register(kind: str, name: str) -> Callable[[Callable], Callable]:
     """Decorator: `@register("activation", "swish")` on a class or factory function."""
-    return registry(kind).register(name)
+    caller = sys._getframe(1).f_globals.get("__name__")  # the registering module, not the object's
+    return registry(kind).register(name, caller)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,1 @@
+"""Hydra search-path plugin of dlkit (Hydra imports every module under hydra_plugins)."""
