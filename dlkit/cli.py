@@ -15,6 +15,7 @@ from dlkit.errors import ConfigError
 
 log = logging.getLogger("dlkit")
 USER_ERROR = 2
+SWEEP_SIZE = "DLKIT_SWEEP_SIZE"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -39,7 +40,8 @@ def _train_app(argv: list[str]) -> None:
     args = get_args_parser().parse_args(argv)
     only_prints = args.help or args.hydra_help or args.info or args.shell_completion or args.cfg
     if not only_prints and args.config_name is None and args.config_dir is None:
-        config.check(args.overrides, multirun=args.multirun)  # every job composes, or nothing starts
+        jobs = config.check(args.overrides, multirun=args.multirun)  # every job composes, or nothing starts
+        os.environ[SWEEP_SIZE] = str(jobs)  # an environment variable reaches parallel workers too
 
     @hydra.main(config_path=str(config.CONF_DIR), config_name=config.CONFIG_NAME, version_base="1.3")
     def job(cfg) -> None:
@@ -47,7 +49,8 @@ def _train_app(argv: list[str]) -> None:
 
         hydra_cfg = HydraConfig.get()
         multirun = hydra_cfg.mode.name == "MULTIRUN"
-        prefix = f"[job #{hydra_cfg.job.num}] " if multirun else ""
+        total = os.environ.get(SWEEP_SIZE, "0")
+        prefix = f"[job {hydra_cfg.job.num + 1}/{total if total != '0' else '?'}] " if multirun else ""
         try:
             result = train(cfg, overrides=list(hydra_cfg.overrides.task), progress_prefix=prefix)
         except ConfigError as exc:
@@ -55,15 +58,15 @@ def _train_app(argv: list[str]) -> None:
                 raise
             print(f"dlkit: error: {exc}", file=sys.stderr)
             sys.exit(USER_ERROR)
-        _report(result, cfg)
+        _report(result, cfg, prefix)
 
     sys.argv = ["dlkit", *argv]
     job()
 
 
-def _report(result, cfg) -> None:
+def _report(result, cfg, prefix: str) -> None:
     tests = "  ".join(f"{k} {v:.4f}" for k, v in sorted(result.metrics.items()) if k.startswith("test/"))
-    log.info("%s", tests)
+    log.info("%s%s", prefix, tests)
     if result.run_id:
         log.info("MLflow run %s (experiment '%s') in %s", result.run_id, cfg.tracking.experiment, result.tracking_uri)
         log.info(

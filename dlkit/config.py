@@ -32,8 +32,10 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
         raise explain(exc, overrides) from None
 
 
-def check(overrides: Sequence[str], multirun: bool) -> None:
-    """Compose every job a command would launch, so a bad value fails before any job starts."""
+def check(overrides: Sequence[str], multirun: bool) -> int:
+    """Compose every job a command would launch, so a bad value fails before any job starts.
+
+    Returns the number of jobs (0 when the sweeper decides it, as for ranges)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     own = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
@@ -45,14 +47,16 @@ def check(overrides: Sequence[str], multirun: bool) -> None:
             parsed = OverridesParser.create().parse_overrides(own)
         except Exception as exc:
             raise explain(exc, own) from None
-        if not any(o.is_sweep_override() and not o.is_discrete_sweep() for o in parsed):  # ranges are the sweeper's
-            jobs = BasicSweeper.split_arguments(parsed, None)[0]
+        if any(o.is_sweep_override() and not o.is_discrete_sweep() for o in parsed):
+            return 0  # ranges and intervals: the sweeper picks the jobs
+        jobs = BasicSweeper.split_arguments(parsed, None)[0]
     for number, job in enumerate(jobs):
         try:
             compose(job)
         except ConfigError as exc:
             where = f"job #{number} of {len(jobs)} ({','.join(job)}): " if len(jobs) > 1 else ""
             raise ConfigError(where + str(exc)) from None
+    return len(jobs)
 
 
 def explain(exc: Exception, overrides: Sequence[str]) -> ConfigError:

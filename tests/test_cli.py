@@ -1,0 +1,78 @@
+"""The `dlkit` command as a user types it: real processes, the real store."""
+from conftest import QUICK, all_runs, dlkit_cli
+
+
+def test_main_job_trains_prints_test_metrics_and_how_to_browse(outputs, store):
+    done = dlkit_cli(*QUICK, f"paths.output_dir={outputs}")
+    assert done.returncode == 0, done.stderr
+    assert "epoch 1/2" in done.stdout and "epoch 2/2" in done.stdout
+    assert "test/acc" in done.stdout and "test/loss" in done.stdout
+    assert "dlkit ui" in done.stdout and "/#/experiments/" in done.stdout
+    (run,) = all_runs(store())
+    assert run.info.status == "FINISHED" and run.info.run_id in done.stdout
+    assert list((outputs / "runs").iterdir()), "Hydra's run folder lives under outputs/"
+
+
+def test_unknown_option_fails_before_training_with_a_suggestion(outputs, store):
+    done = dlkit_cli("activation=relux", f"paths.output_dir={outputs}")
+    assert done.returncode == 2
+    assert "activation 'relux' is unknown; did you mean 'relu'" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert "epoch" not in done.stdout
+    assert not (outputs / "mlflow.db").exists() or all_runs(store()) == []
+
+
+def test_misspelled_key_gets_the_close_key_not_hydras_plus_advice(outputs):
+    done = dlkit_cli("optimizer.lrr=0.1", f"paths.output_dir={outputs}")
+    assert done.returncode == 2
+    assert "did you mean 'optimizer.lr'?" in done.stderr
+    assert "To append to your config use" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_bad_value_in_one_sweep_job_stops_the_sweep_before_any_job(outputs):
+    done = dlkit_cli("-m", "activation=relu,tanhh", *QUICK, f"paths.output_dir={outputs}")
+    assert done.returncode == 2
+    assert "job #1 of 2" in done.stderr and "did you mean 'tanh'" in done.stderr
+    assert not (outputs / "mlflow.db").exists()
+
+
+def test_debug_switch_shows_the_traceback(outputs):
+    done = dlkit_cli("activation=relux", f"paths.output_dir={outputs}", env={"DLKIT_DEBUG": "1"})
+    assert done.returncode != 0 and "Traceback" in done.stderr
+
+
+def test_help_lists_groups_and_their_options():
+    done = dlkit_cli("--help")
+    assert done.returncode == 0
+    lines = done.stdout.splitlines()
+    for group, options in {
+        "model": "lenet5, mlp, resnet",
+        "residual": "off, on",
+        "tracking": "none, sqlite",
+    }.items():
+        assert f"{group}: {options}" in lines
+    assert any(line.startswith("activation:") and "swish" in line and "relu" in line for line in lines)
+    assert "dlkit list" in done.stdout and "dlkit ui" in done.stdout
+
+
+def test_sweep_runs_each_job_and_shows_which_of_how_many(outputs, store):
+    done = dlkit_cli("-m", "activation=relu,tanh", "trainer.max_epochs=1", "data.limit=60", f"paths.output_dir={outputs}")
+    assert done.returncode == 0, done.stderr
+    assert "[job 1/2]" in done.stdout and "[job 2/2]" in done.stdout
+    runs = all_runs(store())
+    assert sorted(r.data.params["activation.name"] for r in runs) == ["relu", "tanh"]
+    assert all(r.info.status == "FINISHED" for r in runs)
+    assert (outputs / "multirun").is_dir()
+
+
+def test_list_shows_every_kind_and_where_entries_come_from():
+    done = dlkit_cli("list")
+    assert done.returncode == 0
+    for kind in ("model:", "activation:", "norm:", "loss:", "optimizer:", "data:", "task:"):
+        assert kind in done.stdout
+    rows = {tuple(line.split()) for line in done.stdout.splitlines() if line.startswith("  ")}
+    assert ("relu", "dlkit") in rows and ("swish", "plugins/swish") in rows and ("classification", "dlkit") in rows
+    only = dlkit_cli("list", "optimizer")
+    assert "momentum" in only.stdout and "activation:" not in only.stdout
+    bad = dlkit_cli("list", "optimiser")
+    assert bad.returncode == 2 and "did you mean 'optimizer'" in bad.stderr

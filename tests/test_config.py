@@ -1,0 +1,101 @@
+"""Composition of every option, the overrides users type, and the messages for the ones they mistype."""
+from pathlib import Path
+
+import pytest
+import torch
+
+from dlkit import config
+from dlkit.build import build
+from dlkit.errors import ConfigError
+
+GROUPS = sorted(p.name for p in config.CONF_DIR.iterdir() if p.is_dir())
+OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((config.CONF_DIR / g).glob("*.yaml"))]
+
+
+def test_every_issue_group_exists():
+    for group in ("model", "activation", "norm", "dropout", "residual", "loss", "optimizer", "data", "trainer", "tracking", "task"):
+        assert group in GROUPS
+    stems = {g: {o for gg, o in OPTIONS if gg == g} for g in GROUPS}
+    assert {"mlp", "lenet5", "resnet"} <= stems["model"]
+    assert {"sigmoid", "tanh", "relu"} <= stems["activation"]
+    assert {"off", "on"} <= stems["residual"] and {"none", "batch"} <= stems["norm"]
+    assert {"sgd", "momentum", "adam"} <= stems["optimizer"] and {"cross_entropy", "mse"} <= stems["loss"]
+
+
+@pytest.mark.parametrize("group,option", OPTIONS)
+def test_every_option_composes_and_builds(group, option):
+    cfg = config.compose([f"{group}={option}", "data.limit=16"])
+    if group != "tracking":
+        experiment = build(cfg)
+        x, y = next(iter(experiment.loaders["train"]))
+        logits = experiment.task(x)
+        assert logits.shape == (len(y), experiment.dataset.num_classes)
+
+
+def test_overrides_reach_the_config():
+    cfg = config.compose(["model=lenet5", "activation=tanh", "optimizer.lr=0.05", "norm=batch"])
+    assert cfg.model.name == "lenet5" and cfg.activation.name == "tanh"
+    assert cfg.optimizer.lr == 0.05 and cfg.norm.name == "batch"
+    assert cfg.data.resize == 32  # LeNet-5 is drawn for 32x32 input
+
+
+def test_resnet_turns_skips_on_unless_told_otherwise():
+    assert config.compose(["model=resnet"]).residual.name == "identity"
+    assert config.compose(["model=resnet", "residual=off"]).residual.name == "none"
+    assert config.compose([]).residual.name == "none"
+
+
+def test_trainer_cpu_inherits_auto():
+    cfg = config.compose(["trainer=cpu"])
+    assert cfg.trainer.accelerator == "cpu" and cfg.trainer.max_epochs == config.compose([]).trainer.max_epochs
+
+
+def test_tracking_uri_is_an_absolute_sqlite_path_under_outputs(tmp_path):
+    cfg = config.compose([f"paths.output_dir={tmp_path}/out"])
+    assert cfg.tracking.uri == f"sqlite:///{tmp_path}/out/mlflow.db"
+    relative = config.compose([]).tracking.uri
+    assert relative == f"sqlite:///{Path.cwd() / 'outputs'}/mlflow.db"
+
+
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        ("activation=relux", "activation 'relux' is unknown; did you mean 'relu'"),
+        ("optimizer.lrr=0.1", "'optimizer.lrr' is not a key of the config; did you mean 'optimizer.lr'?"),
+        ("optimzer.lr=0.1", "did you mean 'optimizer.lr'?"),
+        ("activaton=relu", "did you mean 'activation'?"),
+        ("model.hidden=[3", "cannot parse the override 'model.hidden=[3'"),
+    ],
+)
+def test_mistakes_get_one_line_with_a_close_match(override, expected):
+    with pytest.raises(ConfigError) as err:
+        config.compose([override])
+    assert expected in str(err.value)
+    assert "\n" not in str(err.value)
+    assert "+" not in str(err.value).split("(")[0]  # not Hydra's advice to append the key
+
+
+def test_a_sweep_is_checked_job_by_job_before_launch():
+    assert config.check(["activation=relu,tanh", "seed=0,1,2"], multirun=True) == 6
+    with pytest.raises(ConfigError, match=r"job #1 of 2 \(activation=tanhh\): activation 'tanhh' is unknown; did you mean 'tanh'"):
+        config.check(["activation=relu,tanhh"], multirun=True)
+
+
+def test_flatten_gives_dotted_params():
+    flat = config.flatten(config.compose([]))
+    assert flat["optimizer.lr"] == 0.001 and flat["model.hidden"] == [256, 128]
+    assert flat["tracking.uri"].startswith("sqlite:////")
+
+
+def test_lenet5_on_raw_8x8_digits_is_rejected_with_the_formula():
+    cfg = config.compose(["model=lenet5", "data.resize=null", "data.limit=16"])
+    with pytest.raises(ConfigError, match=r"lenet5 conv2: output size \(input 2 − kernel 5 \+ 2·padding 0\) / stride 1 \+ 1 = -2"):
+        build(cfg)
+
+
+def test_same_seed_same_batches():
+    a = build(config.compose(["seed=3", "data.limit=64"])).loaders["train"]
+    b = build(config.compose(["seed=3", "data.limit=64"])).loaders["train"]
+    c = build(config.compose(["seed=4", "data.limit=64"])).loaders["train"]
+    ya, yb, yc = (torch.cat([y for _, y in loader]) for loader in (a, b, c))
+    assert torch.equal(ya, yb) and not torch.equal(ya, yc)

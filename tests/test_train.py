@@ -1,0 +1,106 @@
+"""End to end in-process: dlkit.run trains, and the MLflow record is read back from the sqlite store."""
+import subprocess
+
+import pytest
+import yaml
+
+import dlkit
+from conftest import QUICK, REPO, all_runs
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """One quick tracked run, shared by the tests that read its record."""
+    outputs = tmp_path_factory.mktemp("run") / "outputs"
+    overrides = [*QUICK, f"paths.output_dir={outputs}", "tracking.experiment=e2e", "optimizer.lr=0.003"]
+    result = dlkit.run(overrides)
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=result.tracking_uri)
+    return result, client, client.get_run(result.run_id), outputs
+
+
+def test_result_carries_final_metrics_and_run_id(recorded):
+    result, client, run, _ = recorded
+    assert result.run_id == run.info.run_id
+    assert {"train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc"} <= set(result.metrics)
+    assert 0.0 <= result.metrics["test/acc"] <= 1.0
+
+
+def test_exactly_one_finished_run_in_the_named_experiment(recorded):
+    result, client, run, outputs = recorded
+    assert (outputs / "mlflow.db").is_file()
+    runs = all_runs(client)
+    assert [r.info.run_id for r in runs] == [result.run_id]
+    assert run.info.status == "FINISHED"
+    assert client.get_experiment(run.info.experiment_id).name == "e2e"
+
+
+def test_params_are_the_flattened_resolved_config(recorded):
+    _, _, run, outputs = recorded
+    params = run.data.params
+    assert params["optimizer.lr"] == "0.003"
+    assert params["model.name"] == "mlp" and params["activation.name"] == "relu"
+    assert params["model.hidden"] == "[256, 128]"
+    assert params["tracking.uri"] == f"sqlite:///{outputs}/mlflow.db"
+
+
+def test_metrics_are_logged_once_per_epoch_with_step_equal_to_epoch(recorded):
+    result, client, _, _ = recorded
+    for key in ("train/loss", "train/acc", "val/loss", "val/acc"):
+        history = client.get_metric_history(result.run_id, key)
+        assert sorted(m.step for m in history) == [0, 1], key
+    assert client.get_metric_history(result.run_id, "val/acc")[-1].value == pytest.approx(result.metrics["val/acc"])
+    (test,) = client.get_metric_history(result.run_id, "test/acc")
+    assert test.value == pytest.approx(result.metrics["test/acc"])
+
+
+def test_tags_say_what_ran_where(recorded):
+    _, _, run, _ = recorded
+    tags = run.data.tags
+    assert tags["device.accelerator"] == "cpu" and tags["device.count"] == "1"
+    assert tags["device.precision"] == "32-true" and tags["device.name"]
+    import mlflow
+    import pytorch_lightning
+    import torch
+
+    assert tags["version.torch"] == torch.__version__
+    assert tags["version.pytorch_lightning"] == pytorch_lightning.__version__
+    assert tags["version.mlflow"] == mlflow.__version__
+    assert "swish (plugins/swish)" in tags["dlkit.plugins"]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    if head.returncode == 0:  # the tests run inside the project's checkout
+        assert tags["dlkit.git_commit"] == head.stdout.strip()
+    assert tags["mlflow.runName"].startswith("trainer.max_epochs=2,data.limit=120")
+
+
+def test_config_and_overrides_are_artifacts(recorded):
+    result, client, _, outputs = recorded
+    assert {a.path for a in client.list_artifacts(result.run_id)} == {"config.yaml", "overrides.yaml"}
+    local = client.download_artifacts(result.run_id, "config.yaml", str(outputs.parent))
+    cfg = yaml.safe_load(open(local))
+    assert cfg["optimizer"]["lr"] == 0.003 and cfg["model"]["name"] == "mlp"
+    overrides = yaml.safe_load(open(client.download_artifacts(result.run_id, "overrides.yaml", str(outputs.parent))))
+    assert "optimizer.lr=0.003" in overrides
+    assert str(outputs) in client.get_run(result.run_id).info.artifact_uri  # artifacts live under outputs/
+
+
+def test_same_seed_same_metrics_other_seed_other_metrics():
+    base = [*QUICK, "tracking=none", "model=lenet5", "norm=batch", "dropout=inverted"]
+    first, again, other = (dlkit.run([*base, f"seed={s}"]).metrics for s in (1, 1, 2))
+    assert first == again
+    assert first != other
+
+
+def test_tracking_none_records_nothing(tmp_path):
+    result = dlkit.run([*QUICK, "tracking=none", f"paths.output_dir={tmp_path}/out"])
+    assert result.run_id is None and "test/acc" in result.metrics
+    assert not (tmp_path / "out" / "mlflow.db").exists()
+
+
+def test_a_failing_run_ends_failed_not_running(tmp_path, store, outputs):
+    # A component that raises inside training: the run must be closed as FAILED.
+    with pytest.raises(Exception):
+        dlkit.run([*QUICK, f"paths.output_dir={outputs}", "+trainer.max_steps=-5"])
+    runs = all_runs(store())
+    assert runs and all(r.info.status == "FAILED" for r in runs)
