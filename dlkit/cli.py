@@ -103,8 +103,12 @@ def ui_command(argv: list[str]) -> None:
     tracking = config.compose(args.overrides).tracking
     if not tracking.enabled:
         raise ConfigError("tracking is off (tracking=none): there is no store to browse.")
-    print(f"MLflow UI for {tracking.uri}")
-    print(f"Runs: http://{args.host}:{args.port}/#/experiments  (Ctrl-C stops it)")
+    from dlkit.tracking import store
+
+    print(f"MLflow UI for {tracking.uri}  (Ctrl-C stops it)")
+    for experiment in store.client(tracking.uri).search_experiments():
+        # Link to the runs table: MLflow 3 opens an experiment on a GenAI page that shows no training runs.
+        print(f"  {experiment.name}: http://{args.host}:{args.port}/#/experiments/{experiment.experiment_id}/runs")
     sys.stdout.flush()
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking.uri, "--host", args.host, "--port", str(args.port)]
     os.execv(sys.executable, command)

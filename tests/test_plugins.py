@@ -1,0 +1,135 @@
+"""Both plugin routes, end to end: the project's plugins/ folder and an installed entry point."""
+import base64
+import hashlib
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import QUICK, all_runs, dlkit_cli
+
+DEMO = {
+    "dlkit_ep_demo/__init__.py": textwrap.dedent(
+        '''
+        """An installed dlkit plugin: a Softsign activation and a task that also logs its step count."""
+        import torch
+        from torch import nn
+
+        from dlkit.registry import register
+        from dlkit.tasks.classification import Classification
+
+
+        @register("activation", "softsign")
+        class Softsign(nn.Module):
+            def forward(self, x):
+                return x / (1 + x.abs())
+
+
+        @register("task", "counting")
+        class Counting(Classification):
+            def __init__(self, **parts):
+                super().__init__(**parts)
+                self.steps = 0
+
+            def training_step(self, batch, batch_idx):
+                self.steps += 1
+                return super().training_step(batch, batch_idx)
+
+            def on_train_epoch_end(self):
+                super().on_train_epoch_end()
+                self.log("train/steps", float(self.steps))
+        '''
+    ),
+    "dlkit_ep_demo/conf/activation/softsign.yaml": "name: softsign\n",
+    "dlkit_ep_demo/conf/task/counting.yaml": "name: counting\n",
+}
+
+
+def build_wheel(folder: Path) -> Path:
+    """A real wheel of a tiny distribution that declares a `dlkit.plugins` entry point."""
+    info = "dlkit_ep_demo-0.3.0.dist-info"
+    files = {
+        **DEMO,
+        f"{info}/METADATA": "Metadata-Version: 2.1\nName: dlkit-ep-demo\nVersion: 0.3.0\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: dlkit-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{info}/entry_points.txt": "[dlkit.plugins]\ndemo = dlkit_ep_demo\n",
+    }
+    record = []
+    for name, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(text.encode())}")
+    files[f"{info}/RECORD"] = "\n".join(record + [f"{info}/RECORD,,"]) + "\n"
+    wheel = folder / "dlkit_ep_demo-0.3.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return wheel
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The demo distribution pip-installed into a private folder, visible only through PYTHONPATH."""
+    root = tmp_path_factory.mktemp("ep")
+    target = root / "site"
+    pip = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--target", str(target), str(build_wheel(root))]
+    subprocess.run(pip, check=True, capture_output=True)
+    return target
+
+
+def test_folder_plugin_option_works_from_the_command_line(outputs, store):
+    done = dlkit_cli("activation=swish", "activation.beta=2.0", *QUICK, f"paths.output_dir={outputs}")
+    assert done.returncode == 0, done.stderr
+    (run,) = all_runs(store())
+    assert run.data.params["activation.name"] == "swish" and run.data.params["activation.beta"] == "2.0"
+    assert "swish (plugins/swish)" in run.data.tags["dlkit.plugins"]
+
+
+def test_swish_computes_x_times_sigmoid_beta_x():
+    import torch
+
+    import dlkit.plugins as plugins
+    from dlkit.registry import registry
+
+    plugins.reset()
+    plugins.load_all()
+    swish = registry("activation").build({"name": "swish", "beta": 2.0})
+    x = torch.tensor([-1.0, 0.0, 1.5])
+    assert torch.allclose(swish(x), x / (1 + torch.exp(-2.0 * x)))
+
+
+def test_entry_point_plugin_adds_an_activation_and_a_task(site, outputs, store, tmp_path):
+    env = {"PYTHONPATH": str(site)}
+    listing = dlkit_cli("list", "task", cwd=tmp_path, env=env)
+    assert "counting         dlkit-ep-demo 0.3.0 (entry point)" in listing.stdout
+    done = dlkit_cli("activation=softsign", "task=counting", *QUICK, f"paths.output_dir={outputs}", cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    (run,) = all_runs(store())
+    assert run.data.params["task.name"] == "counting" and run.data.params["activation.name"] == "softsign"
+    steps = store().get_metric_history(run.info.run_id, "train/steps")
+    assert [m.value for m in sorted(steps, key=lambda m: m.step)] == [4.0, 8.0]  # 96 samples / 32 per batch
+    assert "demo (dlkit-ep-demo 0.3.0 (entry point))" in run.data.tags["dlkit.plugins"]
+
+
+def test_plugins_can_be_switched_off(site, tmp_path):
+    done = dlkit_cli("activation=softsign", "tracking=none", *QUICK, cwd=tmp_path, env={"PYTHONPATH": str(site), "DLKIT_PLUGINS": "0"})
+    assert done.returncode == 2 and "activation 'softsign' is unknown" in done.stderr
+    off = dlkit_cli("activation=swish", "tracking=none", *QUICK, env={"DLKIT_PLUGINS": "0"})
+    assert off.returncode == 2 and "activation 'swish' is unknown" in off.stderr
+
+
+def test_a_broken_plugin_is_named_and_does_not_break_other_runs(tmp_path):
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "broken.py").write_text("import not_a_real_module_xyz\n")
+    (tmp_path / "plugins" / "fine.py").write_text(
+        "from torch import nn\nfrom dlkit.registry import register\nregister('activation', 'fine_tanh')(nn.Tanh)\n"
+    )
+    done = dlkit_cli("tracking=none", *QUICK, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "plugin 'broken' (plugins/broken.py) failed to import" in done.stderr + done.stdout
+    assert "No module named 'not_a_real_module_xyz'" in done.stderr + done.stdout
+    listing = dlkit_cli("list", "activation", cwd=tmp_path)
+    assert "fine_tanh        plugins/fine.py" in listing.stdout
+    assert "plugin 'broken' (plugins/broken.py) failed to import" in listing.stdout
