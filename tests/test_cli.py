@@ -1,5 +1,12 @@
 """The `dlkit` command as a user types it: real processes, the real store."""
-from conftest import QUICK, all_runs, dlkit_cli
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from conftest import QUICK, REPO, all_runs, dlkit_cli
 
 
 def test_main_job_trains_prints_test_metrics_and_how_to_browse(outputs, store):
@@ -76,3 +83,22 @@ def test_list_shows_every_kind_and_where_entries_come_from():
     assert "momentum" in only.stdout and "activation:" not in only.stdout
     bad = dlkit_cli("list", "optimiser")
     assert bad.returncode == 2 and "did you mean 'optimizer'" in bad.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupt_during_training_ends_the_run_killed(outputs, store, signum):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DLKIT_")}
+    command = [sys.executable, "-m", "dlkit", "trainer.max_epochs=100000", "data.limit=64", f"paths.output_dir={outputs}"]
+    job = subprocess.Popen(command, cwd=REPO, env={**env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in job.stdout:  # wait until training is under way
+            if line.startswith("epoch 1/"):
+                break
+        job.send_signal(signum)
+        job.communicate(timeout=60)
+    finally:
+        job.kill()
+    assert job.returncode != 0
+    (run,) = all_runs(store())
+    assert run.info.status == "KILLED"
+    assert store().get_metric_history(run.info.run_id, "train/loss"), "metrics logged before the interrupt are kept"

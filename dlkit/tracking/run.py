@@ -6,6 +6,7 @@ status is ours to set (FINISHED, FAILED, or KILLED on Ctrl-C), never left RUNNIN
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,8 +46,6 @@ class TrackedRun(NullRun):
             self.client.log_batch(self.run_id, params=items[i : i + BATCH])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        import time
-
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
