@@ -6,12 +6,14 @@
 from __future__ import annotations
 
 import logging
+import signal
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
@@ -60,8 +62,10 @@ def train(cfg: DictConfig, overrides: Sequence[str] = (), progress_prefix: str =
         (test,) = trainer.test(experiment.task, experiment.loaders["test"], verbose=False)
         metrics.update({k: float(v) for k, v in test.items()})
         status = "FINISHED"
-    except (KeyboardInterrupt, SystemExit):  # Lightning turns Ctrl-C into SystemExit(1)
+    except (KeyboardInterrupt, SystemExit) as exc:  # Lightning turns Ctrl-C into SystemExit(1)
         status = "KILLED"
+        if isinstance(exc, SIGTERMException):  # Lightning exits 0 on SIGTERM; a killed run is no success
+            raise SystemExit(128 + signal.SIGTERM) from None
         raise
     finally:
         run.finish(status)
