@@ -26,10 +26,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         else:
             _train_app(argv)
     except ConfigError as exc:
-        if os.environ.get("DLKIT_DEBUG"):
-            raise
-        print(f"dlkit: error: {exc}", file=sys.stderr)
-        sys.exit(USER_ERROR)
+        _user_error(exc)
+
+
+def _user_error(exc: ConfigError) -> None:
+    if os.environ.get("DLKIT_DEBUG"):
+        raise exc
+    print(f"dlkit: error: {exc}", file=sys.stderr)
+    sys.exit(USER_ERROR)
 
 
 def _train_app(argv: list[str]) -> None:
@@ -53,11 +57,8 @@ def _train_app(argv: list[str]) -> None:
         prefix = f"[job {hydra_cfg.job.num + 1}/{total if total != '0' else '?'}] " if multirun else ""
         try:
             result = train(cfg, overrides=list(hydra_cfg.overrides.task), progress_prefix=prefix)
-        except ConfigError as exc:
-            if os.environ.get("DLKIT_DEBUG"):
-                raise
-            print(f"dlkit: error: {exc}", file=sys.stderr)
-            sys.exit(USER_ERROR)
+        except ConfigError as exc:  # here, or Hydra would print it as a crash
+            _user_error(exc)
         _report(result, cfg, prefix)
 
     sys.argv = ["dlkit", *argv]

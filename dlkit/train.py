@@ -9,13 +9,13 @@ import logging
 import signal
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.utilities.exceptions import SIGTERMException
 import yaml
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from dlkit import plugins, tracking
 from dlkit.build import build
@@ -38,7 +38,6 @@ class Result:
     run_id: str | None = None
     experiment_id: str | None = None
     tracking_uri: str | None = None
-    overrides: list[str] = field(default_factory=list)
 
 
 def train(cfg: DictConfig, overrides: Sequence[str] = (), progress_prefix: str = "") -> Result:
@@ -69,7 +68,7 @@ def train(cfg: DictConfig, overrides: Sequence[str] = (), progress_prefix: str =
         raise
     finally:
         run.finish(status)
-    return Result(metrics, run.run_id, run.experiment_id, run.uri, list(overrides))
+    return Result(metrics, run.run_id, run.experiment_id, run.uri)
 
 
 def _trainer(cfg: DictConfig, run: tracking.NullRun, progress_prefix: str) -> pl.Trainer:
