@@ -1,9 +1,13 @@
 """From a composed config to the things Lightning trains: data, model, loss, optimizer, task.
 
-Everything here goes through the registries, so an unknown name fails before any run is created.
+Everything here goes through the registries, and every mismatch between them (a loss that does not
+fit the task, a task that does not fit the data, a model that cannot read the inputs) fails here,
+before any run is created.
 """
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dlkit import components, data, models, tasks  # noqa: F401  (importing registers the built-ins)
 from dlkit.data import Dataset, TensorBatches
+from dlkit.data.tensors import resize_images
 from dlkit.errors import ConfigError
 from dlkit.models.parts import LayerParts
 from dlkit.registry import registry
@@ -22,33 +27,71 @@ class Experiment:
     dataset: Dataset
     task: pl.LightningModule
     loaders: dict[str, TensorBatches]
+    batch_size: int  # the training batch size in effect (the whole training set for full-batch gd)
 
 
-def _section(cfg: DictConfig, key: str) -> dict[str, Any]:
-    section = OmegaConf.to_container(cfg[key], resolve=True)
-    if not isinstance(section, dict):
-        raise ConfigError(f"'{key}' must be a mapping with a 'name' key, got {section!r}.")
-    return section
+def section(cfg: DictConfig, key: str) -> dict[str, Any]:
+    value = OmegaConf.to_container(cfg[key], resolve=True)
+    if not isinstance(value, dict):
+        raise ConfigError(f"'{key}' must be a mapping with a 'name' key, got {value!r}.")
+    return value
 
 
 def build(cfg: DictConfig) -> Experiment:
-    parts = LayerParts(*(_section(cfg, k) for k in ("activation", "norm", "dropout", "residual")))
+    parts = LayerParts(*(section(cfg, k) for k in ("activation", "norm", "dropout", "residual")))
     parts.check()
-    loss = registry("loss").build(_section(cfg, "loss"))
-    optimizer = registry("optimizer").partial(_section(cfg, "optimizer"))
-    task_cfg = _section(cfg, "task")
-    registry("task").get(task_cfg.get("name"))
+    optimizer_cfg = section(cfg, "optimizer")
+    batch_size = optimizer_cfg.pop("batch_size", None)
+    optimizer = registry("optimizer").partial(optimizer_cfg)
+    scheduler = functools.partial(registry("scheduler").partial(section(cfg, "scheduler")), max_epochs=int(cfg.trainer.max_epochs))
+    task_cfg = section(cfg, "task")
+    task_cls = registry("task").get(task_cfg.get("name"))
+    output = getattr(task_cls, "output", "softmax")
+    loss = registry("loss").build(section(cfg, "loss"), output=output)
 
-    data_cfg = _section(cfg, "data")
-    batch_size = int(data_cfg.pop("batch_size"))
-    dataset = registry("data").build(data_cfg)
-    model = registry("model").build(
-        _section(cfg, "model"), input_shape=dataset.input_shape, num_outputs=dataset.num_classes, parts=parts
-    )
-    task = registry("task").build(task_cfg, model=model, loss=loss, optimizer=optimizer)
+    data_cfg = section(cfg, "data")
+    resize = data_cfg.pop("resize", None)  # for any image data set: a transform, not a data set's parameter
+    dataset = _resized(registry("data").build(data_cfg), resize)
+    if hasattr(task_cls, "check_data"):
+        task_cls.check_data(dataset)
+    batch_size = _batch_size(batch_size, len(dataset.train))
+    model = _model(section(cfg, "model"), dataset, task_cls.output_shape(dataset), parts)
+    task = registry("task").build(task_cfg, model=model, loss=loss, optimizer=optimizer, scheduler=scheduler)
     loaders = {
         "train": TensorBatches(dataset.train, batch_size, shuffle=True, seed=int(cfg.seed)),
-        "val": TensorBatches(dataset.val, batch_size),
-        "test": TensorBatches(dataset.test, batch_size),
+        "val": TensorBatches(dataset.val, max(batch_size, 256)),  # evaluation batches need no gradient: larger is faster
+        "test": TensorBatches(dataset.test, max(batch_size, 256)),
     }
-    return Experiment(dataset, task, loaders)
+    return Experiment(dataset, task, loaders, batch_size)
+
+
+def _resized(dataset: Dataset, size: int | None) -> Dataset:
+    if not size:
+        return dataset
+    if len(dataset.input_shape) != 3 or dataset.input_vocab:
+        raise ConfigError(
+            f"data.resize={size} applies to images; {dataset.describe()} has no height and width"
+            f" (model=lenet5 sets data.resize: LeNet-5 needs images)."
+        )
+    return resize_images(dataset, size)
+
+
+def _batch_size(value: Any, train_size: int) -> int:
+    if value is None:
+        return train_size  # full-batch gradient descent
+    if not isinstance(value, int) or value < 1:
+        raise ConfigError(f"optimizer.batch_size must be a whole number ≥ 1 (or null for the full batch), got {value!r}.")
+    return min(value, train_size)
+
+
+def _model(model_cfg: dict[str, Any], dataset: Dataset, output_shape: tuple[int, ...], parts: LayerParts):
+    factory = registry("model").get(model_cfg.get("name"))
+    context = {"input_shape": dataset.input_shape, "output_shape": output_shape, "parts": parts}
+    if dataset.input_vocab:
+        if "input_vocab" not in inspect.signature(factory).parameters:
+            able = [e.name for e in registry("model").entries() if "input_vocab" in inspect.signature(e.obj).parameters]
+            raise ConfigError(
+                f"model '{model_cfg['name']}' cannot read token inputs ({dataset.describe()}); models that can: {', '.join(able)}."
+            )
+        context["input_vocab"] = dataset.input_vocab
+    return registry("model").build(model_cfg, **context)

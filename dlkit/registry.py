@@ -15,7 +15,7 @@ from typing import Any
 
 from dlkit.errors import ConfigError, did_you_mean, unknown
 
-KINDS = ("model", "activation", "norm", "dropout", "residual", "loss", "optimizer", "data", "task")
+KINDS = ("model", "activation", "norm", "dropout", "residual", "loss", "optimizer", "scheduler", "data", "task")
 
 # Where entries registered right now come from; the plugin loader sets it while importing a plugin.
 _current_source: str | None = None

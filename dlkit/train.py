@@ -51,7 +51,7 @@ def train(cfg: DictConfig, overrides: Sequence[str] = (), progress_prefix: str =
     run = tracking.open_run(cfg.tracking, run_name=name, tags=run_tags(loaded) if cfg.tracking.enabled else {})
     status = "FAILED"
     try:
-        run.log_params(flatten(cfg))
+        run.log_params({**flatten(cfg), "optimizer.batch_size": experiment.batch_size})  # null (full batch) as a number
         run.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
         run.log_text(yaml.safe_dump(list(overrides)), "overrides.yaml")
         trainer = _trainer(cfg, run, progress_prefix)

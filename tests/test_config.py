@@ -4,9 +4,11 @@ from pathlib import Path
 import pytest
 import torch
 
+import dlkit
 from dlkit import config
 from dlkit.build import build
 from dlkit.errors import ConfigError
+from idx_files import write_mnist
 
 GROUPS = sorted(p.name for p in config.CONF_DIR.iterdir() if p.is_dir())
 OPTIONS = [(g, f.stem) for g in GROUPS for f in sorted((config.CONF_DIR / g).glob("*.yaml"))]
@@ -22,14 +24,37 @@ def test_every_issue_group_exists():
     assert {"sgd", "momentum", "adam"} <= stems["optimizer"] and {"cross_entropy", "mse"} <= stems["loss"]
 
 
+# What an option needs beside it to make a valid run (a loss needs its task, a task its data).
+COMPANIONS = {
+    ("task", "binary"): ["data=moons", "loss=bce"],
+    ("task", "regression"): ["data=regression_outliers"],
+    ("task", "seq2seq"): ["data=reverse"],
+    ("loss", "bce"): ["task=binary", "data=moons"],
+    ("loss", "sequence_cross_entropy"): ["data=reverse"],
+    ("optimizer", "sgd"): ["data.limit=8"],  # batch size 1: keep the epoch short
+}
+
+
+@pytest.fixture(scope="module")
+def idx_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("idx")
+
+
 @pytest.mark.parametrize("group,option", OPTIONS)
-def test_every_option_composes_and_builds(group, option):
-    cfg = config.compose([f"{group}={option}", "data.limit=16"])
+def test_every_option_trains_one_epoch(group, option, idx_root, tmp_path):
+    overrides = [f"{group}={option}", "trainer.max_epochs=1", "data.limit=48", f"paths.output_dir={tmp_path}", *COMPANIONS.get((group, option), [])]
+    if group == "data" and option in ("mnist", "fashion_mnist"):
+        overrides.append(f"data.root={write_mnist(idx_root / option)}")
     if group != "tracking":
-        experiment = build(cfg)
-        x, y = next(iter(experiment.loaders["train"]))
-        logits = experiment.task(x)
-        assert logits.shape == (len(y), experiment.dataset.num_classes)
+        overrides.append("tracking=none")
+    cfg = config.compose(overrides)
+    experiment = build(cfg)
+    x, y = next(iter(experiment.loaders["train"]))
+    outputs = experiment.task(x)
+    assert outputs.shape == (len(y), *type(experiment.task).output_shape(experiment.dataset))
+    result = dlkit.run(overrides)
+    assert result.metrics["train/loss"] == result.metrics["train/loss"]  # not NaN
+    assert any(k.startswith("test/") for k in result.metrics)
 
 
 def test_overrides_reach_the_config():
@@ -89,8 +114,9 @@ def test_flatten_gives_dotted_params():
 
 def test_lenet5_on_raw_8x8_digits_is_rejected_with_the_formula():
     cfg = config.compose(["model=lenet5", "data.resize=null", "data.limit=16"])
-    with pytest.raises(ConfigError, match=r"lenet5 conv2: output size \(input 2 − kernel 5 \+ 2·padding 0\) / stride 1 \+ 1 = -2"):
+    with pytest.raises(ConfigError, match=r"lenet5 conv2: output size \(input 2 − kernel 5 \+ 2·padding 0\) / stride 1 \+ 1 = -2 is below 1"):
         build(cfg)
+    assert build(config.compose(["model=lenet5", "data.limit=16"])).dataset.input_shape == (1, 32, 32)  # resized: valid
 
 
 def test_same_seed_same_batches():

@@ -22,7 +22,7 @@ def parts(norm="none", residual="none", dropout="none", activation="relu"):
 @pytest.mark.parametrize("norm,residual,dropout", VARIANTS)
 def test_forward_and_backward(model, shape, params, norm, residual, dropout):
     torch.manual_seed(0)
-    net = registry("model").build({"name": model, **params}, input_shape=shape, num_outputs=10, parts=parts(norm, residual, dropout))
+    net = registry("model").build({"name": model, **params}, input_shape=shape, output_shape=(10,), parts=parts(norm, residual, dropout))
     x = torch.randn(4, *shape)
     out = net(x)
     assert out.shape == (4, 10)
@@ -33,7 +33,7 @@ def test_forward_and_backward(model, shape, params, norm, residual, dropout):
 
 def test_residual_off_is_the_same_network_without_the_skips():
     def names(residual):
-        net = registry("model").build({"name": "resnet"}, input_shape=IMAGES, num_outputs=10, parts=parts(residual=residual))
+        net = registry("model").build({"name": "resnet"}, input_shape=IMAGES, output_shape=(10,), parts=parts(residual=residual))
         return {n for n, _ in net.named_parameters()}
 
     with_skips, plain = names("identity"), names("none")
@@ -51,13 +51,13 @@ def test_skip_adds_the_input():
 
 
 def test_mlp_layers_follow_the_config():
-    net = registry("model").build({"name": "mlp", "hidden": [7, 5]}, input_shape=IMAGES, num_outputs=3, parts=parts())
+    net = registry("model").build({"name": "mlp", "hidden": [7, 5]}, input_shape=IMAGES, output_shape=(3,), parts=parts())
     linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linears] == [(64, 7), (7, 5), (5, 3)]
 
 
 def test_lenet5_has_the_chapters_shape():
-    net = registry("model").build({"name": "lenet5"}, input_shape=(1, 32, 32), num_outputs=10, parts=parts())
+    net = registry("model").build({"name": "lenet5"}, input_shape=(1, 32, 32), output_shape=(10,), parts=parts())
     convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
     linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
     assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [(1, 6, (5, 5)), (6, 16, (5, 5))]

@@ -1,7 +1,14 @@
-"""Dropout forms."""
-from torch import nn
+"""Dropout forms. Both keep the expected activation the same in training and at test time."""
+import torch
+from torch import Tensor, nn
 
+from dlkit.errors import ConfigError
 from dlkit.registry import register
+
+
+def _check(p: float) -> None:
+    if not 0.0 <= p < 1.0:
+        raise ConfigError(f"dropout p must be in [0, 1), got {p}.")
 
 
 @register("dropout", "none")
@@ -12,4 +19,20 @@ def no_dropout() -> nn.Module:
 @register("dropout", "inverted")
 def inverted_dropout(p: float = 0.5) -> nn.Module:
     """Zero each unit with probability p in training and scale the rest by 1/(1 − p) (PyTorch's form)."""
+    _check(p)
     return nn.Dropout(p)
+
+
+@register("dropout", "chapter")
+class ChapterDropout(nn.Module):
+    """The chapter's form: zero each unit with probability p in training, no scaling; multiply by 1 − p at test."""
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        _check(p)
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.training:
+            return x * (torch.rand_like(x) >= self.p).to(x.dtype)
+        return x * (1.0 - self.p)

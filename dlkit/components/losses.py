@@ -1,6 +1,9 @@
-"""Losses, called as loss(outputs, targets) on the model's raw outputs (logits).
+"""Losses, called as loss(outputs, targets) on the model's raw outputs.
 
-Each loss owns its output function (softmax for cross entropy), so a model never applies one twice.
+The task says which output function turns raw outputs into predictions: "softmax" (classes),
+"sigmoid" (binary), "identity" (regression) or "sequence" (a softmax per time step). Each loss owns
+that function, so a model never applies softmax twice, and a loss that cannot serve the task's output
+is rejected before training.
 """
 from __future__ import annotations
 
@@ -8,32 +11,113 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dlkit.errors import ConfigError
 from dlkit.registry import register
+
+
+def _require(loss: str, output: str, supported: tuple[str, ...]) -> None:
+    if output not in supported:
+        tasks = {"softmax": "classification", "sigmoid": "binary", "identity": "regression", "sequence": "seq2seq"}
+        raise ConfigError(
+            f"loss '{loss}' does not fit a {tasks.get(output, output)} task ({output} output);"
+            f" it serves: {', '.join(f'{tasks[o]} (task={tasks[o]})' for o in supported)}."
+        )
+
+
+def predictions(outputs: Tensor, target: Tensor, output: str) -> tuple[Tensor, Tensor]:
+    """(ŷ, y) in the same space: probabilities against one-hot labels, or values against values."""
+    if output == "softmax":
+        return outputs.softmax(dim=1), F.one_hot(target, outputs.shape[1]).to(outputs.dtype)
+    if output == "sigmoid":
+        return torch.sigmoid(outputs), target.to(outputs.dtype)
+    return outputs, target.to(outputs.dtype)
+
+
+@register("loss", "mse")
+class MeanSquaredError(nn.Module):
+    """MSE(y, ŷ) = (1/n) Σᵢ (yᵢ − ŷᵢ)², over every output (class probabilities against one-hot labels)."""
+
+    def __init__(self, output: str):
+        super().__init__()
+        _require("mse", output, ("identity", "softmax", "sigmoid"))
+        self.output = output
+
+    def forward(self, outputs: Tensor, target: Tensor) -> Tensor:
+        return F.mse_loss(*predictions(outputs, target, self.output))
+
+
+@register("loss", "mae")
+class MeanAbsoluteError(nn.Module):
+    """MAE(y, ŷ) = (1/n) Σᵢ |yᵢ − ŷᵢ|."""
+
+    def __init__(self, output: str):
+        super().__init__()
+        _require("mae", output, ("identity", "softmax", "sigmoid"))
+        self.output = output
+
+    def forward(self, outputs: Tensor, target: Tensor) -> Tensor:
+        return F.l1_loss(*predictions(outputs, target, self.output))
+
+
+@register("loss", "bce")
+class BinaryCrossEntropy(nn.Module):
+    """−(y log ŷ + (1 − y) log(1 − ŷ)) with ŷ = σ(z), computed from the logit z for stability."""
+
+    def __init__(self, output: str):
+        super().__init__()
+        _require("bce", output, ("sigmoid",))
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        return F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype))
 
 
 @register("loss", "cross_entropy")
 class CrossEntropy(nn.Module):
-    """−(1/n) Σᵢ log softmax(zᵢ)[yᵢ]: the cross entropy of softmax outputs against one-hot labels."""
+    """−Σᵢ yᵢ log ŷᵢ with ŷ = softmax(z) and y one-hot, averaged over the batch."""
 
-    def __init__(self, label_smoothing: float = 0.0):
+    def __init__(self, output: str, label_smoothing: float = 0.0):
         super().__init__()
+        _require("cross_entropy", output, ("softmax",))
         self.label_smoothing = label_smoothing
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         return F.cross_entropy(logits, target, label_smoothing=self.label_smoothing)
 
 
-@register("loss", "mse")
-class MeanSquaredError(nn.Module):
-    """MSE(y, ŷ) = (1/n) Σᵢ (yᵢ − ŷᵢ)², averaged over every output.
+@register("loss", "sequence_cross_entropy")
+class SequenceCrossEntropy(nn.Module):
+    """−(1/T) Σₜ Σᵢ yₜ,ᵢ log ŷₜ,ᵢ per sequence, T its own length (padding ignored), averaged over sequences."""
 
-    For class labels, ŷ is the softmax probability vector and y the one-hot label.
+    def __init__(self, output: str, pad_index: int = 0):
+        super().__init__()
+        _require("sequence_cross_entropy", output, ("sequence",))
+        self.pad_index = pad_index
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:  # logits (N, T, V), target (N, T)
+        per_step = F.cross_entropy(logits.transpose(1, 2), target, reduction="none")  # (N, T)
+        mask = (target != self.pad_index).to(per_step.dtype)
+        per_sequence = (per_step * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+        return per_sequence.mean()
+
+
+@register("loss", "focal")
+class FocalLoss(nn.Module):
+    """−(1 − ŷₜ)^γ log ŷₜ, ŷₜ the predicted probability of the true class (p if y = 1 else 1 − p).
+
+    γ = 0 is cross entropy; a larger γ weighs down the examples already classified well.
     """
 
-    def forward(self, outputs: Tensor, target: Tensor) -> Tensor:
-        if target.dtype in (torch.int64, torch.int32) and outputs.dim() == 2:
-            prediction = outputs.softmax(dim=1)
-            target = F.one_hot(target, outputs.shape[1]).to(prediction.dtype)
-            return F.mse_loss(prediction, target)
-        return F.mse_loss(outputs, target.to(outputs.dtype))
+    def __init__(self, output: str, gamma: float = 2.0):
+        super().__init__()
+        _require("focal", output, ("softmax", "sigmoid"))
+        if gamma < 0:
+            raise ConfigError(f"loss 'focal': gamma must be ≥ 0, got {gamma}.")
+        self.output, self.gamma = output, gamma
 
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        if self.output == "sigmoid":
+            y = target.to(logits.dtype)
+            log_p_t = -F.binary_cross_entropy_with_logits(logits, y, reduction="none")
+        else:
+            log_p_t = -F.cross_entropy(logits, target, reduction="none")
+        return (-((1 - log_p_t.exp()) ** self.gamma) * log_p_t).mean()

@@ -1,4 +1,10 @@
-"""Optimizers: each entry takes the parameters and its settings and returns a torch optimizer."""
+"""Optimizers and learning-rate schedulers.
+
+An optimizer entry takes the parameters and its settings and returns a torch optimizer; a scheduler
+entry takes the optimizer and the number of epochs and returns a scheduler stepped once per epoch.
+The chapter's three gradient-descent variants (gd, sgd, minibatch) are the same update
+θ = θ − α∇J(θ) on different batch sizes: their YAML files set optimizer.batch_size.
+"""
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -6,15 +12,19 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from dlkit.errors import ConfigError
 from dlkit.registry import register
 
 Params = Iterable[nn.Parameter]
 
 
-@register("optimizer", "sgd")
-def sgd(params: Params, lr: float = 0.1, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+def _plain(params: Params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
     """θ = θ − α∇J(θ)."""
     return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
+
+
+for _variant in ("gd", "sgd", "minibatch"):  # full batch, batch size 1, batch size k: see their YAML files
+    register("optimizer", _variant)(_plain)
 
 
 class ChapterMomentum(torch.optim.Optimizer):
@@ -26,7 +36,7 @@ class ChapterMomentum(torch.optim.Optimizer):
 
     def __init__(self, params: Params, lr: float, beta: float = 0.9):
         if not 0.0 <= beta < 1.0:
-            raise ValueError(f"momentum beta must be in [0, 1), got {beta}")
+            raise ConfigError(f"optimizer 'momentum': beta must be in [0, 1), got {beta}.")
         super().__init__(params, {"lr": lr, "beta": beta})
 
     @torch.no_grad()
@@ -54,6 +64,44 @@ def heavy_ball(params: Params, lr: float = 0.01, momentum: float = 0.9, weight_d
     return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
+@register("optimizer", "nesterov")
+def nesterov(params: Params, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """PyTorch's Nesterov momentum: the gradient step looks ahead along the velocity."""
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=True, weight_decay=weight_decay)
+
+
+@register("optimizer", "adagrad")
+def adagrad(params: Params, lr: float = 0.01, eps: float = 1e-10, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    return torch.optim.Adagrad(params, lr=lr, eps=eps, weight_decay=weight_decay)
+
+
+@register("optimizer", "rmsprop")
+def rmsprop(params: Params, lr: float = 0.001, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    return torch.optim.RMSprop(params, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay)
+
+
 @register("optimizer", "adam")
 def adam(params: Params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
+
+
+@register("optimizer", "adamw")
+def adamw(params: Params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.01) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
+
+
+@register("scheduler", "none")
+def no_scheduler(optimizer: torch.optim.Optimizer, max_epochs: int):
+    return None
+
+
+@register("scheduler", "step")
+def step_scheduler(optimizer: torch.optim.Optimizer, max_epochs: int, step_size: int = 10, gamma: float = 0.1):
+    """α is multiplied by gamma every step_size epochs."""
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
+
+
+@register("scheduler", "cosine")
+def cosine_scheduler(optimizer: torch.optim.Optimizer, max_epochs: int, min_lr: float = 0.0):
+    """α follows half a cosine from its initial value down to min_lr over the run's epochs."""
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, max_epochs), eta_min=min_lr)

@@ -8,8 +8,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
+
+PAD = 0  # the padding token of sequence data; losses and metrics ignore it
 
 
 @dataclass
@@ -23,19 +26,78 @@ class Split:
 
 @dataclass
 class Dataset:
+    """Three splits and what a task and a model need to know about them.
+
+    target: "class" (integer labels, num_classes of them), "value" (real numbers) or
+    "sequence" (token ids, num_classes is the vocabulary, PAD-padded).
+    input_vocab > 0 when the inputs are token ids rather than real numbers.
+    """
+
     name: str
     train: Split
     val: Split
     test: Split
-    input_shape: tuple[int, ...]
-    num_classes: int
+    target: str = "class"
+    num_classes: int = 0
+    input_vocab: int = 0
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train.x.shape[1:])
+
+    def describe(self) -> str:
+        kind = {"class": f"{self.num_classes} classes", "value": "real-valued targets", "sequence": "token sequences"}[self.target]
+        return f"data '{self.name}' (inputs {self.input_shape}, {kind})"
+
+
+def split_arrays(
+    name: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    val_fraction: float,
+    test_fraction: float,
+    split_seed: int,
+    limit: int | None = None,
+    **meta,
+) -> Dataset:
+    """A train/val/test split of arrays, stratified for class targets, fixed by split_seed."""
+    from sklearn.model_selection import train_test_split
+
+    stratify = meta.get("target", "class") == "class"
+    x_rest, x_test, y_rest, y_test = train_test_split(
+        x, y, test_size=test_fraction, stratify=y if stratify else None, random_state=split_seed
+    )
+    x_train, x_val, y_train, y_val = train_test_split(
+        x_rest, y_rest, test_size=val_fraction / (1 - test_fraction), stratify=y_rest if stratify else None, random_state=split_seed
+    )
+    return Dataset(name, *(to_split(a, b, limit) for a, b in ((x_train, y_train), (x_val, y_val), (x_test, y_test))), **meta)
+
+
+def to_split(x, y, limit: int | None = None) -> Split:
+    x, y = torch.as_tensor(x), torch.as_tensor(y)
+    x = x.float() if x.is_floating_point() else x.long()
+    y = y.float() if y.is_floating_point() else y.long()
+    return Split(x[:limit], y[:limit])
+
+
+def resize_images(data: Dataset, size: int) -> Dataset:
+    """Scale every split's images to size×size (bilinear), e.g. to LeNet-5's 32×32 input."""
+    import torch.nn.functional as F
+
+    for split in (data.train, data.val, data.test):
+        split.x = F.interpolate(split.x, size=(size, size), mode="bilinear", align_corners=False)
+    return data
 
 
 class TensorBatches:
-    """An iterable of (x, y) batches over a split; a fresh seeded permutation each epoch when shuffling."""
+    """An iterable of (x, y) batches over a split; a fresh seeded permutation each epoch when shuffling.
 
-    def __init__(self, split: Split, batch_size: int, shuffle: bool = False, seed: int = 0):
-        self.split, self.batch_size, self.shuffle = split, batch_size, shuffle
+    batch_size None means the whole split in one batch (full-batch gradient descent).
+    """
+
+    def __init__(self, split: Split, batch_size: int | None, shuffle: bool = False, seed: int = 0):
+        self.split, self.shuffle = split, shuffle
+        self.batch_size = batch_size or len(split)
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:

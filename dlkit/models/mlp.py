@@ -1,4 +1,8 @@
-"""A fully connected network: a = f(Wx + b) per hidden layer, then a linear output layer."""
+"""A fully connected network: a = f(Wx + b) per hidden layer, then a linear output layer.
+
+With no hidden layer it is the single layer a = Wx + b (one output: the single neuron wᵀx + b,
+whose f is the output function the loss applies).
+"""
 from __future__ import annotations
 
 import math
@@ -7,7 +11,7 @@ from collections.abc import Sequence
 from torch import nn
 
 from dlkit.components.residual import Residual
-from dlkit.models.parts import LayerParts
+from dlkit.models.parts import LayerParts, head
 from dlkit.registry import register
 
 
@@ -18,7 +22,20 @@ def dense_unit(parts: LayerParts, n_in: int, n_out: int) -> nn.Module:
 
 
 @register("model", "mlp")
-def mlp(input_shape: Sequence[int], num_outputs: int, parts: LayerParts, hidden: Sequence[int] = (128,)) -> nn.Module:
+def mlp(
+    input_shape: Sequence[int],
+    output_shape: Sequence[int],
+    parts: LayerParts,
+    hidden: Sequence[int] = (128,),
+    input_vocab: int = 0,
+    embed_dim: int = 16,
+) -> nn.Module:
+    """Token inputs (input_vocab > 0) are embedded first, embed_dim numbers per token."""
+    layers: list[nn.Module] = []
+    if input_vocab:
+        layers.append(nn.Embedding(input_vocab, embed_dim))
+        input_shape = (*input_shape, embed_dim)
     widths = [math.prod(input_shape), *hidden]
-    units = [dense_unit(parts, a, b) for a, b in zip(widths, widths[1:])]
-    return nn.Sequential(nn.Flatten(), *units, nn.Linear(widths[-1], num_outputs))
+    layers += [nn.Flatten(), *(dense_unit(parts, a, b) for a, b in zip(widths, widths[1:]))]
+    layers.append(head(widths[-1], output_shape))
+    return nn.Sequential(*layers)

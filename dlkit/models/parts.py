@@ -1,13 +1,14 @@
-"""What a model asks the config for: fresh activation, norm, dropout and skip layers."""
+"""What a model asks the config for (fresh activation, norm, dropout and skip layers), and the
+output head every model ends with."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
-from dlkit.errors import ConfigError
 from dlkit.registry import registry
 
 
@@ -33,17 +34,19 @@ class LayerParts:
         )
 
     def check(self) -> None:
-        """Look every name up once, so a typo fails before any layer is built."""
-        for kind in ("activation", "norm", "dropout", "residual"):
-            registry(kind).get(getattr(self, kind)["name"])
+        """Build each option once, so a typo in a name or a parameter fails before any model is built."""
+        self.act(), self.norm_layer(1, 1), self.drop(), self.skip(1, 1, 1)
 
 
-def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, *, layer: str) -> int:
-    """The chapter's formula: output = (input − kernel + 2·padding) / stride + 1, checked to stay ≥ 1."""
-    out = (size - kernel + 2 * padding) // stride + 1
-    if out < 1:
-        raise ConfigError(
-            f"{layer}: output size (input {size} − kernel {kernel} + 2·padding {padding}) / stride {stride} + 1"
-            f" = {out} is below 1; use a larger input (data.resize) or a smaller kernel."
-        )
-    return out
+class Reshape(nn.Module):
+    def __init__(self, shape: Sequence[int]):
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.view(len(x), *self.shape)
+
+
+def head(in_features: int, output_shape: Sequence[int]) -> nn.Module:
+    """The last linear layer, shaped for the task: (classes,), () for one value, (steps, vocabulary)."""
+    return nn.Sequential(nn.Linear(in_features, math.prod(output_shape)), Reshape(output_shape))

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from dlkit.errors import ConfigError
-from dlkit.models.parts import LayerParts
+from dlkit.models.parts import LayerParts, head
 from dlkit.registry import register
 
 
@@ -39,11 +39,12 @@ class Block(nn.Module):
 @register("model", "resnet")
 def resnet(
     input_shape: Sequence[int],
-    num_outputs: int,
+    output_shape: Sequence[int],
     parts: LayerParts,
     channels: Sequence[int] = (16, 32),
     blocks: int = 2,
 ) -> nn.Module:
+    """channels: one stage per entry (each later stage halves the resolution); blocks: per stage."""
     if len(input_shape) != 3:
         raise ConfigError(f"resnet needs images (channels, height, width); the data has shape {tuple(input_shape)}.")
     in_ch = input_shape[0]
@@ -58,5 +59,5 @@ def resnet(
             stride = 2 if stage > 0 and b == 0 else 1  # each later stage halves the resolution
             layers.append(Block(parts, in_ch, out_ch, stride))
             in_ch = out_ch
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(in_ch, num_outputs)]
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), head(in_ch, output_shape)]
     return nn.Sequential(*layers)

@@ -1,69 +1,54 @@
-"""Classification: a model, a loss on its logits, an optimizer; loss and accuracy per epoch.
-
-Metrics are summed on the device during the epoch and logged once at its end: no host sync and no
-Lightning logging call per step, which would cost as much as a small model's step itself.
-"""
+"""Classification (softmax over C classes) and binary classification (one logit, sigmoid)."""
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import pytorch_lightning as pl
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from dlkit.data.tensors import Dataset
+from dlkit.errors import ConfigError
 from dlkit.registry import register
-
-STAGES = ("train", "val", "test")
+from dlkit.tasks.base import Supervised
 
 
 @register("task", "classification")
-class Classification(pl.LightningModule):
-    def __init__(self, model: nn.Module, loss: nn.Module, optimizer: Callable[..., torch.optim.Optimizer]):
-        super().__init__()
-        self.model, self.loss = model, loss
-        self.make_optimizer = optimizer
-        # Per stage: [sum of loss × batch size, correct predictions, samples].
-        self.sums = {stage: torch.zeros(3) for stage in STAGES}
+class Classification(Supervised):
+    """Metrics: loss, accuracy, and the worst class's recall (recall_min: the minority-class question)."""
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.model(x)
+    output, target = "softmax", "class"
 
-    def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
-        x, y = batch
-        logits = self.model(x)
-        loss = self.loss(logits, y)
-        with torch.no_grad():
-            sums = self.sums[stage]
-            if sums.device != logits.device:
-                sums = self.sums[stage] = sums.to(logits.device)
-            sums[0] += loss.detach() * len(y)
-            sums[1] += (logits.argmax(dim=1) == y).sum()
-            sums[2] += len(y)
-        return loss
+    @classmethod
+    def output_shape(cls, data: Dataset) -> tuple[int, ...]:
+        return (data.num_classes,)
 
-    def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
+    def batch_stats(self, logits: Tensor, y: Tensor) -> Tensor:
+        classes = logits.shape[1]
+        hit = logits.argmax(dim=1) == y
+        return torch.cat([hit.sum().view(1), torch.bincount(y[hit], minlength=classes), torch.bincount(y, minlength=classes)])
 
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
+    def epoch_metrics(self, stats: list[float], n: float) -> dict[str, float]:
+        correct, per_class = stats[0], stats[1:]
+        hits, support = per_class[: len(per_class) // 2], per_class[len(per_class) // 2 :]
+        recalls = [h / s for h, s in zip(hits, support) if s]
+        return {"acc": correct / n, "recall_min": min(recalls)}
 
-    def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
 
-    def _log_epoch(self, stage: str) -> None:
-        loss_sum, correct, n = self.sums[stage].tolist()  # the one host sync of the epoch
-        self.sums[stage].zero_()
-        if n:
-            self.log_dict({f"{stage}/loss": loss_sum / n, f"{stage}/acc": correct / n})
+@register("task", "binary")
+class BinaryClassification(Supervised):
+    """Two classes, one logit z, P(y = 1) = σ(z). Metrics: loss, accuracy, recall of class 1."""
 
-    def on_train_epoch_end(self):
-        self._log_epoch("train")
+    output, target = "sigmoid", "class"
 
-    def on_validation_epoch_end(self):
-        self._log_epoch("val")
+    @classmethod
+    def check_data(cls, data: Dataset) -> None:
+        super().check_data(data)
+        if data.num_classes != 2:
+            raise ConfigError(f"task 'binary' needs two classes; {data.describe()}: use task=classification.")
 
-    def on_test_epoch_end(self):
-        self._log_epoch("test")
+    def batch_stats(self, logits: Tensor, y: Tensor) -> Tensor:
+        predicted = logits > 0
+        positive = y == 1
+        return torch.stack([(predicted == positive).sum(), (predicted & positive).sum(), positive.sum()])
 
-    def configure_optimizers(self):
-        return self.make_optimizer(self.parameters())
+    def epoch_metrics(self, stats: list[float], n: float) -> dict[str, float]:
+        correct, true_positive, positives = stats
+        return {"acc": correct / n, "recall": true_positive / positives if positives else 0.0}

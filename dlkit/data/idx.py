@@ -1,0 +1,91 @@
+"""MNIST and Fashion-MNIST from the standard IDX files in a local folder (download optional).
+
+IDX: two zero bytes, a type byte (0x08: unsigned byte), the number of dimensions, each dimension as
+a big-endian int32, then the data. Files may be gzipped (`.gz`).
+"""
+from __future__ import annotations
+
+import gzip
+import struct
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+from dlkit.data.tensors import Dataset, to_split
+from dlkit.errors import ConfigError
+from dlkit.registry import register
+
+FILES = {
+    "train_x": "train-images-idx3-ubyte",
+    "train_y": "train-labels-idx1-ubyte",
+    "test_x": "t10k-images-idx3-ubyte",
+    "test_y": "t10k-labels-idx1-ubyte",
+}
+MIRRORS = {
+    "mnist": "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "fashion_mnist": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+}
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """The array in an IDX file; a ConfigError naming the file when it is not a whole IDX file."""
+    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    if len(raw) < 4 or raw[0:2] != b"\x00\x00" or raw[2] != 0x08:
+        raise ConfigError(f"{path} is not an IDX file of unsigned bytes (it starts with {raw[:4].hex() or 'nothing'}).")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise ConfigError(f"{path} is truncated: its header needs {header} bytes, the file has {len(raw)}.")
+    shape = struct.unpack(f">{ndim}i", raw[4:header])
+    expected = header + int(np.prod(shape))
+    if len(raw) != expected:
+        what = "truncated" if len(raw) < expected else "longer than its header says"
+        raise ConfigError(f"{path} is {what}: shape {shape} needs {expected} bytes, the file has {len(raw)}; download it again.")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _find(root: Path, stem: str, name: str, download: bool) -> Path:
+    for candidate in (root / stem, root / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    if download:
+        root.mkdir(parents=True, exist_ok=True)
+        target = root / f"{stem}.gz"
+        try:
+            urllib.request.urlretrieve(MIRRORS[name] + f"{stem}.gz", target)
+        except OSError as exc:
+            target.unlink(missing_ok=True)
+            raise ConfigError(f"could not download {stem}.gz for {name} ({exc}); put the IDX files in {root} instead.") from None
+        return target
+    raise ConfigError(
+        f"{name}: {root / stem}(.gz) is missing; put the four IDX files ({', '.join(FILES.values())}) in {root},"
+        f" point data.root at them, or set data.download=true where a network is reachable."
+    )
+
+
+def idx_dataset(name: str, root: str, download: bool, val_fraction: float, limit: int | None) -> Dataset:
+    folder = Path(root).expanduser()
+    arrays = {key: read_idx(_find(folder, stem, name, download)) for key, stem in FILES.items()}
+    for part in ("train", "test"):
+        if len(arrays[f"{part}_x"]) != len(arrays[f"{part}_y"]):
+            raise ConfigError(
+                f"{name}: {part} images and labels disagree: {len(arrays[f'{part}_x'])} images, {len(arrays[f'{part}_y'])} labels."
+            )
+    x = arrays["train_x"][:, None].astype(np.float32) / 255.0
+    y = arrays["train_y"].astype(np.int64)
+    n_val = max(1, int(round(len(y) * val_fraction)))
+    test = to_split(arrays["test_x"][:, None].astype(np.float32) / 255.0, arrays["test_y"].astype(np.int64), limit)
+    return Dataset(name, to_split(x[:-n_val], y[:-n_val], limit), to_split(x[-n_val:], y[-n_val:], limit), test, num_classes=10)
+
+
+@register("data", "mnist")
+def mnist(root: str = "data/mnist", download: bool = False, val_fraction: float = 1 / 12, limit: int | None = None) -> Dataset:
+    return idx_dataset("mnist", root, download, val_fraction, limit)
+
+
+@register("data", "fashion_mnist")
+def fashion_mnist(
+    root: str = "data/fashion_mnist", download: bool = False, val_fraction: float = 1 / 12, limit: int | None = None
+) -> Dataset:
+    return idx_dataset("fashion_mnist", root, download, val_fraction, limit)

@@ -1,0 +1,39 @@
+"""A convolutional network described in the config: blocks of conv/norm/activation/dropout/pool,
+then fully connected layers. 1-D for signals, 2-D for images, by the data's shape."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from torch import nn
+
+from dlkit.models.conv import conv_block, image_dims
+from dlkit.models.mlp import dense_unit
+from dlkit.models.parts import LayerParts, head
+from dlkit.registry import register
+
+
+def conv_net(
+    model: str, input_shape: Sequence[int], output_shape: Sequence[int], parts: LayerParts,
+    blocks: Sequence[Mapping[str, Any]], fc: Sequence[int],
+) -> nn.Module:
+    dim = image_dims(input_shape, model)
+    channels, size = input_shape[0], input_shape[-1]
+    layers: list[nn.Module] = []
+    for i, block in enumerate(blocks, start=1):
+        block_layers, channels, size = conv_block(parts, dim, channels, size, block, model, i)
+        layers += block_layers
+    widths = [channels * size**dim, *fc]
+    layers.append(nn.Flatten())
+    layers += [dense_unit(parts, a, b) for a, b in zip(widths, widths[1:])]
+    layers.append(head(widths[-1], output_shape))
+    return nn.Sequential(*layers)
+
+
+@register("model", "cnn")
+def cnn(
+    input_shape: Sequence[int], output_shape: Sequence[int], parts: LayerParts,
+    blocks: Sequence[Mapping[str, Any]] = ({"channels": 16, "kernel": 3, "padding": 1, "pool": "max"},),
+    fc: Sequence[int] = (64,),
+) -> nn.Module:
+    return conv_net("cnn", input_shape, output_shape, parts, blocks, fc)

@@ -1,0 +1,72 @@
+"""Convolution and pooling blocks, 1-D or 2-D, with every output size checked by the chapter's formula.
+
+    output = (input − kernel + 2·padding) / stride + 1
+
+A size below 1, or a division that is not whole (rows silently dropped), is rejected before training,
+naming the layer and the formula's numbers.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from torch import nn
+
+from dlkit.errors import ConfigError, did_you_mean
+from dlkit.models.parts import LayerParts
+
+CONV = {1: nn.Conv1d, 2: nn.Conv2d}
+POOL = {("max", 1): nn.MaxPool1d, ("max", 2): nn.MaxPool2d, ("avg", 1): nn.AvgPool1d, ("avg", 2): nn.AvgPool2d}
+BLOCK_KEYS = ("channels", "kernel", "stride", "padding", "bias", "pool", "pool_kernel", "pool_stride")
+
+
+def output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, *, layer: str) -> int:
+    """The chapter's formula, exact: a result below 1 or not whole is a configuration error."""
+    span = size - kernel + 2 * padding
+    numbers = f"(input {size} − kernel {kernel} + 2·padding {padding}) / stride {stride} + 1"
+    if span < 0:
+        raise ConfigError(f"{layer}: output size {numbers} = {span / stride + 1:g} is below 1; use a larger input (data.resize) or a smaller kernel.")
+    if span % stride:
+        raise ConfigError(f"{layer}: output size {numbers} = {span / stride + 1:g} is not whole; change the padding or the stride so that it divides.")
+    return span // stride + 1
+
+
+def conv_block(
+    parts: LayerParts, dim: int, in_ch: int, size: int, block: Mapping[str, Any], model: str, index: int
+) -> tuple[list[nn.Module], int, int]:
+    """conv → norm → activation → dropout → pool; returns the layers, the channels out and the size out."""
+    name = f"{model} block {index}"
+    unknown = [k for k in block if k not in BLOCK_KEYS]
+    if unknown:
+        raise ConfigError(f"{name}: unknown key '{unknown[0]}';{did_you_mean(unknown[0], BLOCK_KEYS)} a block takes: {', '.join(BLOCK_KEYS)}.")
+    if "channels" not in block or "kernel" not in block:
+        raise ConfigError(f"{name}: a block needs 'channels' and 'kernel', got {dict(block)}.")
+    out_ch, kernel = int(block["channels"]), int(block["kernel"])
+    stride, padding = int(block.get("stride", 1)), int(block.get("padding", 0))
+    size = output_size(size, kernel, stride, padding, layer=f"{model} conv{index}")
+    layers = [
+        CONV[dim](in_ch, out_ch, kernel, stride=stride, padding=padding, bias=bool(block.get("bias", True))),
+        parts.norm_layer(out_ch, dim),
+        parts.act(),
+        parts.drop(),
+    ]
+    pool = block.get("pool", "none")
+    if pool not in ("none", None):
+        if (pool, dim) not in POOL:
+            raise ConfigError(f"{name}: pool '{pool}' is unknown;{did_you_mean(pool, ['max', 'avg'])} use max, avg or none.")
+        pool_kernel = int(block.get("pool_kernel", 2))
+        pool_stride = int(block.get("pool_stride") or pool_kernel)
+        size = output_size(size, pool_kernel, pool_stride, layer=f"{model} pool{index}")
+        layers.append(POOL[pool, dim](pool_kernel, stride=pool_stride))
+    return layers, out_ch, size
+
+
+def image_dims(input_shape, model: str) -> int:
+    """1 for signals (channels, length), 2 for images (channels, height, width)."""
+    if len(input_shape) not in (2, 3):
+        raise ConfigError(
+            f"{model} needs signals (channels, length) or images (channels, height, width); the data has shape {tuple(input_shape)}."
+        )
+    if len(input_shape) == 3 and input_shape[1] != input_shape[2]:
+        raise ConfigError(f"{model} expects square images; the data has shape {tuple(input_shape)}.")
+    return len(input_shape) - 1

@@ -1,0 +1,108 @@
+"""What every supervised task shares: a model, a loss on its raw outputs, an optimizer (and an
+optional learning-rate scheduler), and metrics summed on the device, logged once per epoch.
+
+Summing on the device avoids a host sync and a Lightning logging call per step, which would cost
+as much as a small model's step itself. A task names the output function its loss applies
+(`output`) and the kind of target it trains on (`target`), so mismatches fail before training.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+
+from dlkit.data.tensors import Dataset
+from dlkit.errors import ConfigError
+
+STAGES = ("train", "val", "test")
+
+
+class Supervised(pl.LightningModule):
+    output = "identity"  # the output function the loss applies: softmax, sigmoid, identity, sequence
+    target = "value"  # the data's target kind: class, value, sequence
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., object] | None = None,
+    ):
+        super().__init__()
+        self.model, self.loss = model, loss
+        self.make_optimizer, self.make_scheduler = optimizer, scheduler
+        self.sums: dict[str, Tensor] = {}
+
+    # --- what a task defines ------------------------------------------------------------------
+    @classmethod
+    def check_data(cls, data: Dataset) -> None:
+        if data.target != cls.target:
+            raise ConfigError(f"task '{cls.__name__.lower()}' trains on {cls.target} targets; {data.describe()} has {data.target} targets.")
+
+    @classmethod
+    def output_shape(cls, data: Dataset) -> tuple[int, ...]:
+        return ()
+
+    def batch_stats(self, outputs: Tensor, y: Tensor) -> Tensor:
+        """A vector of sums over the batch that epoch_metrics turns into metrics (beyond the loss)."""
+        return outputs.new_zeros(0)
+
+    def epoch_metrics(self, stats: list[float], n: float) -> dict[str, float]:
+        return {}
+
+    # --- the shared loop ----------------------------------------------------------------------
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)
+
+    def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
+        x, y = batch
+        outputs = self.model(x)
+        loss = self.loss(outputs, y)
+        with torch.no_grad():
+            n = float(len(y))
+            batch_sums = torch.cat([torch.stack([loss.detach() * n, loss.new_tensor(n)]), self.batch_stats(outputs, y).to(loss.dtype)])
+            if stage in self.sums:
+                self.sums[stage] += batch_sums
+            else:
+                self.sums[stage] = batch_sums
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+    def _log_epoch(self, stage: str) -> None:
+        sums = self.sums.pop(stage, None)
+        if sums is None:
+            return
+        loss_sum, n, *stats = sums.tolist()  # the one host sync of the epoch
+        metrics = {"loss": loss_sum / n, **self.epoch_metrics(stats, n)}
+        if stage == "train":
+            metrics["lr"] = self._epoch_lr
+        self.log_dict({f"{stage}/{k}": v for k, v in metrics.items()})
+
+    def on_train_epoch_start(self):
+        self._epoch_lr = self.trainer.optimizers[0].param_groups[0]["lr"]  # the scheduler steps before epoch end
+
+    def on_train_epoch_end(self):
+        self._log_epoch("train")
+
+    def on_validation_epoch_end(self):
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self):
+        self._log_epoch("test")
+
+    def configure_optimizers(self):
+        optimizer = self.make_optimizer(self.parameters())
+        scheduler = self.make_scheduler(optimizer) if self.make_scheduler else None
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

@@ -1,0 +1,20 @@
+"""Regression: one real output. Both MSE and MAE are measured whatever the training loss."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from dlkit.registry import register
+from dlkit.tasks.base import Supervised
+
+
+@register("task", "regression")
+class Regression(Supervised):
+    output, target = "identity", "value"
+
+    def batch_stats(self, outputs: Tensor, y: Tensor) -> Tensor:
+        error = outputs - y
+        return torch.stack([(error**2).sum(), error.abs().sum()])
+
+    def epoch_metrics(self, stats: list[float], n: float) -> dict[str, float]:
+        return {"mse": stats[0] / n, "mae": stats[1] / n}

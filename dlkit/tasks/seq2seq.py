@@ -1,0 +1,30 @@
+"""Sequence to sequence: a softmax over the vocabulary at every time step; padding is ignored."""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from dlkit.data.tensors import PAD, Dataset
+from dlkit.registry import register
+from dlkit.tasks.base import Supervised
+
+
+@register("task", "seq2seq")
+class Seq2Seq(Supervised):
+    """Metrics: loss, token accuracy and whole-sequence accuracy, over real (non-PAD) tokens."""
+
+    output, target = "sequence", "sequence"
+
+    @classmethod
+    def output_shape(cls, data: Dataset) -> tuple[int, ...]:
+        return (*data.train.y.shape[1:], data.num_classes)
+
+    def batch_stats(self, logits: Tensor, y: Tensor) -> Tensor:
+        real = y != PAD
+        right = (logits.argmax(dim=-1) == y) & real
+        whole = (right | ~real).all(dim=1)
+        return torch.stack([right.sum(), real.sum(), whole.sum()])
+
+    def epoch_metrics(self, stats: list[float], n: float) -> dict[str, float]:
+        right, real, whole = stats
+        return {"token_acc": right / real, "seq_acc": whole / n}

@@ -1,0 +1,106 @@
+"""The data sets: shapes, splits, the IDX reader and its errors, the synthetic sets' properties."""
+import gzip
+
+import numpy as np
+import pytest
+import torch
+
+import dlkit.build  # noqa: F401
+from dlkit.data.idx import read_idx
+from dlkit.errors import ConfigError
+from dlkit.registry import registry
+from idx_files import idx_bytes, write_mnist
+
+
+def data(name, **params):
+    return registry("data").build({"name": name, **params})
+
+
+def test_digits_split_is_fixed_stratified_and_resizable():
+    d = data("digits")
+    assert (len(d.train), len(d.val), len(d.test)) == (1257, 180, 360)
+    assert d.input_shape == (1, 8, 8) and d.num_classes == 10
+    assert torch.equal(d.test.y, data("digits").test.y)  # the split does not depend on the run
+    assert torch.bincount(d.test.y).min() >= 35  # stratified: every digit in the test split
+
+
+def test_mnist1d_is_generated_offline_and_cached(tmp_path):
+    d = data("mnist1d", cache_dir=str(tmp_path))
+    assert (len(d.train), len(d.val), len(d.test)) == (3600, 400, 1000) and d.input_shape == (1, 40)
+    assert (tmp_path / "mnist1d-seed42.npz").is_file()
+    again = data("mnist1d", cache_dir=str(tmp_path))
+    assert torch.equal(again.train.x, d.train.x)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_files_are_read_plain_or_gzipped(tmp_path, gz):
+    root = write_mnist(tmp_path / "m", train=24, test=8, gz=gz)
+    d = data("mnist", root=str(root), val_fraction=0.25)
+    assert (len(d.train), len(d.val), len(d.test)) == (18, 6, 8) and d.input_shape == (1, 28, 28)
+    assert 0.0 <= d.train.x.min() and d.train.x.max() <= 1.0
+    assert d.test.y.tolist() == [i % 10 for i in range(8)]
+
+
+def test_read_idx_by_hand(tmp_path):
+    path = tmp_path / "a-idx2-ubyte"
+    path.write_bytes(b"\x00\x00\x08\x02" + (2).to_bytes(4, "big") + (3).to_bytes(4, "big") + bytes(range(6)))
+    assert read_idx(path).tolist() == [[0, 1, 2], [3, 4, 5]]
+
+
+def test_a_truncated_idx_file_is_named(tmp_path):
+    root = write_mnist(tmp_path / "m")
+    images = root / "train-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:-100])
+    with pytest.raises(ConfigError, match=r"train-images-idx3-ubyte is truncated: shape \(48, 28, 28\) needs 37648 bytes, the file has 37548"):
+        data("mnist", root=str(root))
+
+
+def test_a_corrupted_idx_file_is_named(tmp_path):
+    root = write_mnist(tmp_path / "m", gz=True)
+    (root / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"not an idx file"))
+    with pytest.raises(ConfigError, match="t10k-labels-idx1-ubyte.gz is not an IDX file"):
+        data("mnist", root=str(root))
+
+
+def test_a_missing_folder_says_what_to_put_where(tmp_path):
+    with pytest.raises(ConfigError, match=r"fashion_mnist: .*nowhere/train-images-idx3-ubyte\(.gz\) is missing; put the four IDX files"):
+        data("fashion_mnist", root=str(tmp_path / "nowhere"))
+
+
+def test_images_and_labels_must_agree(tmp_path):
+    root = write_mnist(tmp_path / "m")
+    (root / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(np.zeros(3)))
+    with pytest.raises(ConfigError, match="mnist: test images and labels disagree: 16 images, 3 labels"):
+        data("mnist", root=str(root))
+
+
+def test_spirals_need_a_non_linear_boundary():
+    from sklearn.linear_model import LogisticRegression
+
+    d = data("spirals", samples=2000)
+    linear = LogisticRegression().fit(d.train.x.numpy(), d.train.y.numpy()).score(d.test.x.numpy(), d.test.y.numpy())
+    assert linear < 0.75  # a straight line does little better than a coin
+
+
+def test_regression_outliers_corrupt_only_the_training_targets():
+    d = data("regression_outliers", outlier_fraction=0.2, outlier_scale=20.0)
+    residual = lambda s: s.y - torch.linalg.lstsq(  # noqa: E731
+        torch.cat([d.test.x, torch.ones(len(d.test), 1)], 1), d.test.y[:, None]
+    ).solution.flatten() @ torch.cat([s.x, torch.ones(len(s), 1)], 1).T
+    assert (residual(d.train).abs() > 5).float().mean().item() == pytest.approx(0.2, abs=0.05)
+    assert residual(d.test).abs().max().item() < 1.0 and residual(d.val).abs().max().item() < 1.0
+
+
+def test_imbalanced_has_the_requested_proportions():
+    d = data("imbalanced", weights=[0.9, 0.1])
+    share = torch.bincount(torch.cat([d.train.y, d.val.y, d.test.y])).float() / 2000
+    assert share.tolist() == pytest.approx([0.9, 0.1], abs=0.01)
+
+
+def test_reverse_targets_are_the_reversed_inputs_with_padding():
+    d = data("reverse", samples=200, min_len=2, max_len=6)
+    for x, y in zip(d.train.x[:50], d.train.y[:50]):
+        length = int((x != 0).sum())
+        assert 2 <= length <= 6 and (x[length:] == 0).all()
+        assert torch.equal(y[:length], x[:length].flip(0)) and (y[length:] == 0).all()
+    assert d.target == "sequence" and d.input_vocab == 10

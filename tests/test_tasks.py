@@ -1,0 +1,100 @@
+"""Tasks: their metrics on hand-made batches, and mismatches rejected before training."""
+import pytest
+import torch
+
+import dlkit
+from dlkit import config
+from dlkit.build import build
+from dlkit.errors import ConfigError
+from dlkit.registry import registry
+
+
+def task(name):
+    return registry("task").get(name)
+
+
+def test_classification_metrics_by_hand():
+    logits = torch.tensor([[2.0, 0, 0], [0, 2.0, 0], [0, 2.0, 0], [0, 0, 2.0]])
+    y = torch.tensor([0, 1, 0, 2])  # third is wrong: class 0 recall 1/2, classes 1 and 2 recall 1
+    t = task("classification")
+    stats = t.batch_stats(None, logits, y).tolist()
+    assert t.epoch_metrics(None, stats, 4) == {"acc": 0.75, "recall_min": 0.5}
+
+
+def test_binary_metrics_by_hand():
+    logits, y = torch.tensor([1.0, -1.0, 2.0, -3.0]), torch.tensor([1, 1, 0, 0])
+    t = task("binary")
+    assert t.epoch_metrics(None, t.batch_stats(None, logits, y).tolist(), 4) == {"acc": 0.5, "recall": 0.5}
+
+
+def test_regression_metrics_by_hand():
+    t = task("regression")
+    stats = t.batch_stats(None, torch.tensor([1.0, 2.0]), torch.tensor([0.0, 4.0])).tolist()
+    assert t.epoch_metrics(None, stats, 2) == {"mse": 2.5, "mae": 1.5}
+
+
+def test_seq2seq_metrics_ignore_padding():
+    logits = torch.zeros(2, 3, 4)
+    logits[0, 0, 1] = logits[0, 1, 2] = 1  # sequence 1: tokens 1, 2 → right, right
+    logits[1, 0, 3] = logits[1, 1, 3] = 1  # sequence 2: predicts 3, 3 for 3, 1 → one right
+    y = torch.tensor([[1, 2, 0], [3, 1, 0]])
+    t = task("seq2seq")
+    assert t.epoch_metrics(None, t.batch_stats(None, logits, y).tolist(), 2) == {"token_acc": 0.75, "seq_acc": 0.5}
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["loss=bce"], "loss 'bce' does not fit a classification task"),
+        (["data=reverse", "loss=mse"], "loss 'mse' does not fit a seq2seq task"),
+        (["task=binary", "loss=bce"], "task 'binary' needs two classes; data 'digits' (inputs (1, 8, 8), 10 classes)"),
+        (["task=regression", "loss=mse"], "task 'regression' trains on value targets; data 'digits'"),
+        (["data=regression_outliers", "task=classification", "loss=cross_entropy"], "task 'classification' trains on class targets"),
+        (["model=lenet5", "data=mnist1d"], "data.resize=32 applies to images; data 'mnist1d' (inputs (1, 40), 10 classes) has no height"),
+        (["model=lenet5", "data=mnist1d", "~data.resize"], "lenet5 needs images (channels, height, width); the data has shape (1, 40)"),
+        (["model=resnet", "data=spirals"], "resnet needs images"),
+        (["model=cnn", "data=reverse"], "model 'cnn' cannot read token inputs (data 'reverse'"),
+        (["model=cnn", "model.blocks=[{channels: 4, kernel: 3, stride: 2}]"], "cnn conv1: output size (input 8 − kernel 3 + 2·padding 0) / stride 2 + 1 = 3.5 is not whole"),
+        (["model=cnn", "model.blocks=[{channels: 4, kernal: 3}]"], "cnn block 1: unknown key 'kernal'; did you mean 'kernel'?"),
+        (["optimizer.batch_size=0"], "optimizer.batch_size must be a whole number ≥ 1 (or null for the full batch), got 0"),
+    ],
+)
+def test_mismatches_fail_before_training(overrides, message):
+    with pytest.raises(ConfigError) as err:
+        build(config.compose([*overrides, "data.limit=32"]))
+    assert message in str(err.value)
+
+
+def test_data_picks_its_task_and_loss_unless_told_otherwise():
+    cfg = config.compose(["data=regression_outliers"])
+    assert (cfg.task.name, cfg.loss.name) == ("regression", "mse")
+    assert config.compose(["data=regression_outliers", "loss=mae"]).loss.name == "mae"
+    assert (config.compose(["data=reverse"]).task.name, config.compose(["data=reverse"]).loss.name) == ("seq2seq", "sequence_cross_entropy")
+
+
+@pytest.mark.parametrize("optimizer,expected", [("gd", 48), ("sgd", 1), ("minibatch", 32), ("adam", 32)])
+def test_gradient_descent_variants_set_their_batch_size(optimizer, expected, tmp_path):
+    overrides = [f"optimizer={optimizer}", "data.limit=48", "trainer.max_epochs=1", f"paths.output_dir={tmp_path}"]
+    assert build(config.compose(overrides)).batch_size == expected
+    result = dlkit.run(overrides)
+    from mlflow.tracking import MlflowClient
+
+    run = MlflowClient(result.tracking_uri).get_run(result.run_id)
+    assert run.data.params["optimizer.batch_size"] == str(expected)  # the logged param shows the batch size in effect
+
+
+def test_full_batch_gd_makes_one_update_per_epoch():
+    experiment = build(config.compose(["optimizer=gd", "data.limit=48"]))
+    assert len(experiment.loaders["train"]) == 1
+
+
+def test_cnn_is_1d_for_signals_and_2d_for_images():
+    signal = build(config.compose(["model=cnn", "data=mnist1d", "data.limit=8"])).task.model
+    image = build(config.compose(["model=cnn", "data.limit=8"])).task.model
+    assert isinstance(signal[0], torch.nn.Conv1d) and isinstance(image[0], torch.nn.Conv2d)
+
+
+def test_learning_rate_is_logged_per_epoch_and_follows_the_scheduler():
+    result = dlkit.run(["scheduler=step", "scheduler.step_size=1", "scheduler.gamma=0.5", "optimizer.lr=0.1",
+                        "trainer.max_epochs=3", "data.limit=32", "tracking=none"])
+    assert result.metrics["train/lr"] == pytest.approx(0.1 * 0.5**2)  # the lr of the last epoch
