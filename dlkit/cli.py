@@ -115,4 +115,14 @@ def ui_command(argv: list[str]) -> None:
     os.execv(sys.executable, command)
 
 
-SUBCOMMANDS = {"list": list_command, "ui": ui_command}
+def check_command(argv: list[str]) -> None:
+    from dlkit.check import check
+
+    if argv and argv[0] in ("-h", "--help"):
+        print("usage: dlkit check [overrides...]\n\nBuild the configured model without training: each layer's output shape and"
+              " parameters, one forward and backward pass on a real batch, numerical gradient checks of plugin components.")
+        return
+    print(check(argv))
+
+
+SUBCOMMANDS = {"list": list_command, "ui": ui_command, "check": check_command}

@@ -33,30 +33,33 @@ def predictions(outputs: Tensor, target: Tensor, output: str) -> tuple[Tensor, T
     return outputs, target.to(outputs.dtype)
 
 
-@register("loss", "mse")
-class MeanSquaredError(nn.Module):
-    """MSE(y, ŷ) = (1/n) Σᵢ (yᵢ − ŷᵢ)², over every output (class probabilities against one-hot labels)."""
+class _Distance(nn.Module):
+    """A distance between predictions and targets in one space: probabilities against one-hot labels, or values."""
+
+    key = ""
+    distance = staticmethod(F.mse_loss)
 
     def __init__(self, output: str):
         super().__init__()
-        _require("mse", output, ("identity", "softmax", "sigmoid"))
+        _require(self.key, output, ("identity", "softmax", "sigmoid"))
         self.output = output
 
     def forward(self, outputs: Tensor, target: Tensor) -> Tensor:
-        return F.mse_loss(*predictions(outputs, target, self.output))
+        return self.distance(*predictions(outputs, target, self.output))
+
+
+@register("loss", "mse")
+class MeanSquaredError(_Distance):
+    """MSE(y, ŷ) = (1/n) Σᵢ (yᵢ − ŷᵢ)², over every output."""
+
+    key, distance = "mse", staticmethod(F.mse_loss)
 
 
 @register("loss", "mae")
-class MeanAbsoluteError(nn.Module):
-    """MAE(y, ŷ) = (1/n) Σᵢ |yᵢ − ŷᵢ|."""
+class MeanAbsoluteError(_Distance):
+    """MAE(y, ŷ) = (1/n) Σᵢ |yᵢ − ŷᵢ|, over every output."""
 
-    def __init__(self, output: str):
-        super().__init__()
-        _require("mae", output, ("identity", "softmax", "sigmoid"))
-        self.output = output
-
-    def forward(self, outputs: Tensor, target: Tensor) -> Tensor:
-        return F.l1_loss(*predictions(outputs, target, self.output))
+    key, distance = "mae", staticmethod(F.l1_loss)
 
 
 @register("loss", "bce")
