@@ -62,3 +62,16 @@ def test_lenet5_has_the_chapters_shape():
     linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
     assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [(1, 6, (5, 5)), (6, 16, (5, 5))]
     assert [(m.in_features, m.out_features) for m in linears] == [(400, 120), (120, 84), (84, 10)]
+
+
+def test_the_single_neuron_and_the_single_layer_are_the_smallest_mlps():
+    from dlkit import config
+    from dlkit.build import build
+
+    neuron = build(config.compose(["task=binary", "data=moons", "loss=bce", "model.hidden=[]", "data.limit=8"])).task.model
+    linears = [m for m in neuron.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(2, 1)]  # h = f(wᵀx + b), f = σ in the loss
+    x = torch.randn(5, 2)
+    assert torch.allclose(neuron(x), x @ linears[0].weight[0] + linears[0].bias)
+    layer = build(config.compose(["model.hidden=[]", "data.limit=8"])).task.model
+    assert [(m.in_features, m.out_features) for m in layer.modules() if isinstance(m, torch.nn.Linear)] == [(64, 10)]  # a = Wx + b
