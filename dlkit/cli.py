@@ -61,14 +61,19 @@ def _train_app(argv: list[str]) -> None:
             _user_error(exc)
         _report(result, cfg, prefix)
 
+    from dlkit import sweep
+
     sys.argv = ["dlkit", *argv]
-    job()
+    try:
+        job()
+    finally:
+        sweep.close_abandoned()
 
 
 def _report(result, cfg, prefix: str) -> None:
     tests = "  ".join(f"{k} {v:.4f}" for k, v in sorted(result.metrics.items()) if k.startswith("test/"))
     log.info("%s%s", prefix, tests)
-    if result.run_id:
+    if result.run_id and not prefix:  # a sweep's jobs are summed up by the sweep at its end
         log.info("MLflow run %s (experiment '%s') in %s", result.run_id, cfg.tracking.experiment, result.tracking_uri)
         log.info(
             "Browse it: dlkit ui   then open http://127.0.0.1:5000/#/experiments/%s/runs/%s",

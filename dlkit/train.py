@@ -17,7 +17,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from dlkit import plugins, tracking
+from dlkit import plugins, sweep, tracking
 from dlkit.build import build
 from dlkit.config import flatten
 from dlkit.progress import EpochProgress
@@ -48,7 +48,11 @@ def train(cfg: DictConfig, overrides: Sequence[str] = (), progress_prefix: str =
     experiment = build(cfg)
 
     name = cfg.tracking.get("run_name") or ",".join(overrides) or "defaults"
-    run = tracking.open_run(cfg.tracking, run_name=name, tags=run_tags(loaded) if cfg.tracking.enabled else {})
+    tags = run_tags(loaded) if cfg.tracking.enabled else {}
+    if sweep.current is not None:  # a job of a sweep: a child of the sweep's parent run
+        name = sweep.current.child_name(overrides) or name
+        tags.update(sweep.current.child_tags(overrides))
+    run = tracking.open_run(cfg.tracking, run_name=name, tags=tags)
     status = "FAILED"
     try:
         run.log_params({**flatten(cfg), "optimizer.batch_size": experiment.batch_size})  # null (full batch) as a number

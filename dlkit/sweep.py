@@ -1,0 +1,125 @@
+"""A Hydra multirun as one MLflow parent run (the sweep) with one child run per job.
+
+The parent is created once, in the launching process (`on_multirun_start`), which also creates the
+store and the experiment, so parallel workers never race to migrate a new sqlite file. Each job learns
+the parent through `on_job_start`, which Hydra runs in the job's own process for every launcher
+(the callback object is pickled into joblib and submitit workers). The parent is closed FINISHED when
+every child finished, else FAILED; `close_abandoned` closes it when Hydra skips `on_multirun_end`
+(a job raised, or the sweep was interrupted).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+PARENT_TAG = "mlflow.parentRunId"
+SWEEP_TAG = "dlkit.sweep_id"
+FACTOR_PREFIX = "factor."
+
+
+@dataclass(frozen=True)
+class Sweep:
+    parent_run_id: str
+    uri: str
+    factors: tuple[str, ...]
+
+    def child_tags(self, overrides: Sequence[str]) -> dict[str, str]:
+        values = factor_values(overrides, self.factors)
+        return {PARENT_TAG: self.parent_run_id, SWEEP_TAG: self.parent_run_id, **{FACTOR_PREFIX + k: v for k, v in values.items()}}
+
+    def child_name(self, overrides: Sequence[str]) -> str:
+        return ",".join(f"{k}={v}" for k, v in factor_values(overrides, self.factors).items())
+
+
+current: Sweep | None = None  # the sweep the job running in this process belongs to
+_opened: list[Sweep] = []  # parents this process opened and has not closed yet
+
+
+def factor_values(overrides: Sequence[str], factors: Sequence[str]) -> dict[str, str]:
+    pairs = dict(o.lstrip("+~").split("=", 1) for o in overrides if "=" in o)
+    return {k: pairs[k] for k in factors if k in pairs}
+
+
+def swept_keys(overrides: Sequence[str], sweeper_params: dict[str, Any] | None = None) -> tuple[str, ...]:
+    """The keys a sweep varies: sweep syntax on the command line, and the sweeper's own `params`."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    keys = [o.get_key_element().lstrip("+~") for o in parsed if o.is_sweep_override()]
+    keys += [str(k) for k in (sweeper_params or {}) if str(k) not in keys]
+    return tuple(keys)
+
+
+class SweepCallback(Callback):
+    def __init__(self) -> None:
+        self.sweep: Sweep | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if not config.tracking.enabled:
+            return
+        from dlkit.tracking import store
+
+        overrides = list(config.hydra.overrides.task)
+        params = config.hydra.sweeper.get("params")
+        params = OmegaConf.to_container(params, resolve=False) if isinstance(params, DictConfig) else {}
+        factors = swept_keys(overrides, params)
+        client = store.client(config.tracking.uri)
+        experiment_id = store.experiment_id(client, config.tracking.experiment, config.tracking.get("artifact_root"))
+        fixed = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] not in factors]
+        tags = {
+            "dlkit.sweep": "parent",
+            "dlkit.factors": ",".join(factors),
+            "dlkit.jobs": os.environ.get("DLKIT_SWEEP_SIZE", "?"),
+            "dlkit.sweep_dir": str(config.hydra.sweep.dir),
+            "dlkit.command": " ".join(["dlkit", *sys.argv[1:]]),
+            "dlkit.launcher": str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1],
+        }
+        name = config.tracking.get("run_name") or "sweep " + " ".join(o for o in overrides if o not in fixed)
+        run = client.create_run(experiment_id, run_name=name, tags=tags)
+        client.set_tag(run.info.run_id, SWEEP_TAG, run.info.run_id)
+        for i, item in enumerate(fixed):
+            client.log_param(run.info.run_id, f"override.{i}", item)
+        self.sweep = Sweep(run.info.run_id, config.tracking.uri, factors)
+        _opened.append(self.sweep)
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        global current
+        current = self.sweep
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        global current
+        current = None
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.sweep is not None:
+            status = close(self.sweep)
+            print(f"Sweep {status}: parent run {self.sweep.parent_run_id} (experiment '{config.tracking.experiment}') in {self.sweep.uri}")
+            print("Report: dlkit report   Browse: dlkit ui")
+
+
+def close(sweep: Sweep, failed: bool = False) -> str:
+    """End the parent run: FINISHED if every child finished (and nothing failed), else FAILED."""
+    from dlkit.tracking import store
+
+    client = store.client(sweep.uri)
+    parent = client.get_run(sweep.parent_run_id)
+    children = client.search_runs([parent.info.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{sweep.parent_run_id}'")
+    done = children and all(c.info.status == "FINISHED" for c in children)
+    status = "FINISHED" if done and not failed else "FAILED"
+    if parent.info.status == "RUNNING":
+        client.set_terminated(sweep.parent_run_id, status=status)
+    if sweep in _opened:
+        _opened.remove(sweep)
+    return status
+
+
+def close_abandoned() -> None:
+    """Close the parents Hydra left open (it skips on_multirun_end when a job raises or on Ctrl-C)."""
+    for sweep in list(_opened):
+        close(sweep, failed=True)

@@ -1,0 +1,67 @@
+"""A multirun is one MLflow parent run with a tagged child per job, with every launcher."""
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, all_runs, dlkit_cli
+
+TINY = ["trainer.max_epochs=1", "data.limit=48"]
+
+
+def parent_and_children(client):
+    runs = all_runs(client)
+    parents = [r for r in runs if r.data.tags.get("dlkit.sweep") == "parent"]
+    assert len(parents) == 1, [r.info.run_name for r in runs]
+    (parent,) = parents
+    children = [r for r in runs if r is not parent]
+    assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
+    assert all(c.data.tags["dlkit.sweep_id"] == parent.info.run_id for c in children)
+    return parent, children
+
+
+@pytest.mark.parametrize(
+    "launcher",
+    [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], ["hydra/launcher=submitit_local"]],
+    ids=["basic", "joblib", "submitit_local"],
+)
+def test_a_2x2_sweep_is_one_parent_with_four_tagged_children(launcher, outputs, store):
+    done = dlkit_cli("-m", *launcher, "activation=relu,tanh", "norm=none,batch", *TINY, f"paths.output_dir={outputs}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    parent, children = parent_and_children(store())
+    assert parent.info.status == "FINISHED" and parent.data.tags["dlkit.factors"] == "activation,norm"
+    assert parent.data.tags["dlkit.jobs"] == "4"
+    assert sorted(c.info.run_name for c in children) == [
+        "activation=relu,norm=batch", "activation=relu,norm=none", "activation=tanh,norm=batch", "activation=tanh,norm=none",
+    ]
+    for child in children:
+        assert child.info.status == "FINISHED"
+        assert f"activation={child.data.tags['factor.activation']},norm={child.data.tags['factor.norm']}" == child.info.run_name
+        assert child.data.params["norm.name"] == {"none": "none", "batch": "batch"}[child.data.tags["factor.norm"]]
+    assert f"Sweep FINISHED: parent run {parent.info.run_id}" in done.stdout
+
+
+def test_a_failing_job_fails_the_parent_and_keeps_the_others(outputs, store):
+    done = dlkit_cli("-m", "optimizer.lr=0.001,-1", *TINY, f"paths.output_dir={outputs}")
+    assert done.returncode != 0
+    parent, children = parent_and_children(store())
+    assert parent.info.status == "FAILED"
+    assert {c.info.run_name: c.info.status for c in children} == {"optimizer.lr=0.001": "FINISHED", "optimizer.lr=-1": "FAILED"}
+
+
+def test_an_interrupted_sweep_leaves_nothing_running(outputs, store):
+    command = [sys.executable, "-m", "dlkit", "-m", "seed=0,1,2", "trainer.max_epochs=100000", "data.limit=48", f"paths.output_dir={outputs}"]
+    job = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in job.stdout:
+            if "epoch 1/" in line:
+                break
+        job.send_signal(signal.SIGINT)
+        job.communicate(timeout=60)
+    finally:
+        job.kill()
+    assert job.returncode != 0
+    parent, children = parent_and_children(store())
+    assert parent.info.status == "FAILED"
+    assert [c.info.status for c in children] == ["KILLED"]
