@@ -130,4 +130,27 @@ def check_command(argv: list[str]) -> None:
     print(check(argv))
 
 
-SUBCOMMANDS = {"list": list_command, "ui": ui_command, "check": check_command}
+def report_command(argv: list[str]) -> None:
+    from pathlib import Path
+
+    from dlkit import report
+
+    parser = argparse.ArgumentParser(prog="dlkit report", description="The ablation report of a sweep (default: the latest), from MLflow.")
+    parser.add_argument("--sweep", help="the parent run id of a sweep")
+    parser.add_argument("--experiment", help="report on every run of an experiment instead")
+    parser.add_argument("--metric", help="the deciding metric (default: the study's, else test/acc)")
+    parser.add_argument("--out", help="folder for report.md, report.csv and the plots (default: outputs/reports/<sweep>)")
+    parser.add_argument("overrides", nargs="*", help="config overrides that pick the store, e.g. paths.output_dir=elsewhere")
+    args = parser.parse_args(argv)
+    cfg = config.compose(args.overrides)
+    if not cfg.tracking.enabled:
+        raise ConfigError("tracking is off (tracking=none): there is no store to report on.")
+    built = report.load(cfg.tracking.uri, args.sweep, args.experiment, args.metric)
+    folder = Path(args.out or Path(cfg.paths.output_dir) / "reports" / (built.parent_run_id or args.experiment))
+    files = report.write(built, folder)
+    report.attach(built, files)
+    report.print_tables(built)
+    print(f"Written: {', '.join(str(f) for f in files)}" + (f"; attached to run {built.parent_run_id}" if built.parent_run_id else ""))
+
+
+SUBCOMMANDS = {"list": list_command, "ui": ui_command, "check": check_command, "report": report_command}

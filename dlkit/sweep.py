@@ -81,6 +81,10 @@ class SweepCallback(Callback):
             "dlkit.launcher": str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1],
         }
         name = config.tracking.get("run_name") or "sweep " + " ".join(o for o in overrides if o not in fixed)
+        if "study" in config:  # a study preset: its claim and how to decide it travel with the parent
+            study = config.study
+            tags.update({"dlkit.study": study.name, **{f"dlkit.study.{k}": str(v) for k, v in study.items() if k != "name"}})
+            name = f"study {study.name}"
         run = client.create_run(experiment_id, run_name=name, tags=tags)
         client.set_tag(run.info.run_id, SWEEP_TAG, run.info.run_id)
         for i, item in enumerate(fixed):

@@ -7,6 +7,7 @@ as much as a small model's step itself. A task names the output function its los
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytorch_lightning as pl
@@ -86,10 +87,12 @@ class Supervised(pl.LightningModule):
         metrics = {"loss": loss_sum / n, **self.epoch_metrics(stats, n)}
         if stage == "train":
             metrics["lr"] = self._epoch_lr
+            metrics["epoch_seconds"] = time.perf_counter() - self._epoch_start  # the epoch: training and its validation pass
         self.log_dict({f"{stage}/{k}": v for k, v in metrics.items()})
 
     def on_train_epoch_start(self):
         self._epoch_lr = self.trainer.optimizers[0].param_groups[0]["lr"]  # the scheduler steps before epoch end
+        self._epoch_start = time.perf_counter()
 
     def on_train_epoch_end(self):
         self._log_epoch("train")

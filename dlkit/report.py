@@ -1,0 +1,298 @@
+"""`dlkit report`: the ablation report of a sweep, read back from MLflow.
+
+Per factor, the deciding metric as mean ± standard deviation over the runs at each level (seeds are
+replicates, never a factor), the difference to the baseline level and the number of runs; a grid for
+the first two factors; learning curves per level; a breakdown per device; and, for a study, its claim
+and a verdict that weighs the difference against the spread across seeds (Welch's t, |t| ≥ 2).
+Printed as tables, written as Markdown, CSV and PNG, and attached to the parent run as artifacts.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dlkit.errors import ConfigError
+from dlkit.sweep import FACTOR_PREFIX, PARENT_TAG
+
+REPLICATE_KEYS = {"seed"}
+T_THRESHOLD = 2.0  # |Welch t| at which a difference counts as more than the seed-to-seed spread
+
+
+@dataclass
+class Run:
+    run_id: str
+    name: str
+    status: str
+    factors: dict[str, str]
+    metrics: dict[str, float]
+    device: str
+    start: int
+
+
+@dataclass
+class Cell:
+    values: list[float] = field(default_factory=list)
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.values) if self.values else math.nan
+
+    @property
+    def std(self) -> float:
+        return statistics.stdev(self.values) if self.n > 1 else 0.0
+
+    def text(self, digits: int = 4) -> str:
+        return f"{self.mean:.{digits}f} ± {self.std:.{digits}f}" if self.values else "–"
+
+
+@dataclass
+class Study:
+    name: str
+    claim: str
+    factor: str
+    control: str
+    treatment: str
+    metric: str
+    direction: str  # "higher" or "lower": which way of treatment − control supports the claim
+
+
+@dataclass
+class Report:
+    title: str
+    metric: str
+    runs: list[Run]
+    factors: list[str]
+    study: Study | None = None
+    parent_run_id: str | None = None
+    uri: str = ""
+
+    def levels(self, factor: str) -> list[str]:
+        seen: list[str] = []
+        for run in sorted(self.runs, key=lambda r: r.start):
+            level = run.factors.get(factor)
+            if level is not None and level not in seen:
+                seen.append(level)
+        return seen
+
+    def cell(self, **where: str) -> Cell:
+        cell = Cell()
+        for run in self.runs:
+            if run.status == "FINISHED" and self.metric in run.metrics and all(run.factors.get(k) == v for k, v in where.items()):
+                cell.values.append(run.metrics[self.metric])
+        return cell
+
+    def devices(self) -> dict[str, list[Run]]:
+        by_device: dict[str, list[Run]] = defaultdict(list)
+        for run in self.runs:
+            by_device[run.device].append(run)
+        return dict(by_device)
+
+    def verdict(self) -> tuple[str, float, float]:
+        """(verdict, treatment − control, Welch t) for the study's claim."""
+        assert self.study is not None
+        s = self.study
+        control, treatment = self.cell(**{s.factor: s.control}), self.cell(**{s.factor: s.treatment})
+        if control.n < 2 or treatment.n < 2:
+            return "inconclusive (fewer than 2 runs per level)", math.nan, math.nan
+        diff = treatment.mean - control.mean
+        spread = math.sqrt(treatment.std**2 / treatment.n + control.std**2 / control.n)
+        t = diff / spread if spread else (math.copysign(math.inf, diff) if diff else 0.0)
+        signed = t if s.direction == "higher" else -t
+        if signed >= T_THRESHOLD:
+            return "supported", diff, t
+        if signed <= -T_THRESHOLD:
+            return "not supported", diff, t
+        return "inconclusive", diff, t
+
+
+def load(uri: str, sweep_id: str | None = None, experiment: str | None = None, metric: str | None = None) -> Report:
+    from dlkit.tracking import store
+
+    client = store.client(uri)
+    experiments = client.search_experiments()
+    if experiment is not None:
+        found = [e for e in experiments if e.name == experiment]
+        if not found:
+            from dlkit.errors import unknown
+
+            raise unknown("experiment", experiment, [e.name for e in experiments])
+        experiments = found
+    ids = [e.experiment_id for e in experiments]
+    if not ids:
+        raise ConfigError(f"the store {uri} holds no experiment yet: run a sweep first (dlkit -m ...).")
+    parent = None
+    if sweep_id is None and experiment is None:
+        parents = client.search_runs(ids, filter_string="tags.`dlkit.sweep` = 'parent'", order_by=["attributes.start_time DESC"], max_results=1)
+        if not parents:
+            raise ConfigError(f"no sweep in {uri}: run one with dlkit -m ..., or name an experiment with --experiment.")
+        parent = parents[0]
+    elif sweep_id is not None:
+        try:
+            parent = client.get_run(sweep_id)
+        except Exception:
+            raise ConfigError(f"no run '{sweep_id}' in {uri}; `dlkit report` without --sweep takes the latest sweep.") from None
+    if parent is not None:
+        found = client.search_runs([parent.info.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'")
+        factors = [f for f in parent.data.tags.get("dlkit.factors", "").split(",") if f and f not in REPLICATE_KEYS]
+        title = f"{parent.info.run_name} ({parent.info.run_id})"
+    else:
+        found = [r for r in client.search_runs(ids) if r.data.tags.get("dlkit.sweep") != "parent"]
+        factors = sorted({k[len(FACTOR_PREFIX):] for r in found for k in r.data.tags if k.startswith(FACTOR_PREFIX)} - REPLICATE_KEYS)
+        title = f"experiment {experiment}"
+    if not found:
+        raise ConfigError(f"{title} has no runs to report on.")
+    runs = [
+        Run(
+            r.info.run_id, r.info.run_name, r.info.status,
+            {k[len(FACTOR_PREFIX):]: v for k, v in r.data.tags.items() if k.startswith(FACTOR_PREFIX)},
+            dict(r.data.metrics), f"{r.data.tags.get('device.accelerator', '?')}: {r.data.tags.get('device.name', '?')}", r.info.start_time,
+        )
+        for r in found
+    ]
+    study = _study(parent.data.tags) if parent is not None else None
+    chosen = metric or (study.metric if study else None) or next(
+        (m for m in ("test/acc", "test/token_acc", "test/mse", "test/loss") if any(m in r.metrics for r in runs)), "test/loss"
+    )
+    return Report(title, chosen, runs, factors, study, parent.info.run_id if parent is not None else None, uri)
+
+
+def _study(tags: dict[str, str]) -> Study | None:
+    if "dlkit.study" not in tags:
+        return None
+    get = lambda key: tags.get(f"dlkit.study.{key}", "")  # noqa: E731
+    return Study(tags["dlkit.study"], get("claim"), get("factor"), get("control"), get("treatment"), get("metric"), get("direction") or "higher")
+
+
+# --- rendering -----------------------------------------------------------------------------------
+def markdown(report: Report, curves: list[str] = ()) -> str:
+    lines = [f"## {report.study.name if report.study else 'Sweep'}: {report.title}", ""]
+    if report.study:
+        verdict, diff, t = report.verdict()
+        s = report.study
+        lines += [
+            f"**Claim:** {s.claim}", "",
+            f"**Verdict: {verdict}** — {s.factor}={s.treatment} against {s.factor}={s.control} on `{s.metric}`"
+            f" ({'higher' if s.direction == 'higher' else 'lower'} supports the claim): difference {diff:+.4f}, Welch t = {t:.2f}"
+            f" (|t| ≥ {T_THRESHOLD:g} decides).", "",
+        ]
+    failed = [r for r in report.runs if r.status != "FINISHED"]
+    lines.append(f"Metric `{report.metric}`, mean ± standard deviation over seeds; {len(report.runs)} runs"
+                 + (f", {len(failed)} not finished (left out: {', '.join(r.name for r in failed)})" if failed else "") + ".")
+    for factor in report.factors:
+        lines += ["", f"### {factor}", "", "| level | mean ± std | Δ to baseline | runs |", "|---|---|---|---|"]
+        for row in factor_rows(report, factor):
+            lines.append(f"| {row['level']} | {row['mean ± std']} | {row['delta']} | {row['runs']} |")
+    if len(report.factors) >= 2:
+        a, b = report.factors[:2]
+        lines += ["", f"### {a} × {b}", "", f"| {a} \\ {b} | " + " | ".join(report.levels(b)) + " |",
+                  "|---" * (len(report.levels(b)) + 1) + "|"]
+        for level_a in report.levels(a):
+            cells = [report.cell(**{a: level_a, b: level_b}) for level_b in report.levels(b)]
+            lines.append(f"| {level_a} | " + " | ".join(f"{c.text()} (n={c.n})" for c in cells) + " |")
+    devices = report.devices()
+    if len(devices) > 1:
+        lines += ["", "### Devices", "", "| device | runs | mean ± std | s/epoch |", "|---|---|---|---|"]
+        for device, runs in devices.items():
+            cell = Cell([r.metrics[report.metric] for r in runs if report.metric in r.metrics])
+            seconds = [r.metrics["train/epoch_seconds"] for r in runs if "train/epoch_seconds" in r.metrics]
+            lines.append(f"| {device} | {len(runs)} | {cell.text()} | {statistics.fmean(seconds):.3f} |" if seconds else f"| {device} | {len(runs)} | {cell.text()} | – |")
+    for path in curves:
+        lines += ["", f"![learning curves]({Path(path).name})"]
+    return "\n".join(lines) + "\n"
+
+
+def factor_rows(report: Report, factor: str) -> list[dict[str, str]]:
+    levels = report.levels(factor)
+    baseline = report.study.control if report.study and report.study.factor == factor else (levels[0] if levels else None)
+    base = report.cell(**{factor: baseline}) if baseline is not None else Cell()
+    rows = []
+    for level in levels:
+        cell = report.cell(**{factor: level})
+        delta = "baseline" if level == baseline else (f"{cell.mean - base.mean:+.4f}" if cell.n and base.n else "–")
+        rows.append({"factor": factor, "level": level, "mean": f"{cell.mean:.6f}", "std": f"{cell.std:.6f}",
+                     "mean ± std": cell.text(), "delta": delta, "runs": str(cell.n)})
+    return rows
+
+
+def write(report: Report, folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    files = [*learning_curves(report, folder)]
+    with open(folder / "report.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, ["factor", "level", "mean", "std", "delta", "runs"], extrasaction="ignore")
+        writer.writeheader()
+        for factor in report.factors:
+            writer.writerows(factor_rows(report, factor))
+    (folder / "report.md").write_text(markdown(report, [str(p) for p in files]))
+    return [folder / "report.md", folder / "report.csv", *files]
+
+
+def learning_curves(report: Report, folder: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from dlkit.tracking import store
+
+    client = store.client(report.uri)
+    curve = "val/" + report.metric.split("/", 1)[-1]
+    paths = []
+    for factor in report.factors:
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        for level in report.levels(factor):
+            for ax, key in zip(axes, (curve, "train/loss")):
+                by_step: dict[int, list[float]] = defaultdict(list)
+                for run in report.runs:
+                    if run.factors.get(factor) == level:
+                        for m in client.get_metric_history(run.run_id, key):
+                            by_step[m.step].append(m.value)
+                if by_step:
+                    steps = sorted(by_step)
+                    ax.plot([s + 1 for s in steps], [statistics.fmean(by_step[s]) for s in steps], label=f"{factor}={level}")
+        for ax, key in zip(axes, (curve, "train/loss")):
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(key)
+            ax.legend()
+        fig.suptitle(f"{factor}: mean over seeds")
+        fig.tight_layout()
+        path = folder / f"curves_{factor.replace('/', '_')}.png"
+        fig.savefig(path, dpi=80)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def print_tables(report: Report) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if report.study:
+        verdict, diff, t = report.verdict()
+        console.print(f"[bold]{report.study.name}[/bold]: {report.study.claim}")
+        console.print(f"verdict: [bold]{verdict}[/bold] (difference {diff:+.4f}, Welch t = {t:.2f})")
+    for factor in report.factors:
+        table = Table(title=f"{factor}: {report.metric}, mean ± std over seeds")
+        for column in ("level", "mean ± std", "Δ to baseline", "runs"):
+            table.add_column(column)
+        for row in factor_rows(report, factor):
+            table.add_row(row["level"], row["mean ± std"], row["delta"], row["runs"])
+        console.print(table)
+
+
+def attach(report: Report, files: list[Path]) -> None:
+    if report.parent_run_id is None:
+        return
+    from dlkit.tracking import store
+
+    client = store.client(report.uri)
+    for path in files:
+        client.log_artifact(report.parent_run_id, str(path), artifact_path="report")
