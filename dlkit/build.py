@@ -61,6 +61,7 @@ def build(cfg: DictConfig) -> Experiment:
         "train": TensorBatches(dataset.train, batch_size, shuffle=True, seed=int(cfg.seed)),
         "val": TensorBatches(dataset.val, max(batch_size, 256)),  # evaluation batches need no gradient: larger is faster
         "test": TensorBatches(dataset.test, max(batch_size, 256)),
+        "train_eval": TensorBatches(dataset.train, max(batch_size, 256)),  # training accuracy without dropout
     }
     return Experiment(dataset, task, loaders, batch_size)
 

@@ -153,4 +153,21 @@ def report_command(argv: list[str]) -> None:
     print(f"Written: {', '.join(str(f) for f in files)}" + (f"; attached to run {built.parent_run_id}" if built.parent_run_id else ""))
 
 
-SUBCOMMANDS = {"list": list_command, "ui": ui_command, "check": check_command, "report": report_command}
+def studies_command(argv: list[str]) -> None:
+    from dlkit import studies
+
+    parser = argparse.ArgumentParser(prog="dlkit studies", description="Run the chapter's studies and write one document of verdicts.")
+    parser.add_argument("--full", action="store_true", help="the full variants (default: the quick ones)")
+    parser.add_argument("--only", nargs="+", metavar="STUDY", help=f"some of: {', '.join(studies.names())}")
+    parser.add_argument("overrides", nargs="*", help="overrides for every study, e.g. paths.output_dir=elsewhere")
+    args = parser.parse_args(argv)
+    for name in args.only or []:
+        if name not in studies.names():
+            from dlkit.errors import unknown
+
+            raise unknown("study", name, studies.names())
+    document = studies.run_all(args.only or studies.names(), args.full, args.overrides)
+    print(f"Written: {document}")
+
+
+SUBCOMMANDS = {"list": list_command, "ui": ui_command, "check": check_command, "report": report_command, "studies": studies_command}

@@ -20,14 +20,14 @@ CONFIG_NAME = "config"
 OmegaConf.register_new_resolver("dlkit.abspath", lambda path: str(Path(path).resolve()), replace=True)
 
 
-def compose(overrides: Sequence[str] = ()) -> DictConfig:
+def compose(overrides: Sequence[str] = (), with_hydra: bool = False) -> DictConfig:
     """The config that `dlkit <overrides>` would run, composed through Hydra's compose API."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="dlkit"):
-            return hydra_compose(config_name=CONFIG_NAME, overrides=list(overrides))
+            return hydra_compose(config_name=CONFIG_NAME, overrides=list(overrides), return_hydra_config=with_hydra)
     except Exception as exc:  # explained outside the block: explaining composes again
         raise explain(exc, overrides) from None
 
@@ -47,6 +47,12 @@ def check(overrides: Sequence[str], multirun: bool) -> int:
             parsed = OverridesParser.create().parse_overrides(own)
         except Exception as exc:
             raise explain(exc, own) from None
+        # A preset (a study) may declare the sweep itself, in hydra.sweeper.params.
+        base = [o for o, p in zip(own, parsed) if not p.is_sweep_override()]
+        params = compose(base, with_hydra=True).hydra.sweeper.get("params") or {}
+        given = {p.get_key_element().lstrip("+~") for p in parsed}
+        extra = [f"{k}={v}" for k, v in params.items() if k not in given]
+        parsed += OverridesParser.create().parse_overrides(extra)
         if any(o.is_sweep_override() and not o.is_discrete_sweep() for o in parsed):
             return 0  # ranges and intervals: the sweeper picks the jobs
         jobs = BasicSweeper.split_arguments(parsed, None)[0]

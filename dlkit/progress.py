@@ -7,6 +7,7 @@ import time
 from pytorch_lightning import Callback
 
 log = logging.getLogger("dlkit")
+HIDDEN = {"train/lr", "train/epoch_seconds"}  # logged to MLflow, too much for the console line
 
 
 class EpochProgress(Callback):
@@ -29,5 +30,6 @@ class EpochProgress(Callback):
         if not (last or epoch == 0 or now - self._last_print >= self.min_interval_s):
             return
         self._last_print = now
-        metrics = "  ".join(f"{k} {float(v):.4f}" for k, v in sorted(trainer.callback_metrics.items()))
+        shown = {k: v for k, v in trainer.callback_metrics.items() if k.startswith(("train/", "val/")) and k not in HIDDEN}
+        metrics = "  ".join(f"{k} {float(v):.4f}" for k, v in sorted(shown.items()))
         log.info("%sepoch %d/%d  %s  (%.2fs/epoch)", self.prefix, epoch + 1, trainer.max_epochs, metrics, now - self._epoch_start)

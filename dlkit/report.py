@@ -113,7 +113,8 @@ class Report:
         return "inconclusive", diff, t
 
 
-def load(uri: str, sweep_id: str | None = None, experiment: str | None = None, metric: str | None = None) -> Report:
+def load(uri: str, sweep_id: str | None = None, experiment: str | None = None, metric: str | None = None, study: str | None = None) -> Report:
+    """The report of one sweep: by parent run id, the latest of a study, or the latest of all; or of an experiment."""
     from dlkit.tracking import store
 
     client = store.client(uri)
@@ -130,9 +131,10 @@ def load(uri: str, sweep_id: str | None = None, experiment: str | None = None, m
         raise ConfigError(f"the store {uri} holds no experiment yet: run a sweep first (dlkit -m ...).")
     parent = None
     if sweep_id is None and experiment is None:
-        parents = client.search_runs(ids, filter_string="tags.`dlkit.sweep` = 'parent'", order_by=["attributes.start_time DESC"], max_results=1)
+        which = f"tags.`dlkit.study` = '{study}'" if study else "tags.`dlkit.sweep` = 'parent'"
+        parents = client.search_runs(ids, filter_string=which, order_by=["attributes.start_time DESC"], max_results=1)
         if not parents:
-            raise ConfigError(f"no sweep in {uri}: run one with dlkit -m ..., or name an experiment with --experiment.")
+            raise ConfigError(f"no {'study ' + study if study else 'sweep'} in {uri}: run one with dlkit -m ..., or name an experiment with --experiment.")
         parent = parents[0]
     elif sweep_id is not None:
         try:
@@ -157,11 +159,30 @@ def load(uri: str, sweep_id: str | None = None, experiment: str | None = None, m
         )
         for r in found
     ]
-    study = _study(parent.data.tags) if parent is not None else None
-    chosen = metric or (study.metric if study else None) or next(
+    declared = _study(parent.data.tags) if parent is not None else None
+    chosen = metric or (declared.metric if declared else None) or next(
         (m for m in ("test/acc", "test/token_acc", "test/mse", "test/loss") if any(m in r.metrics for r in runs)), "test/loss"
     )
-    return Report(title, chosen, runs, factors, study, parent.info.run_id if parent is not None else None, uri)
+    derive(chosen, runs, client)
+    return Report(title, chosen, runs, factors, declared, parent.info.run_id if parent is not None else None, uri)
+
+
+def derive(metric: str, runs: list[Run], client) -> None:
+    """Metrics computed from what the runs logged, stored on each run under the metric's own text:
+    `a - b` (for example `train_eval/acc - test/acc`, the generalization gap) and
+    `epochs_to:val/acc>=0.9` (the first epoch reaching a target; max_epochs + 1 when never reached)."""
+    if " - " in metric:
+        a, b = (part.strip() for part in metric.split(" - ", 1))
+        for run in runs:
+            if a in run.metrics and b in run.metrics:
+                run.metrics[metric] = run.metrics[a] - run.metrics[b]
+    elif metric.startswith("epochs_to:"):
+        key, _, target = metric[len("epochs_to:"):].partition(">=")
+        for run in runs:
+            history = sorted(client.get_metric_history(run.run_id, key.strip()), key=lambda m: m.step)
+            if history:
+                reached = [m.step + 1 for m in history if m.value >= float(target)]
+                run.metrics[metric] = float(reached[0] if reached else len(history) + 1)
 
 
 def _study(tags: dict[str, str]) -> Study | None:

@@ -62,8 +62,8 @@ def train(cfg: DictConfig, overrides: Sequence[str] = (), progress_prefix: str =
         run.set_tags(device_tags(trainer))
         trainer.fit(experiment.task, experiment.loaders["train"], experiment.loaders["val"])
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        (test,) = trainer.test(experiment.task, experiment.loaders["test"], verbose=False)
-        metrics.update({k: float(v) for k, v in test.items()})
+        for results in trainer.test(experiment.task, [experiment.loaders["test"], experiment.loaders["train_eval"]], verbose=False):
+            metrics.update({k: float(v) for k, v in results.items()})
         status = "FINISHED"
     except (KeyboardInterrupt, SystemExit) as exc:  # Lightning turns Ctrl-C into SystemExit(1)
         status = "KILLED"

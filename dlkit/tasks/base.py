@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from dlkit.data.tensors import Dataset
 from dlkit.errors import ConfigError
 
-STAGES = ("train", "val", "test")
+TEST_STAGES = ("test", "train_eval")  # the test split, then the training split in eval mode (no dropout)
 
 
 class Supervised(pl.LightningModule):
@@ -30,11 +30,15 @@ class Supervised(pl.LightningModule):
         loss: nn.Module,
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., object] | None = None,
+        grad_norms: bool = False,
     ):
+        """grad_norms: log each weight's gradient norm per epoch (grad_norm/<layer>), to watch gradients vanish."""
         super().__init__()
         self.model, self.loss = model, loss
         self.make_optimizer, self.make_scheduler = optimizer, scheduler
         self.sums: dict[str, Tensor] = {}
+        self.watched = [(n.removesuffix(".weight"), p) for n, p in model.named_parameters() if n.endswith("weight") and p.dim() > 1]
+        self.grad_norms = grad_norms
 
     # --- what a task defines ------------------------------------------------------------------
     @classmethod
@@ -76,8 +80,14 @@ class Supervised(pl.LightningModule):
     def validation_step(self, batch, batch_idx):
         self._step(batch, "val")
 
-    def test_step(self, batch, batch_idx):
-        self._step(batch, "test")
+    def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        self._step(batch, TEST_STAGES[dataloader_idx])
+
+    def on_after_backward(self):
+        if self.grad_norms:  # summed on the device like the metrics: no host sync per step
+            norms = torch.stack([p.grad.norm() if p.grad is not None else p.new_zeros(()) for _, p in self.watched])
+            self.sums["grad_norm"] = self.sums["grad_norm"] + norms if "grad_norm" in self.sums else norms
+            self._grad_steps = getattr(self, "_grad_steps", 0) + 1
 
     def _log_epoch(self, stage: str) -> None:
         sums = self.sums.pop(stage, None)
@@ -89,6 +99,10 @@ class Supervised(pl.LightningModule):
             metrics["lr"] = self._epoch_lr
             metrics["epoch_seconds"] = time.perf_counter() - self._epoch_start  # the epoch: training and its validation pass
         self.log_dict({f"{stage}/{k}": v for k, v in metrics.items()})
+        if stage == "train" and "grad_norm" in self.sums:
+            steps, self._grad_steps = self._grad_steps, 0
+            norms = self.sums.pop("grad_norm").tolist()
+            self.log_dict({f"grad_norm/{name}": value / steps for (name, _), value in zip(self.watched, norms)})
 
     def on_train_epoch_start(self):
         self._epoch_lr = self.trainer.optimizers[0].param_groups[0]["lr"]  # the scheduler steps before epoch end
@@ -101,7 +115,8 @@ class Supervised(pl.LightningModule):
         self._log_epoch("val")
 
     def on_test_epoch_end(self):
-        self._log_epoch("test")
+        for stage in TEST_STAGES:
+            self._log_epoch(stage)
 
     def configure_optimizers(self):
         optimizer = self.make_optimizer(self.parameters())

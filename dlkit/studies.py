@@ -1,0 +1,43 @@
+"""`dlkit studies`: run the chapter's studies (the quick variants by default) and write one document
+with each claim, its numbers and its verdict."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from dlkit import config, report
+
+
+def names() -> list[str]:
+    return sorted(p.stem for p in (config.CONF_DIR / "study").glob("*.yaml") if not p.stem.endswith("_quick"))
+
+
+def run_all(selected: list[str], full: bool, overrides: list[str]) -> Path:
+    cfg = config.compose(overrides)
+    sections, summary = [], []
+    for name in selected:
+        preset = name if full else f"{name}_quick"
+        print(f"== study {name} ({preset})", flush=True)
+        # Its own process per study: Hydra runs one app per process, and one failing study must not stop the rest.
+        done = subprocess.run([sys.executable, "-m", "dlkit", "-m", f"+study={preset}", *overrides])
+        try:
+            built = report.load(cfg.tracking.uri, study=name)
+        except Exception as exc:  # noqa: BLE001  (the study did not leave a sweep to report on)
+            summary.append(f"| {name} | – | failed to run (exit {done.returncode}): {exc} | | |")
+            continue
+        folder = Path(cfg.paths.output_dir) / "reports" / built.parent_run_id
+        files = report.write(built, folder)
+        report.attach(built, files)
+        verdict, diff, t = built.verdict()
+        summary.append(f"| {name} | {built.study.claim} | **{verdict}** | {diff:+.4f} | {t:.2f} |")
+        sections.append(report.markdown(built, [str(folder / p.name) for p in files if p.suffix == ".png"]))
+    document = Path(cfg.paths.output_dir) / "reports" / ("studies.md" if full else "studies_quick.md")
+    document.parent.mkdir(parents=True, exist_ok=True)
+    header = [
+        f"# The chapter's claims, tested ({'full' if full else 'quick'} variants)", "",
+        "Each verdict weighs treatment − control against the spread across seeds (Welch's t; |t| ≥ 2 decides).", "",
+        "| study | claim | verdict | difference | t |", "|---|---|---|---|---|", *summary, "",
+    ]
+    document.write_text("\n".join(header) + "\n" + "\n".join(sections))
+    return document

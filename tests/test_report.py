@@ -1,0 +1,119 @@
+"""`dlkit report` and the studies: numbers checked against a hand computation from the stored metrics."""
+import math
+import statistics
+
+import pytest
+
+from conftest import all_runs, dlkit_cli
+from dlkit import report
+from dlkit.report import Cell, Report, Run, Study
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """A 2 × 2 factor sweep with 2 seeds: one parent, eight children."""
+    outputs = tmp_path_factory.mktemp("report") / "outputs"
+    done = dlkit_cli("-m", "activation=relu,tanh", "norm=none,batch", "seed=0,1", "trainer.max_epochs=2", "data.limit=64",
+                     f"paths.output_dir={outputs}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    from mlflow.tracking import MlflowClient
+
+    return outputs, MlflowClient(f"sqlite:///{outputs}/mlflow.db")
+
+
+def test_eight_tagged_children_under_one_parent(swept):
+    _, client = swept
+    runs = all_runs(client)
+    (parent,) = [r for r in runs if r.data.tags.get("dlkit.sweep") == "parent"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 8 and len(runs) == 9
+    assert {(c.data.tags["factor.activation"], c.data.tags["factor.norm"], c.data.tags["factor.seed"]) for c in children} == {
+        (a, n, s) for a in ("relu", "tanh") for n in ("none", "batch") for s in ("0", "1")
+    }
+
+
+def test_report_numbers_equal_a_hand_computation_from_the_store(swept):
+    outputs, client = swept
+    built = report.load(f"sqlite:///{outputs}/mlflow.db")
+    assert built.metric == "test/acc" and built.factors == ["activation", "norm"]  # seed is a replicate, not a factor
+    children = [r for r in all_runs(client) if "mlflow.parentRunId" in r.data.tags]
+    for factor in ("activation", "norm"):
+        rows = {row["level"]: row for row in report.factor_rows(built, factor)}
+        levels = sorted({c.data.tags[f"factor.{factor}"] for c in children})
+        assert sorted(rows) == levels
+        means = {}
+        for level in levels:
+            values = [c.data.metrics["test/acc"] for c in children if c.data.tags[f"factor.{factor}"] == level]
+            means[level] = statistics.fmean(values)
+            assert float(rows[level]["mean"]) == pytest.approx(means[level], abs=1e-6)
+            assert float(rows[level]["std"]) == pytest.approx(statistics.stdev(values), abs=1e-6)
+            assert rows[level]["runs"] == "4"
+        baseline = built.levels(factor)[0]
+        other = next(level for level in levels if level != baseline)
+        assert float(rows[other]["delta"]) == pytest.approx(means[other] - means[baseline], abs=1e-4)
+    grid = built.cell(activation="tanh", norm="batch")
+    expected = [c.data.metrics["test/acc"] for c in children if (c.data.tags["factor.activation"], c.data.tags["factor.norm"]) == ("tanh", "batch")]
+    assert grid.n == 2 and grid.mean == pytest.approx(statistics.fmean(expected))
+
+
+def test_report_command_prints_writes_and_attaches(swept):
+    outputs, client = swept
+    done = dlkit_cli("report", f"paths.output_dir={outputs}")
+    assert done.returncode == 0, done.stderr
+    assert "activation: test/acc, mean ± std over seeds" in done.stdout and "Δ to baseline" in done.stdout
+    (parent,) = [r for r in all_runs(client) if r.data.tags.get("dlkit.sweep") == "parent"]
+    attached = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert attached == {"report/report.md", "report/report.csv", "report/curves_activation.png", "report/curves_norm.png"}
+    folder = outputs / "reports" / parent.info.run_id
+    markdown = (folder / "report.md").read_text()
+    assert "### activation × norm" in markdown and "(n=2)" in markdown
+    assert (folder / "curves_norm.png").read_bytes()[:4] == b"\x89PNG"
+    csv_lines = (folder / "report.csv").read_text().splitlines()
+    assert csv_lines[0] == "factor,level,mean,std,delta,runs" and len(csv_lines) == 5
+
+
+def test_derived_metrics_gap_and_epochs_to_target(swept):
+    outputs, client = swept
+    gap = report.load(f"sqlite:///{outputs}/mlflow.db", metric="train_eval/acc - test/acc")
+    for run in gap.runs:
+        assert run.metrics["train_eval/acc - test/acc"] == pytest.approx(run.metrics["train_eval/acc"] - run.metrics["test/acc"])
+    reach = report.load(f"sqlite:///{outputs}/mlflow.db", metric="epochs_to:val/acc>=0.0")
+    assert all(run.metrics["epochs_to:val/acc>=0.0"] == 1.0 for run in reach.runs)  # reached at once
+    never = report.load(f"sqlite:///{outputs}/mlflow.db", metric="epochs_to:val/acc>=1.1")
+    assert all(run.metrics["epochs_to:val/acc>=1.1"] == 3.0 for run in never.runs)  # 2 epochs, never: 2 + 1
+
+
+def fake(values: dict[str, list[float]], direction: str = "higher") -> Report:
+    runs = [Run(f"{level}{i}", level, "FINISHED", {"f": level}, {"m": v}, "cpu", i) for level, vs in values.items() for i, v in enumerate(vs)]
+    return Report("t", "m", runs, ["f"], Study("s", "claim", "f", "a", "b", "m", direction))
+
+
+def test_verdict_weighs_the_difference_against_the_spread():
+    # a: mean 1, std 0.1 (n=3); b: mean 2, std 0.1 → t = 1 / √(0.01/3 + 0.01/3) = 12.2
+    verdict, diff, t = fake({"a": [0.9, 1.0, 1.1], "b": [1.9, 2.0, 2.1]}).verdict()
+    assert verdict == "supported" and diff == pytest.approx(1.0) and t == pytest.approx(1 / math.sqrt(0.02 / 3))
+    assert fake({"a": [0.9, 1.0, 1.1], "b": [1.9, 2.0, 2.1]}, direction="lower").verdict()[0] == "not supported"
+    # the same difference of means with a wide spread: t = 1 / √(1/3 + 1/3) = 1.22 → inconclusive
+    assert fake({"a": [0.0, 1.0, 2.0], "b": [1.0, 2.0, 3.0]}).verdict()[0] == "inconclusive"
+    assert fake({"a": [1.0], "b": [2.0]}).verdict()[0].startswith("inconclusive (fewer than 2 runs")
+    assert Cell([1.0, 2.0, 4.0]).text() == f"{7 / 3:.4f} ± {statistics.stdev([1.0, 2.0, 4.0]):.4f}"
+
+
+def test_every_study_runs_in_its_quick_variant_and_gets_a_verdict(tmp_path):
+    from dlkit import studies
+
+    done = dlkit_cli("studies", f"paths.output_dir={tmp_path}", timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    document = (tmp_path / "reports" / "studies_quick.md").read_text()
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    runs = all_runs(client)
+    for name in studies.names():
+        row = next(line for line in document.splitlines() if line.startswith(f"| {name} |"))
+        assert any(f"**{v}" in row for v in ("supported", "not supported", "inconclusive")), row
+        (parent,) = [r for r in runs if r.data.tags.get("dlkit.study") == name]
+        assert parent.info.status == "FINISHED" and parent.data.tags["dlkit.study.claim"] in row
+        children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+        assert len(children) >= 6 and len({c.data.tags["factor.seed"] for c in children}) == 3
+    assert len(studies.names()) >= 10
