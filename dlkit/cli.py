@@ -82,6 +82,14 @@ def _report(result, cfg, prefix: str) -> None:
         )
 
 
+def _store_config(overrides: list[str]):
+    """The config that names the MLflow store a command reads (ui, report)."""
+    cfg = config.compose(overrides)
+    if not cfg.tracking.enabled:
+        raise ConfigError("tracking is off (tracking=none): there is no MLflow store to read.")
+    return cfg
+
+
 def list_command(argv: list[str]) -> None:
     from dlkit import build, plugins  # noqa: F401  (importing build registers the built-ins)
     from dlkit.registry import KINDS, registry
@@ -106,9 +114,7 @@ def ui_command(argv: list[str]) -> None:
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("overrides", nargs="*", help="config overrides that pick the store, e.g. paths.output_dir=elsewhere")
     args = parser.parse_args(argv)
-    tracking = config.compose(args.overrides).tracking
-    if not tracking.enabled:
-        raise ConfigError("tracking is off (tracking=none): there is no store to browse.")
+    tracking = _store_config(args.overrides).tracking
     from dlkit.tracking import store
 
     print(f"MLflow UI for {tracking.uri}  (Ctrl-C stops it)")
@@ -142,9 +148,7 @@ def report_command(argv: list[str]) -> None:
     parser.add_argument("--out", help="folder for report.md, report.csv and the plots (default: outputs/reports/<sweep>)")
     parser.add_argument("overrides", nargs="*", help="config overrides that pick the store, e.g. paths.output_dir=elsewhere")
     args = parser.parse_args(argv)
-    cfg = config.compose(args.overrides)
-    if not cfg.tracking.enabled:
-        raise ConfigError("tracking is off (tracking=none): there is no store to report on.")
+    cfg = _store_config(args.overrides)
     built = report.load(cfg.tracking.uri, args.sweep, args.experiment, args.metric)
     folder = Path(args.out or Path(cfg.paths.output_dir) / "reports" / (built.parent_run_id or args.experiment))
     files = report.write(built, folder)
