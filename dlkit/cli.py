@@ -162,15 +162,16 @@ def studies_command(argv: list[str]) -> None:
 
     parser = argparse.ArgumentParser(prog="dlkit studies", description="Run the chapter's studies and write one document of verdicts.")
     parser.add_argument("--full", action="store_true", help="the full variants (default: the quick ones)")
-    parser.add_argument("--only", nargs="+", metavar="STUDY", help=f"some of: {', '.join(studies.names())}")
+    parser.add_argument("--only", metavar="A,B", help=f"a comma-separated choice of: {', '.join(studies.names())}")
     parser.add_argument("overrides", nargs="*", help="overrides for every study, e.g. paths.output_dir=elsewhere")
     args = parser.parse_args(argv)
-    for name in args.only or []:
+    chosen = args.only.split(",") if args.only else studies.names()
+    for name in chosen:
         if name not in studies.names():
             from dlkit.errors import unknown
 
             raise unknown("study", name, studies.names())
-    document = studies.run_all(args.only or studies.names(), args.full, args.overrides)
+    document = studies.run_all(chosen, args.full, args.overrides)
     print(f"Written: {document}")
 
 
