@@ -21,6 +21,7 @@ from dlkit import plugins, sweep, tracking
 from dlkit.build import build
 from dlkit.config import flatten
 from dlkit.progress import EpochProgress
+from dlkit.tracking.artifacts import BestWeights, log_run_artifacts
 from dlkit.tracking.logger import EpochLogger
 from dlkit.tracking.provenance import device_tags, run_tags
 
@@ -58,12 +59,15 @@ def train(cfg: DictConfig, overrides: Sequence[str] = (), progress_prefix: str =
         run.log_params({**flatten(cfg), "optimizer.batch_size": experiment.batch_size})  # null (full batch) as a number
         run.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
         run.log_text(yaml.safe_dump(list(overrides)), "overrides.yaml")
-        trainer = _trainer(cfg, run, progress_prefix)
+        best = BestWeights()
+        trainer = _trainer(cfg, run, progress_prefix, best)
         run.set_tags(device_tags(trainer))
         trainer.fit(experiment.task, experiment.loaders["train"], experiment.loaders["val"])
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         for results in trainer.test(experiment.task, [experiment.loaders["test"], experiment.loaders["train_eval"]], verbose=False):
             metrics.update({k: float(v) for k, v in results.items()})
+        if cfg.tracking.get("artifacts", False):
+            log_run_artifacts(run, trainer.logger.history, best, experiment.task, experiment.loaders["test"])
         status = "FINISHED"
     except (KeyboardInterrupt, SystemExit) as exc:  # Lightning turns Ctrl-C into SystemExit(1)
         status = "KILLED"
@@ -75,12 +79,12 @@ def train(cfg: DictConfig, overrides: Sequence[str] = (), progress_prefix: str =
     return Result(metrics, run.run_id, run.experiment_id, run.uri)
 
 
-def _trainer(cfg: DictConfig, run: tracking.NullRun, progress_prefix: str) -> pl.Trainer:
+def _trainer(cfg: DictConfig, run: tracking.NullRun, progress_prefix: str, best: BestWeights) -> pl.Trainer:
     options = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if v is not None}
     return pl.Trainer(
         **options,
         logger=EpochLogger(run),
-        callbacks=[EpochProgress(progress_prefix)],
+        callbacks=[EpochProgress(progress_prefix), best],
         enable_progress_bar=False,
         enable_model_summary=False,
         enable_checkpointing=False,

@@ -76,13 +76,35 @@ def test_tags_say_what_ran_where(recorded):
 
 def test_config_and_overrides_are_artifacts(recorded):
     result, client, _, outputs = recorded
-    assert {a.path for a in client.list_artifacts(result.run_id)} == {"config.yaml", "overrides.yaml"}
+    assert {a.path for a in client.list_artifacts(result.run_id)} == {
+        "config.yaml", "overrides.yaml", "learning_curves.png", "confusion_matrix.csv", "confusion_matrix.png", "best.pt",
+    }
     local = client.download_artifacts(result.run_id, "config.yaml", str(outputs.parent))
     cfg = yaml.safe_load(open(local))
     assert cfg["optimizer"]["lr"] == 0.003 and cfg["model"]["name"] == "mlp"
     overrides = yaml.safe_load(open(client.download_artifacts(result.run_id, "overrides.yaml", str(outputs.parent))))
     assert "optimizer.lr=0.003" in overrides
     assert str(outputs) in client.get_run(result.run_id).info.artifact_uri  # artifacts live under outputs/
+
+
+def test_review_artifacts_confusion_matrix_and_best_weights(recorded):
+    import torch
+
+    result, client, run, outputs = recorded
+    rows = open(client.download_artifacts(result.run_id, "confusion_matrix.csv", str(outputs.parent))).read().splitlines()
+    matrix = [[int(v) for v in row.split(",")[1:]] for row in rows[1:]]
+    assert len(matrix) == 10 and sum(map(sum, matrix)) == 120  # every test sample once (data.limit=120)
+    assert sum(matrix[i][i] for i in range(10)) / 120 == pytest.approx(result.metrics["test/acc"])
+    weights = torch.load(client.download_artifacts(result.run_id, "best.pt", str(outputs.parent)), weights_only=True)
+    from dlkit import config
+    from dlkit.build import build
+
+    fresh = build(config.compose(["data.limit=8"])).task.model  # the same architecture as the recorded run
+    fresh.load_state_dict(weights)  # strict: every key and shape matches
+    best_epoch = int(run.data.tags["dlkit.best_epoch"])
+    val_losses = {m.step: m.value for m in client.get_metric_history(result.run_id, "val/loss")}
+    assert best_epoch == min(val_losses, key=val_losses.get)
+    assert float(run.data.tags["dlkit.best_val_loss"]) == pytest.approx(min(val_losses.values()), rel=1e-5)
 
 
 def test_same_seed_same_metrics_other_seed_other_metrics():

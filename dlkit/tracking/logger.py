@@ -1,6 +1,8 @@
 """A Lightning logger that hands epoch metrics to the dlkit run, with step = epoch."""
 from __future__ import annotations
 
+from collections import defaultdict
+
 from pytorch_lightning.loggers.logger import Logger
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
@@ -11,6 +13,7 @@ class EpochLogger(Logger):
     def __init__(self, run: NullRun):
         super().__init__()
         self.run = run
+        self.history: dict[str, list[tuple[int, float]]] = defaultdict(list)  # for the run's own plots
 
     @property
     def name(self) -> str:
@@ -33,4 +36,7 @@ class EpochLogger(Logger):
         # Lightning adds the epoch to every epoch-level log call; the chapter's curves are per epoch.
         epoch = metrics.pop("epoch", None)
         if metrics:
-            self.run.log_metrics(metrics, step=int(epoch) if epoch is not None else int(step or 0))
+            step = int(epoch) if epoch is not None else int(step or 0)
+            self.run.log_metrics(metrics, step=step)
+            for key, value in metrics.items():
+                self.history[key].append((step, float(value)))

@@ -27,6 +27,7 @@ class NullRun:
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None: ...
     def set_tags(self, tags: Mapping[str, str]) -> None: ...
     def log_text(self, text: str, path: str) -> None: ...
+    def log_artifact(self, path) -> None: ...
     def finish(self, status: str) -> None: ...
 
 
@@ -59,6 +60,9 @@ class TrackedRun(NullRun):
 
     def log_text(self, text: str, path: str) -> None:
         self.client.log_text(self.run_id, text, path)
+
+    def log_artifact(self, path) -> None:
+        self.client.log_artifact(self.run_id, str(path))
 
     def flush(self) -> None:
         for operation in self._pending:

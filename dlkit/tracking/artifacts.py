@@ -1,0 +1,103 @@
+"""What each run leaves for review beside its metrics: learning curves, a confusion matrix for class
+tasks, and the weights of its best epoch (by validation loss), kept in memory until the run ends."""
+from __future__ import annotations
+
+import copy
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from pytorch_lightning import Callback
+
+from dlkit.tracking.run import NullRun
+
+
+class BestWeights(Callback):
+    """Remembers the model's weights at its lowest validation loss (a copy in memory: no file per epoch)."""
+
+    def __init__(self, monitor: str = "val/loss"):
+        self.monitor = monitor
+        self.best: float | None = None
+        self.epoch: int | None = None
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is None or trainer.sanity_checking:
+            return
+        value = float(value)
+        if self.best is None or value < self.best:
+            self.best, self.epoch = value, trainer.current_epoch
+            self.state = copy.deepcopy({k: v.detach().cpu() for k, v in pl_module.model.state_dict().items()})
+
+
+def log_run_artifacts(run: NullRun, history: dict[str, list[tuple[int, float]]], best: BestWeights, task, test_loader) -> None:
+    if run.run_id is None:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        files = [_curves(history, folder / "learning_curves.png")]
+        if getattr(task, "output", None) in ("softmax", "sigmoid"):
+            files += _confusion(task, test_loader, folder)
+        if best.state is not None:
+            torch.save(best.state, folder / "best.pt")  # a plain state dict: loads with torch.load(weights_only=True)
+            files.append(folder / "best.pt")
+            run.set_tags({"dlkit.best_epoch": str(best.epoch), "dlkit.best_val_loss": f"{best.best:.6g}"})
+        for path in files:
+            run.log_artifact(path)
+
+
+def _curves(history: dict[str, list[tuple[int, float]]], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = sorted({k.split("/", 1)[1] for k in history if k.startswith(("train/", "val/"))} - {"lr", "epoch_seconds"})
+    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for stage in ("train", "val"):
+            points = history.get(f"{stage}/{name}", [])
+            if points:
+                ax.plot([s + 1 for s, _ in points], [v for _, v in points], label=stage)
+        ax.set_xlabel("epoch")
+        ax.set_title(name)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+@torch.no_grad()
+def _confusion(task, loader, folder: Path) -> list[Path]:
+    task.eval()
+    counts: dict[tuple[int, int], int] = defaultdict(int)
+    classes = 2
+    for x, y in loader:
+        outputs = task(x.to(task.device))
+        predicted = outputs.argmax(dim=1) if task.output == "softmax" else (outputs > 0).long()
+        classes = outputs.shape[1] if task.output == "softmax" else 2
+        pairs = (y.to(predicted.device).long() * classes + predicted).bincount(minlength=classes * classes).tolist()
+        for index, count in enumerate(pairs):
+            counts[divmod(index, classes)] += count
+    matrix = [[counts[(t, p)] for p in range(classes)] for t in range(classes)]
+    csv = folder / "confusion_matrix.csv"
+    csv.write_text("true\\predicted," + ",".join(map(str, range(classes))) + "\n"
+                   + "".join(f"{t}," + ",".join(map(str, row)) + "\n" for t, row in enumerate(matrix)))
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.imshow(matrix, cmap="Blues")
+    for t in range(classes):
+        for p in range(classes):
+            ax.text(p, t, matrix[t][p], ha="center", va="center", fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("test confusion matrix")
+    fig.tight_layout()
+    png = folder / "confusion_matrix.png"
+    fig.savefig(png, dpi=80)
+    plt.close(fig)
+    return [csv, png]
