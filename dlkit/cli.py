@@ -60,6 +60,7 @@ def _train_app(argv: list[str]) -> None:
         except ConfigError as exc:  # here, or Hydra would print it as a crash
             _user_error(exc)
         _report(result, cfg, prefix)
+        return result.metrics.get(cfg.objective)  # what an optimizing sweeper (optuna) minimizes or maximizes
 
     from dlkit import sweep
 

@@ -28,6 +28,8 @@ class Sweep:
     parent_run_id: str
     uri: str
     factors: tuple[str, ...]
+    objective: str = "val/loss"
+    maximize: bool = False
 
     def child_tags(self, overrides: Sequence[str]) -> dict[str, str]:
         values = factor_values(overrides, self.factors)
@@ -89,7 +91,8 @@ class SweepCallback(Callback):
         client.set_tag(run.info.run_id, SWEEP_TAG, run.info.run_id)
         for i, item in enumerate(fixed):
             client.log_param(run.info.run_id, f"override.{i}", item)
-        self.sweep = Sweep(run.info.run_id, config.tracking.uri, factors)
+        direction = str(config.hydra.sweeper.get("direction", "minimize"))
+        self.sweep = Sweep(run.info.run_id, config.tracking.uri, factors, str(config.objective), direction.endswith("maximize"))
         _opened.append(self.sweep)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -116,6 +119,12 @@ def close(sweep: Sweep, failed: bool = False) -> str:
     children = client.search_runs([parent.info.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{sweep.parent_run_id}'")
     done = children and all(c.info.status == "FINISHED" for c in children)
     status = "FINISHED" if done and not failed else "FAILED"
+    scored = [c for c in children if c.info.status == "FINISHED" and sweep.objective in c.data.metrics]
+    if scored:  # the best job, recorded on the parent (for an optimizing sweeper: the best trial)
+        best = (max if sweep.maximize else min)(scored, key=lambda c: c.data.metrics[sweep.objective])
+        client.set_tag(sweep.parent_run_id, "dlkit.best_run_id", best.info.run_id)
+        client.set_tag(sweep.parent_run_id, "dlkit.best_run_name", best.info.run_name)
+        client.log_metric(sweep.parent_run_id, f"best/{sweep.objective}", best.data.metrics[sweep.objective])
     if parent.info.status == "RUNNING":
         client.set_terminated(sweep.parent_run_id, status=status)
     if sweep in _opened:

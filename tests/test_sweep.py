@@ -65,3 +65,16 @@ def test_an_interrupted_sweep_leaves_nothing_running(outputs, store):
     parent, children = parent_and_children(store())
     assert parent.info.status == "FAILED"
     assert [c.info.status for c in children] == ["KILLED"]
+
+
+def test_optuna_trials_are_children_and_the_best_is_recorded_on_the_parent(outputs, store):
+    done = dlkit_cli("-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=3", "hydra.sweeper.sampler.seed=1",
+                     "optimizer.lr=interval(0.001,0.1)", *TINY, f"paths.output_dir={outputs}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    parent, children = parent_and_children(store())
+    assert len(children) == 3 and parent.info.status == "FINISHED"
+    assert parent.data.tags["dlkit.factors"] == "optimizer.lr"
+    best = min(children, key=lambda c: c.data.metrics["val/loss"])
+    assert parent.data.tags["dlkit.best_run_id"] == best.info.run_id
+    assert parent.data.metrics["best/val/loss"] == pytest.approx(best.data.metrics["val/loss"])
+    assert all(0.001 <= float(c.data.tags["factor.optimizer.lr"]) <= 0.1 for c in children)
