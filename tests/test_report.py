@@ -117,3 +117,24 @@ def test_every_study_runs_in_its_quick_variant_and_gets_a_verdict(tmp_path):
         children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
         assert len(children) >= 6 and len({c.data.tags["factor.seed"] for c in children}) == 3
     assert len(studies.names()) >= 10
+
+
+def test_runs_from_two_devices_get_a_breakdown_with_time_per_epoch(swept, tmp_path):
+    import shutil
+
+    from mlflow.tracking import MlflowClient
+
+    outputs, _ = swept
+    copy = tmp_path / "store"
+    shutil.copytree(outputs, copy)  # leave the shared sweep as it was
+    client = MlflowClient(f"sqlite:///{copy}/mlflow.db")
+    children = sorted((r for r in all_runs(client) if "mlflow.parentRunId" in r.data.tags), key=lambda r: r.info.run_name)
+    for run in children[:4]:  # as if these four had run on a GPU
+        client.set_tag(run.info.run_id, "device.accelerator", "cuda")
+        client.set_tag(run.info.run_id, "device.name", "NVIDIA H100")
+    built = report.load(f"sqlite:///{copy}/mlflow.db")
+    devices = built.devices()
+    assert sorted(len(runs) for runs in devices.values()) == [4, 4] and "cuda: NVIDIA H100" in devices
+    markdown = report.markdown(built)
+    gpu_seconds = statistics.fmean(r.data.metrics["train/epoch_seconds"] for r in children[:4])
+    assert f"| cuda: NVIDIA H100 | 4 |" in markdown and f"| {gpu_seconds:.3f} |" in markdown
