@@ -74,7 +74,11 @@ class SweepCallback(Callback):
         client = store.client(config.tracking.uri)
         experiment_id = store.experiment_id(client, config.tracking.experiment, config.tracking.get("artifact_root"))
         fixed = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] not in factors]
+        from dlkit import plugins
+        from dlkit.tracking.provenance import run_tags
+
         tags = {
+            **run_tags([f"{p.name} ({p.origin})" for p in plugins.discover() if not p.error]),  # versions, git commit
             "dlkit.sweep": "parent",
             "dlkit.factors": ",".join(factors),
             "dlkit.jobs": os.environ.get("DLKIT_SWEEP_SIZE", "?"),
@@ -89,8 +93,9 @@ class SweepCallback(Callback):
             name = f"study {study.name}"
         run = client.create_run(experiment_id, run_name=name, tags=tags)
         client.set_tag(run.info.run_id, SWEEP_TAG, run.info.run_id)
-        for i, item in enumerate(fixed):
-            client.log_param(run.info.run_id, f"override.{i}", item)
+        from mlflow.entities import Param
+
+        client.log_batch(run.info.run_id, params=[Param(f"override.{i}", item) for i, item in enumerate(fixed)])
         direction = str(config.hydra.sweeper.get("direction", "minimize"))
         self.sweep = Sweep(run.info.run_id, config.tracking.uri, factors, str(config.objective), direction.endswith("maximize"))
         _opened.append(self.sweep)

@@ -32,6 +32,9 @@ def test_a_2x2_sweep_is_one_parent_with_four_tagged_children(launcher, outputs, 
     parent, children = parent_and_children(store())
     assert parent.info.status == "FINISHED" and parent.data.tags["dlkit.factors"] == "activation,norm"
     assert parent.data.tags["dlkit.jobs"] == "4"
+    import torch
+
+    assert parent.data.tags["version.torch"] == torch.__version__ and "swish" in parent.data.tags["dlkit.plugins"]
     assert sorted(c.info.run_name for c in children) == [
         "activation=relu,norm=batch", "activation=relu,norm=none", "activation=tanh,norm=batch", "activation=tanh,norm=none",
     ]
