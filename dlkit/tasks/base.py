@@ -38,7 +38,7 @@ class Supervised(pl.LightningModule):
         self.make_optimizer, self.make_scheduler = optimizer, scheduler
         self.sums: dict[str, Tensor] = {}
         self.watched = [(n.removesuffix(".weight"), p) for n, p in model.named_parameters() if n.endswith("weight") and p.dim() > 1]
-        self.grad_norms = grad_norms
+        self.grad_norms, self._grad_steps = grad_norms, 0
 
     # --- what a task defines ------------------------------------------------------------------
     @classmethod
@@ -87,7 +87,7 @@ class Supervised(pl.LightningModule):
         if self.grad_norms:  # summed on the device like the metrics: no host sync per step
             norms = torch.stack([p.grad.norm() if p.grad is not None else p.new_zeros(()) for _, p in self.watched])
             self.sums["grad_norm"] = self.sums["grad_norm"] + norms if "grad_norm" in self.sums else norms
-            self._grad_steps = getattr(self, "_grad_steps", 0) + 1
+            self._grad_steps += 1
 
     def _log_epoch(self, stage: str) -> None:
         sums = self.sums.pop(stage, None)

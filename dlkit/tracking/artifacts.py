@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import tempfile
-from collections import defaultdict
 from pathlib import Path
 
 import torch
@@ -73,16 +72,14 @@ def _curves(history: dict[str, list[tuple[int, float]]], path: Path) -> Path:
 @torch.no_grad()
 def _confusion(task, loader, folder: Path) -> list[Path]:
     task.eval()
-    counts: dict[tuple[int, int], int] = defaultdict(int)
-    classes = 2
+    predicted, true = [], []
     for x, y in loader:
         outputs = task(x.to(task.device))
-        predicted = outputs.argmax(dim=1) if task.output == "softmax" else (outputs > 0).long()
-        classes = outputs.shape[1] if task.output == "softmax" else 2
-        pairs = (y.to(predicted.device).long() * classes + predicted).bincount(minlength=classes * classes).tolist()
-        for index, count in enumerate(pairs):
-            counts[divmod(index, classes)] += count
-    matrix = [[counts[(t, p)] for p in range(classes)] for t in range(classes)]
+        predicted.append(outputs.argmax(dim=1) if task.output == "softmax" else (outputs > 0).long())
+        true.append(y.to(outputs.device).long())
+    classes = outputs.shape[1] if task.output == "softmax" else 2
+    pairs = torch.cat(true) * classes + torch.cat(predicted)
+    matrix = pairs.bincount(minlength=classes * classes).view(classes, classes).tolist()  # rows: true, columns: predicted
     csv = folder / "confusion_matrix.csv"
     csv.write_text("true\\predicted," + ",".join(map(str, range(classes))) + "\n"
                    + "".join(f"{t}," + ",".join(map(str, row)) + "\n" for t, row in enumerate(matrix)))
