@@ -37,6 +37,7 @@ class Supervised(pl.LightningModule):
         self.model, self.loss = model, loss
         self.make_optimizer, self.make_scheduler = optimizer, scheduler
         self.sums: dict[str, Tensor] = {}
+        self.counts: dict[str, int] = {}
         self.watched = [(n.removesuffix(".weight"), p) for n, p in model.named_parameters() if n.endswith("weight") and p.dim() > 1]
         self.grad_norms, self._grad_steps = grad_norms, 0
 
@@ -66,12 +67,12 @@ class Supervised(pl.LightningModule):
         outputs = self.model(x)
         loss = self.loss(outputs, y)
         with torch.no_grad():
-            n = float(len(y))
-            batch_sums = torch.cat([torch.stack([loss.detach() * n, loss.new_tensor(n)]), self.batch_stats(outputs, y).to(loss.dtype)])
+            batch_sums = torch.cat([(loss.detach() * len(y)).view(1), self.batch_stats(outputs, y).to(loss.dtype)])
             if stage in self.sums:
                 self.sums[stage] += batch_sums
             else:
                 self.sums[stage] = batch_sums
+        self.counts[stage] = self.counts.get(stage, 0) + len(y)  # known on the host: no tensor needed
         return loss
 
     def training_step(self, batch, batch_idx):
@@ -93,7 +94,8 @@ class Supervised(pl.LightningModule):
         sums = self.sums.pop(stage, None)
         if sums is None:
             return
-        loss_sum, n, *stats = sums.tolist()  # the one host sync of the epoch
+        loss_sum, *stats = sums.tolist()  # the one host sync of the epoch
+        n = self.counts.pop(stage)
         metrics = {"loss": loss_sum / n, **self.epoch_metrics(stats, n)}
         if stage == "train":
             metrics["lr"] = self._epoch_lr

@@ -21,15 +21,14 @@ class Classification(Supervised):
         return (data.num_classes,)
 
     def batch_stats(self, logits: Tensor, y: Tensor) -> Tensor:
-        classes = logits.shape[1]
-        hit = logits.argmax(dim=1) == y
-        return torch.cat([hit.sum().view(1), torch.bincount(y[hit], minlength=classes), torch.bincount(y, minlength=classes)])
+        """One bincount: entry 2c counts the misses of class c, entry 2c + 1 its hits."""
+        hit = (logits.argmax(dim=1) == y).long()
+        return torch.bincount(y * 2 + hit, minlength=2 * logits.shape[1])
 
     def epoch_metrics(self, stats: list[float], n: float) -> dict[str, float]:
-        correct, per_class = stats[0], stats[1:]
-        hits, support = per_class[: len(per_class) // 2], per_class[len(per_class) // 2 :]
-        recalls = [h / s for h, s in zip(hits, support) if s]
-        return {"acc": correct / n, "recall_min": min(recalls)}
+        misses, hits = stats[0::2], stats[1::2]
+        recalls = [h / (h + m) for h, m in zip(hits, misses) if h + m]
+        return {"acc": sum(hits) / n, "recall_min": min(recalls)}
 
 
 @register("task", "binary")
