@@ -80,9 +80,6 @@ class Registry:
     def entries(self) -> list[Entry]:
         return [self._entries[n] for n in self.names()]
 
-    def __contains__(self, name: str) -> bool:
-        return name in self._entries
-
 
 def _check_params(what: str, factory: Callable, params: dict, context: dict, complete: bool) -> None:
     """Reject a misspelled or missing parameter before the call, naming the close match."""

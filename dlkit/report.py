@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlkit.errors import ConfigError
+from dlkit.plots import pyplot
 from dlkit.sweep import FACTOR_PREFIX, PARENT_TAG
 
 REPLICATE_KEYS = {"seed"}
@@ -256,10 +257,7 @@ def write(report: Report, folder: Path) -> list[Path]:
 
 
 def learning_curves(report: Report, folder: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from dlkit.tracking import store
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from pytorch_lightning import Callback
 
+from dlkit.plots import pyplot
 from dlkit.tracking.run import NullRun
 
 
@@ -48,10 +49,7 @@ def log_run_artifacts(run: NullRun, history: dict[str, list[tuple[int, float]]],
 
 
 def _curves(history: dict[str, list[tuple[int, float]]], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     names = sorted({k.split("/", 1)[1] for k in history if k.startswith(("train/", "val/"))} - {"lr", "epoch_seconds"})
     fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
@@ -83,8 +81,7 @@ def _confusion(task, loader, folder: Path) -> list[Path]:
     csv = folder / "confusion_matrix.csv"
     csv.write_text("true\\predicted," + ",".join(map(str, range(classes))) + "\n"
                    + "".join(f"{t}," + ",".join(map(str, row)) + "\n" for t, row in enumerate(matrix)))
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 4))
     ax.imshow(matrix, cmap="Blues")
     for t in range(classes):

@@ -1,16 +1,9 @@
-"""The MLflow store: its URI, the experiment (created once, with its artifacts under outputs/)."""
+"""The MLflow store: a client for its URI, the experiment (created once, with its artifacts under outputs/)."""
 from __future__ import annotations
 
 import logging
 import re
 from pathlib import Path
-
-DEFAULT_DB = "mlflow.db"
-
-
-def default_uri(output_dir: str | Path) -> str:
-    """sqlite:////abs/outputs/mlflow.db: absolute, so every job and worker finds the same store."""
-    return f"sqlite:///{Path(output_dir).resolve() / DEFAULT_DB}"
 
 
 def client(uri: str):
