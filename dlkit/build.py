@@ -20,6 +20,7 @@ from dlkit.data.tensors import resize_images
 from dlkit.errors import ConfigError
 from dlkit.models.parts import LayerParts
 from dlkit.registry import registry
+from dlkit.schema import PositiveInt, check_value
 
 
 @dataclass
@@ -37,26 +38,45 @@ def section(cfg: DictConfig, key: str) -> dict[str, Any]:
     return value
 
 
-def build(cfg: DictConfig) -> Experiment:
+@dataclass
+class Plan:
+    """Every component a config names, checked (names, parameters, ranges, fit), before any data is loaded."""
+
+    parts: LayerParts
+    optimizer: functools.partial
+    scheduler: functools.partial
+    task: functools.partial
+    loss: Any
+    data: functools.partial
+    resize: int | None
+    model: functools.partial
+    batch_size: int | None
+
+
+def plan(cfg: DictConfig) -> Plan:
     parts = LayerParts(*(section(cfg, k) for k in ("activation", "norm", "dropout", "residual")))
     parts.check()
     optimizer_cfg = section(cfg, "optimizer")
-    batch_size = optimizer_cfg.pop("batch_size", None)
+    batch_size = _batch_size(optimizer_cfg.pop("batch_size", None))
     optimizer = registry("optimizer").partial(optimizer_cfg)
     scheduler = functools.partial(registry("scheduler").partial(section(cfg, "scheduler")), max_epochs=int(cfg.trainer.max_epochs))
-    task_cfg = section(cfg, "task")
-    task_cls = registry("task").get(task_cfg.get("name"))
-    output = getattr(task_cls, "output", "softmax")
-    loss = registry("loss").build(section(cfg, "loss"), output=output)
-
+    task = registry("task").partial(section(cfg, "task"))
+    loss = registry("loss").build(section(cfg, "loss"), output=getattr(task.func, "output", "softmax"))
     data_cfg = section(cfg, "data")
     resize = data_cfg.pop("resize", None)  # for any image data set: a transform, not a data set's parameter
-    dataset = _resized(registry("data").build(data_cfg), resize)
+    model = registry("model").partial(section(cfg, "model"))
+    return Plan(parts, optimizer, scheduler, task, loss, registry("data").partial(data_cfg), resize, model, batch_size)
+
+
+def build(cfg: DictConfig) -> Experiment:
+    p = plan(cfg)
+    dataset = _resized(p.data(), p.resize)
+    task_cls = p.task.func
     if hasattr(task_cls, "check_data"):
         task_cls.check_data(dataset)
-    batch_size = _batch_size(batch_size, len(dataset.train))
-    model = _model(section(cfg, "model"), dataset, task_cls.output_shape(dataset), parts)
-    task = registry("task").build(task_cfg, model=model, loss=loss, optimizer=optimizer, scheduler=scheduler)
+    batch_size = min(p.batch_size or len(dataset.train), len(dataset.train))  # None: the full batch
+    model = _model(p.model, dataset, task_cls.output_shape(dataset), p.parts)
+    task = p.task(model=model, loss=p.loss, optimizer=p.optimizer, scheduler=p.scheduler)
     loaders = {
         "train": TensorBatches(dataset.train, batch_size, shuffle=True, seed=int(cfg.seed)),
         "val": TensorBatches(dataset.val, max(batch_size, 256)),  # evaluation batches need no gradient: larger is faster
@@ -77,22 +97,23 @@ def _resized(dataset: Dataset, size: int | None) -> Dataset:
     return resize_images(dataset, size)
 
 
-def _batch_size(value: Any, train_size: int) -> int:
-    if value is None:
-        return train_size  # full-batch gradient descent
-    if not isinstance(value, int) or value < 1:
-        raise ConfigError(f"optimizer.batch_size must be a whole number ≥ 1 (or null for the full batch), got {value!r}.")
-    return min(value, train_size)
+def _batch_size(value: Any) -> int | None:
+    check_value("optimizer.batch_size", value, PositiveInt | None)  # null: the full batch (gradient descent)
+    return value
 
 
-def _model(model_cfg: dict[str, Any], dataset: Dataset, output_shape: tuple[int, ...], parts: LayerParts):
-    factory = registry("model").get(model_cfg.get("name"))
+def _model(make: functools.partial, dataset: Dataset, output_shape: tuple[int, ...], parts: LayerParts):
+    factory = make.func
     context = {"input_shape": dataset.input_shape, "output_shape": output_shape, "parts": parts}
     if dataset.input_vocab:
         if "input_vocab" not in inspect.signature(factory).parameters:
             able = [e.name for e in registry("model").entries() if "input_vocab" in inspect.signature(e.obj).parameters]
             raise ConfigError(
-                f"model '{model_cfg['name']}' cannot read token inputs ({dataset.describe()}); models that can: {', '.join(able)}."
+                f"model '{_name(factory)}' cannot read token inputs ({dataset.describe()}); models that can: {', '.join(able)}."
             )
         context["input_vocab"] = dataset.input_vocab
-    return registry("model").build(model_cfg, **context)
+    return make(**context)
+
+
+def _name(factory) -> str:
+    return next(e.name for e in registry("model").entries() if e.obj is factory)

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from dlkit import config
-from dlkit.errors import ConfigError
+from dlkit.errors import ConfigError, Diverged, Interrupted
 
 log = logging.getLogger("dlkit")
 USER_ERROR = 2
@@ -27,11 +29,18 @@ def main(argv: Sequence[str] | None = None) -> None:
             _train_app(argv)
     except ConfigError as exc:
         _user_error(exc)
+    except Interrupted as exc:
+        if exc.run_id:
+            print(f"dlkit: run {exc.run_id} is KILLED; continue it with: dlkit resume {exc.run_id}", file=sys.stderr)
+        raise
 
 
-def _user_error(exc: ConfigError) -> None:
+def _user_error(exc: ConfigError | Diverged) -> None:
     if os.environ.get("DLKIT_DEBUG"):
         raise exc
+    if isinstance(exc, Diverged):  # not the user's typo, but their settings: one line, the FAILED run named
+        print(f"dlkit: run {exc.run_id} FAILED: {exc}", file=sys.stderr)
+        sys.exit(1)
     print(f"dlkit: error: {exc}", file=sys.stderr)
     sys.exit(USER_ERROR)
 
@@ -57,18 +66,32 @@ def _train_app(argv: list[str]) -> None:
         prefix = f"[job {hydra_cfg.job.num + 1}/{total if total != '0' else '?'}] " if multirun else ""
         try:
             result = train(cfg, overrides=list(hydra_cfg.overrides.task), progress_prefix=prefix)
-        except ConfigError as exc:  # here, or Hydra would print it as a crash
-            _user_error(exc)
+        except (ConfigError, Diverged) as exc:  # here, or Hydra would print it as a crash
+            if not multirun:
+                _user_error(exc)
+            log.error("%sdlkit: error: %s", prefix, exc)  # in a sweep the other jobs go on
+            return math.nan
+        except Exception:
+            if not multirun:
+                raise
+            log.exception("%sthe job failed (its run is FAILED); the other jobs go on", prefix)
+            return math.nan
         _report(result, cfg, prefix)
         return result.metrics.get(cfg.objective)  # what an optimizing sweeper (optuna) minimizes or maximizes
 
     from dlkit import sweep
 
     sys.argv = ["dlkit", *argv]
+    interrupted = False
     try:
         job()
+    except Interrupted:
+        interrupted = True
+        raise
     finally:
-        sweep.close_abandoned()
+        sweep.close_abandoned(interrupted)
+    if sweep.outcome == "FAILED":
+        sys.exit(1)
 
 
 def _report(result, cfg, prefix: str) -> None:
@@ -138,8 +161,6 @@ def check_command(argv: list[str]) -> None:
 
 
 def report_command(argv: list[str]) -> None:
-    from pathlib import Path
-
     from dlkit import report
 
     parser = argparse.ArgumentParser(prog="dlkit report", description="The ablation report of a sweep (default: the latest), from MLflow.")
@@ -156,6 +177,43 @@ def report_command(argv: list[str]) -> None:
     report.attach(built, files)
     report.print_tables(built)
     print(f"Written: {', '.join(str(f) for f in files)}" + (f"; attached to run {built.parent_run_id}" if built.parent_run_id else ""))
+
+
+def resume_command(argv: list[str]) -> None:
+    import tempfile
+
+    import yaml
+    from omegaconf import OmegaConf
+
+    parser = argparse.ArgumentParser(
+        prog="dlkit resume",
+        description="Continue an interrupted run from its last checkpoint, in the same MLflow run, with the config it was started with."
+        " (A whole sweep resumes by launching the same command again.)",
+    )
+    parser.add_argument("run_id", help="the run's id, as printed when it was interrupted or shown by `dlkit ui`")
+    parser.add_argument("overrides", nargs="*", help="config overrides that pick the store, e.g. paths.output_dir=elsewhere")
+    args = parser.parse_args(argv)
+    uri = _store_config(args.overrides).tracking.uri
+    from mlflow.exceptions import MlflowException
+
+    from dlkit.tracking import store
+
+    client = store.client(uri)
+    try:
+        run = client.get_run(args.run_id)
+    except MlflowException:
+        raise ConfigError(f"no run '{args.run_id}' in {uri}; the run ids are in `dlkit ui` (or pass the overrides that pick its store).") from None
+    if run.info.status == "FINISHED":
+        raise ConfigError(f"run {args.run_id} has FINISHED: there is nothing to resume.")
+    if run.data.tags.get("dlkit.sweep") == "parent":
+        raise ConfigError(f"run {args.run_id} is a sweep's parent: launch the same sweep command again to resume it.")
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = OmegaConf.load(client.download_artifacts(args.run_id, "config.yaml", tmp))
+        overrides = yaml.safe_load(Path(client.download_artifacts(args.run_id, "overrides.yaml", tmp)).read_text()) or []
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)  # as a run prints
+    from dlkit.train import train
+
+    _report(train(cfg, overrides, resume=args.run_id), cfg, "")
 
 
 def studies_command(argv: list[str]) -> None:
@@ -176,4 +234,7 @@ def studies_command(argv: list[str]) -> None:
     print(f"Written: {document}")
 
 
-SUBCOMMANDS = {"list": list_command, "ui": ui_command, "check": check_command, "report": report_command, "studies": studies_command}
+SUBCOMMANDS = {
+    "list": list_command, "ui": ui_command, "check": check_command, "report": report_command, "studies": studies_command,
+    "resume": resume_command,
+}

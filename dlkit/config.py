@@ -33,7 +33,7 @@ def compose(overrides: Sequence[str] = (), with_hydra: bool = False) -> DictConf
 
 
 def check(overrides: Sequence[str], multirun: bool) -> int:
-    """Compose every job a command would launch, so a bad value fails before any job starts.
+    """Compose and validate every job a command would launch, so a bad value fails before any job starts.
 
     Returns the number of jobs (0 when the sweeper decides it, as for ranges)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -56,11 +56,13 @@ def check(overrides: Sequence[str], multirun: bool) -> int:
         if any(o.is_sweep_override() and not o.is_discrete_sweep() for o in parsed):
             return 0  # ranges and intervals: the sweeper picks the jobs
         jobs = BasicSweeper.split_arguments(parsed, None)[0]
+    from dlkit.schema import validate
+
     for number, job in enumerate(jobs):
         try:
-            compose(job)
+            validate(compose(job))
         except ConfigError as exc:
-            where = f"job #{number} of {len(jobs)} ({','.join(job)}): " if len(jobs) > 1 else ""
+            where = f"job {number + 1} of {len(jobs)} ({','.join(job)}): " if len(jobs) > 1 else ""
             raise ConfigError(where + str(exc)) from None
     return len(jobs)
 

@@ -23,3 +23,15 @@ def unknown(kind: str, name: str, choices: Iterable[str], hint: str = "") -> Con
     suggestion = did_you_mean(name, choices)
     available = ", ".join(choices) if choices else "(none)"
     return ConfigError(f"{kind} '{name}' is unknown;{suggestion} available: {available}.{hint}")
+
+
+class Diverged(Exception):
+    """The training loss became NaN or infinite: the run stops and ends FAILED, tagged with this reason."""
+
+
+class Interrupted(SystemExit):
+    """Ctrl-C or SIGTERM ended a run KILLED; its exit code is 128 + the signal's number, as a shell's."""
+
+    def __init__(self, run_id: str | None, checkpoint_saved: bool, code: int):
+        super().__init__(code)
+        self.run_id, self.checkpoint_saved = run_id, checkpoint_saved

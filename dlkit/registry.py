@@ -57,14 +57,14 @@ class Registry:
         """Call the entry named by cfg['name'] with the rest of cfg, and context, as keyword arguments."""
         name, params = self._split(cfg)
         factory = self.get(name)
-        _check_params(f"{self.kind} '{name}'", factory, params, context, complete=True)
+        _check_params(self.kind, name, factory, params, context, complete=True)
         return factory(**params, **context)
 
     def partial(self, cfg: Mapping[str, Any]) -> Callable[..., Any]:
         """Like build, for entries that need arguments known only later (an optimizer's parameters)."""
         name, params = self._split(cfg)
         factory = self.get(name)
-        _check_params(f"{self.kind} '{name}'", factory, params, {}, complete=False)
+        _check_params(self.kind, name, factory, params, {}, complete=False)
         return functools.partial(factory, **params)
 
     def _split(self, cfg: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -81,8 +81,11 @@ class Registry:
         return [self._entries[n] for n in self.names()]
 
 
-def _check_params(what: str, factory: Callable, params: dict, context: dict, complete: bool) -> None:
-    """Reject a misspelled or missing parameter before the call, naming the close match."""
+def _check_params(kind: str, name: str, factory: Callable, params: dict, context: dict, complete: bool) -> None:
+    """Reject a misspelled or missing parameter, or a value of the wrong type or range, before the call."""
+    from dlkit.schema import check_value, hints
+
+    what = f"{kind} '{name}'"
     signature = inspect.signature(factory)
     accepted = [p for p in signature.parameters if p not in context]
     if not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
@@ -96,6 +99,10 @@ def _check_params(what: str, factory: Callable, params: dict, context: dict, com
         (signature.bind if complete else signature.bind_partial)(**params, **context)
     except TypeError as exc:
         raise ConfigError(f"{what}: {exc}.") from None
+    annotations = hints(factory)
+    for key, value in params.items():
+        if key in annotations:
+            check_value(f"{kind}.{key}", value, annotations[key])
 
 
 REGISTRIES: dict[str, Registry] = {kind: Registry(kind) for kind in KINDS}

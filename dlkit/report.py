@@ -17,7 +17,7 @@ from pathlib import Path
 
 from dlkit.errors import ConfigError
 from dlkit.plots import pyplot
-from dlkit.sweep import FACTOR_PREFIX, PARENT_TAG
+from dlkit.sweep import FACTOR_PREFIX, PARENT_TAG, latest_attempts
 
 REPLICATE_KEYS = {"seed"}
 T_THRESHOLD = 2.0  # |Welch t| at which a difference counts as more than the seed-to-seed spread
@@ -143,7 +143,7 @@ def load(uri: str, sweep_id: str | None = None, experiment: str | None = None, m
         except Exception:
             raise ConfigError(f"no run '{sweep_id}' in {uri}; `dlkit report` without --sweep takes the latest sweep.") from None
     if parent is not None:
-        found = client.search_runs([parent.info.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'")
+        found = latest_attempts(client.search_runs([parent.info.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'"))
         factors = [f for f in parent.data.tags.get("dlkit.factors", "").split(",") if f and f not in REPLICATE_KEYS]
         title = f"{parent.info.run_name} ({parent.info.run_id})"
     else:
@@ -154,7 +154,7 @@ def load(uri: str, sweep_id: str | None = None, experiment: str | None = None, m
         raise ConfigError(f"{title} has no runs to report on.")
     runs = [
         Run(
-            r.info.run_id, r.info.run_name, r.info.status,
+            r.info.run_id, r.info.run_name, r.info.status + (f" ({r.data.tags['dlkit.failure']})" if "dlkit.failure" in r.data.tags else ""),
             {k[len(FACTOR_PREFIX):]: v for k, v in r.data.tags.items() if k.startswith(FACTOR_PREFIX)},
             dict(r.data.metrics), f"{r.data.tags.get('device.accelerator', '?')}: {r.data.tags.get('device.name', '?')}", r.info.start_time,
         )
@@ -207,7 +207,7 @@ def markdown(report: Report, curves: list[str] = ()) -> str:
         ]
     failed = [r for r in report.runs if r.status != "FINISHED"]
     lines.append(f"Metric `{report.metric}`, mean ± standard deviation over seeds; {len(report.runs)} runs"
-                 + (f", {len(failed)} not finished (left out: {', '.join(r.name for r in failed)})" if failed else "") + ".")
+                 + (f", {len(failed)} not finished (left out: {', '.join(f'{r.name} {r.status}' for r in failed)})" if failed else "") + ".")
     for factor in report.factors:
         lines += ["", f"### {factor}", "", "| level | mean ± std | Δ to baseline | runs |", "|---|---|---|---|"]
         for row in factor_rows(report, factor):
@@ -305,6 +305,9 @@ def print_tables(report: Report) -> None:
         for row in factor_rows(report, factor):
             table.add_row(row["level"], row["mean ± std"], row["delta"], row["runs"])
         console.print(table)
+    for run in report.runs:
+        if run.status != "FINISHED":
+            console.print(f"left out, not finished: {run.name} {run.status}")
 
 
 def attach(report: Report, files: list[Path]) -> None:

@@ -5,10 +5,13 @@ store and the experiment, so parallel workers never race to migrate a new sqlite
 the parent through `on_job_start`, which Hydra runs in the job's own process for every launcher
 (the callback object is pickled into joblib and submitit workers). The parent is closed FINISHED when
 every child finished, else FAILED; `close_abandoned` closes it when Hydra skips `on_multirun_end`
-(a job raised, or the sweep was interrupted).
+(KILLED when the sweep was interrupted). The same sweep launched again (same experiment, same
+overrides) reopens its parent: each job finds its earlier attempt by its config's hash, skips it if
+it finished and resumes it if it was cut short.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from collections.abc import Sequence
@@ -20,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 PARENT_TAG = "mlflow.parentRunId"
 SWEEP_TAG = "dlkit.sweep_id"
+KEY_TAG = "dlkit.sweep_key"  # the hash of a sweep's experiment and overrides: the same sweep launched again has the same key
 FACTOR_PREFIX = "factor."
 
 
@@ -38,9 +42,23 @@ class Sweep:
     def child_name(self, overrides: Sequence[str]) -> str:
         return ",".join(f"{k}={v}" for k, v in factor_values(overrides, self.factors).items())
 
+    def earlier_attempt(self, tag: str, value: str):
+        """The latest child of this sweep tagged tag=value (a job run before, when the sweep is relaunched)."""
+        from dlkit.tracking import store
+
+        client = store.client(self.uri)
+        experiment = client.get_run(self.parent_run_id).info.experiment_id
+        found = client.search_runs(
+            [experiment], f"tags.`{PARENT_TAG}` = '{self.parent_run_id}' and tags.`{tag}` = '{value}'",
+            order_by=["attributes.start_time DESC"], max_results=1,
+        )
+        return found[0] if found else None
+
 
 current: Sweep | None = None  # the sweep the job running in this process belongs to
 _opened: list[Sweep] = []  # parents this process opened and has not closed yet
+outcome: str | None = None  # how the last sweep this process closed ended: FINISHED, FAILED or KILLED
+failures: list[str] = []  # and its jobs that did not finish, with the reason
 
 
 def factor_values(overrides: Sequence[str], factors: Sequence[str]) -> dict[str, str]:
@@ -86,18 +104,27 @@ class SweepCallback(Callback):
             "dlkit.command": " ".join(["dlkit", *sys.argv[1:]]),
             "dlkit.launcher": str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1],
         }
+        key = hashlib.sha256("\n".join([config.tracking.experiment, *sorted(overrides)]).encode()).hexdigest()[:16]
+        tags[KEY_TAG] = key
         name = config.tracking.get("run_name") or "sweep " + " ".join(o for o in overrides if o not in fixed)
         if "study" in config:  # a study preset: its claim and how to decide it travel with the parent
             study = config.study
             tags.update({"dlkit.study": study.name, **{f"dlkit.study.{k}": str(v) for k, v in study.items() if k != "name"}})
             name = f"study {study.name}"
-        run = client.create_run(experiment_id, run_name=name, tags=tags)
-        client.set_tag(run.info.run_id, SWEEP_TAG, run.info.run_id)
-        from mlflow.entities import Param
+        earlier = _earlier_sweep(client, experiment_id, key) if config.tracking.get("resume", True) else None
+        if earlier is not None:  # the same sweep launched again: its parent goes on, finished jobs are skipped
+            run_id = earlier.info.run_id
+            client.update_run(run_id, status="RUNNING")
+            client.set_tag(run_id, "dlkit.jobs", tags["dlkit.jobs"])
+            print(f"Resuming sweep {run_id}: jobs that finished are skipped, interrupted ones resume (tracking.resume=false starts afresh)")
+        else:
+            run_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
+            client.set_tag(run_id, SWEEP_TAG, run_id)
+            from mlflow.entities import Param
 
-        client.log_batch(run.info.run_id, params=[Param(f"override.{i}", item) for i, item in enumerate(fixed)])
+            client.log_batch(run_id, params=[Param(f"override.{i}", item) for i, item in enumerate(fixed)])
         direction = str(config.hydra.sweeper.get("direction", "minimize"))
-        self.sweep = Sweep(run.info.run_id, config.tracking.uri, factors, str(config.objective), direction.endswith("maximize"))
+        self.sweep = Sweep(run_id, config.tracking.uri, factors, str(config.objective), direction.endswith("maximize"))
         _opened.append(self.sweep)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -112,18 +139,39 @@ class SweepCallback(Callback):
         if self.sweep is not None:
             status = close(self.sweep)
             print(f"Sweep {status}: parent run {self.sweep.parent_run_id} (experiment '{config.tracking.experiment}') in {self.sweep.uri}")
+            for failure in failures:
+                print(f"  not finished: {failure}")
             print("Report: dlkit report   Browse: dlkit ui")
 
 
-def close(sweep: Sweep, failed: bool = False) -> str:
-    """End the parent run: FINISHED if every child finished (and nothing failed), else FAILED."""
+def _earlier_sweep(client, experiment_id: str, key: str):
+    found = client.search_runs([experiment_id], f"tags.`{KEY_TAG}` = '{key}'", order_by=["attributes.start_time DESC"], max_results=1)
+    return found[0] if found else None
+
+
+def latest_attempts(runs: list) -> list:
+    """A relaunched sweep may run a job again: keep each job's latest attempt (by its config's hash)."""
+    latest: dict[str, Any] = {}
+    for run in sorted(runs, key=lambda r: r.info.start_time):
+        latest[run.data.tags.get("dlkit.config_hash", run.info.run_id)] = run
+    return list(latest.values())
+
+
+def close(sweep: Sweep, failed: bool = False, status: str | None = None) -> str:
+    """End the parent run: FINISHED if every job's latest attempt finished (and nothing failed), else FAILED,
+    or the status given (KILLED on an interrupt)."""
+    global outcome
     from dlkit.tracking import store
 
     client = store.client(sweep.uri)
     parent = client.get_run(sweep.parent_run_id)
     children = client.search_runs([parent.info.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{sweep.parent_run_id}'")
+    children = latest_attempts(children)
     done = children and all(c.info.status == "FINISHED" for c in children)
-    status = "FINISHED" if done and not failed else "FAILED"
+    status = status or ("FINISHED" if done and not failed else "FAILED")
+    outcome = status
+    failures.clear()
+    failures.extend(f"{c.info.run_name}: {c.data.tags.get('dlkit.failure_reason', c.info.status)}" for c in children if c.info.status != "FINISHED")
     scored = [c for c in children if c.info.status == "FINISHED" and sweep.objective in c.data.metrics]
     if scored:  # the best job, recorded on the parent (for an optimizing sweeper: the best trial)
         best = (max if sweep.maximize else min)(scored, key=lambda c: c.data.metrics[sweep.objective])
@@ -137,7 +185,7 @@ def close(sweep: Sweep, failed: bool = False) -> str:
     return status
 
 
-def close_abandoned() -> None:
+def close_abandoned(interrupted: bool = False) -> None:
     """Close the parents Hydra left open (it skips on_multirun_end when a job raises or on Ctrl-C)."""
     for sweep in list(_opened):
-        close(sweep, failed=True)
+        close(sweep, failed=True, status="KILLED" if interrupted else None)

@@ -1,15 +1,20 @@
 """The whole story of one run: config → components → Lightning → MLflow.
 
-    train(cfg) builds the experiment from the registries (a bad name fails here, before any run
-    exists), opens the MLflow run, logs the config, fits, tests, and closes the run with its status.
+    train(cfg) validates the config and builds the experiment from the registries (a mistake fails
+    here, before any run exists), opens the MLflow run, logs the config, fits, tests, and closes the
+    run with its status: FINISHED; FAILED, tagged with the reason (a diverged loss, an error); or
+    KILLED on Ctrl-C/SIGTERM, leaving a checkpoint that `train(cfg, resume=run_id)` continues.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import signal
+import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
@@ -18,9 +23,12 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from dlkit import plugins, sweep, tracking
-from dlkit.build import build
+from dlkit.build import Experiment, build
 from dlkit.config import flatten
+from dlkit.errors import ConfigError, Diverged, Interrupted
 from dlkit.progress import EpochProgress
+from dlkit.schema import validate
+from dlkit.tracking import checkpoint
 from dlkit.tracking.artifacts import BestWeights, log_run_artifacts
 from dlkit.tracking.logger import EpochLogger
 from dlkit.tracking.provenance import device_tags, run_tags
@@ -32,6 +40,8 @@ for noisy in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 warnings.filterwarnings("ignore", message=".*treespec.*")  # Lightning 2.6 on torch 2.13, not actionable
 
+FINGERPRINT_TAG = "dlkit.config_hash"  # the resolved config's hash: how a relaunched sweep knows a job it already ran
+
 
 @dataclass
 class Result:
@@ -39,56 +49,92 @@ class Result:
     run_id: str | None = None
     experiment_id: str | None = None
     tracking_uri: str | None = None
+    skipped: bool = False  # a relaunched sweep's job that had already finished
 
 
-def train(cfg: DictConfig, overrides: Sequence[str] = (), progress_prefix: str = "") -> Result:
+def train(cfg: DictConfig, overrides: Sequence[str] = (), progress_prefix: str = "", resume: str | None = None) -> Result:
+    """resume: the id of an interrupted run to continue from its last checkpoint, with this same config."""
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     pl.seed_everything(int(cfg.seed), verbose=False)
     loaded = [p.name + f" ({p.origin})" for p in plugins.load_all()]
+    validate(cfg)
+    fingerprint = hashlib.sha256(OmegaConf.to_yaml(cfg, resolve=True).encode()).hexdigest()[:16]
+    if sweep.current is not None and resume is None:  # a relaunched sweep skips what finished and resumes what was cut
+        earlier = sweep.current.earlier_attempt(FINGERPRINT_TAG, fingerprint)
+        if earlier is not None and earlier.info.status == "FINISHED":
+            log.info("%salready finished in run %s: skipped", progress_prefix, earlier.info.run_id)
+            return Result(dict(earlier.data.metrics), earlier.info.run_id, earlier.info.experiment_id, sweep.current.uri, skipped=True)
+        if earlier is not None and earlier.info.status in ("KILLED", "RUNNING"):  # RUNNING: its process died
+            resume = earlier.info.run_id
     experiment = build(cfg)
+    logger, best = EpochLogger(), BestWeights()
+    snapshot = checkpoint.Snapshot(experiment.loaders["train"], logger)
+    trainer = _trainer(cfg, logger, [EpochProgress(progress_prefix), best, snapshot])
 
-    name = cfg.tracking.get("run_name") or ",".join(overrides) or "defaults"
-    tags = run_tags(loaded) if cfg.tracking.enabled else {}
-    if sweep.current is not None:  # a job of a sweep: a child of the sweep's parent run
-        name = sweep.current.child_name(overrides) or name
-        tags.update(sweep.current.child_tags(overrides))
-    run = tracking.open_run(cfg.tracking, run_name=name, tags=tags)
+    run = _open_run(cfg, overrides, loaded, resume)
+    logger.run = run
     status = "FAILED"
     try:
-        run.log_params({**flatten(cfg), "optimizer.batch_size": experiment.batch_size})  # null (full batch) as a number
-        run.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-        run.log_text(yaml.safe_dump(list(overrides)), "overrides.yaml")
-        best = BestWeights()
-        trainer = _trainer(cfg, run, progress_prefix, best)
-        run.set_tags(device_tags(trainer))
-        trainer.fit(experiment.task, experiment.loaders["train"], experiment.loaders["val"])
+        with tempfile.TemporaryDirectory() as tmp:
+            last = checkpoint.download(run, Path(tmp)) if resume else None
+            if resume is None:
+                _log_config(run, cfg, overrides, experiment)
+            else:
+                log.info("%sresuming run %s %s", progress_prefix, resume, "from its checkpoint" if last else "from the start (no epoch had ended)")
+            run.set_tags({**device_tags(trainer), FINGERPRINT_TAG: fingerprint})
+            trainer.fit(experiment.task, experiment.loaders["train"], experiment.loaders["val"], ckpt_path=last, weights_only=True)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         for results in trainer.test(experiment.task, [experiment.loaders["test"], experiment.loaders["train_eval"]], verbose=False):
             metrics.update({k: float(v) for k, v in results.items()})
         if cfg.tracking.get("artifacts", False):
-            log_run_artifacts(run, trainer.logger.history, best, experiment.task, experiment.loaders["test"])
+            log_run_artifacts(run, logger.history, best, experiment.task, experiment.loaders["test"])
         status = "FINISHED"
-    except (KeyboardInterrupt, SystemExit) as exc:  # Lightning turns Ctrl-C into SystemExit(1)
+    except (KeyboardInterrupt, SystemExit) as exc:  # Lightning turns Ctrl-C into SystemExit(1), SIGTERM into SIGTERMException
         status = "KILLED"
-        if isinstance(exc, SIGTERMException):  # Lightning exits 0 on SIGTERM; a killed run is no success
-            raise SystemExit(128 + signal.SIGTERM) from None
+        saved = snapshot.save(run)
+        signum = signal.SIGTERM if isinstance(exc, SIGTERMException) else signal.SIGINT
+        raise Interrupted(run.run_id, saved, 128 + signum) from None
+    except Exception as exc:
+        exc.run_id = run.run_id  # for the one-line message that names the FAILED run
+        run.set_tags({"dlkit.failure": "diverged" if isinstance(exc, Diverged) else type(exc).__name__,
+                      "dlkit.failure_reason": str(exc)[:5000]})
         raise
     finally:
         run.finish(status)
     return Result(metrics, run.run_id, run.experiment_id, run.uri)
 
 
-def _trainer(cfg: DictConfig, run: tracking.NullRun, progress_prefix: str, best: BestWeights) -> pl.Trainer:
+def _open_run(cfg: DictConfig, overrides: Sequence[str], loaded: list[str], resume: str | None) -> tracking.NullRun:
+    name = cfg.tracking.get("run_name") or ",".join(overrides) or "defaults"
+    tags = run_tags(loaded) if cfg.tracking.enabled and resume is None else {}
+    if sweep.current is not None:  # a job of a sweep: a child of the sweep's parent run
+        name = sweep.current.child_name(overrides) or name
+        tags.update(sweep.current.child_tags(overrides))
+    return tracking.open_run(cfg.tracking, run_name=name, tags=tags, run_id=resume)
+
+
+def _log_config(run: tracking.NullRun, cfg: DictConfig, overrides: Sequence[str], experiment: Experiment) -> None:
+    run.log_params({**flatten(cfg), "optimizer.batch_size": experiment.batch_size})  # null (full batch) as a number
+    run.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+    run.log_text(yaml.safe_dump(list(overrides)), "overrides.yaml")
+
+
+def _trainer(cfg: DictConfig, logger: EpochLogger, callbacks: list[pl.Callback]) -> pl.Trainer:
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+
     options = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if v is not None}
-    return pl.Trainer(
-        **options,
-        logger=EpochLogger(run),
-        callbacks=[EpochProgress(progress_prefix), best],
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,
-        num_sanity_val_steps=0,
-        log_every_n_steps=1,  # only epoch-level metrics are logged; this just silences a warning
-        default_root_dir=cfg.paths.output_dir,
-    )
+    try:
+        return pl.Trainer(
+            **options,
+            logger=logger,
+            callbacks=callbacks,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            enable_checkpointing=True,  # by dlkit's Snapshot alone: the last epoch in memory, no file per epoch
+            num_sanity_val_steps=0,
+            log_every_n_steps=1,  # only epoch-level metrics are logged; this just silences a warning
+            default_root_dir=cfg.paths.output_dir,
+        )
+    except (MisconfigurationException, ValueError) as exc:  # a trainer value Lightning rejects: a user error, in one line
+        raise ConfigError(f"trainer: {str(exc).strip().splitlines()[0]}") from None

@@ -39,7 +39,7 @@ def test_misspelled_key_gets_the_close_key_not_hydras_plus_advice(outputs):
 def test_a_bad_value_in_one_sweep_job_stops_the_sweep_before_any_job(outputs):
     done = dlkit_cli("-m", "activation=relu,tanhh", *QUICK, f"paths.output_dir={outputs}")
     assert done.returncode == 2
-    assert "job #1 of 2" in done.stderr and "did you mean 'tanh'" in done.stderr
+    assert "job 2 of 2" in done.stderr and "did you mean 'tanh'" in done.stderr
     assert not (outputs / "mlflow.db").exists()
 
 

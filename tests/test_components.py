@@ -103,7 +103,7 @@ def test_both_dropout_forms_keep_the_expected_activation(form):
 
 
 def test_dropout_p_out_of_range_is_rejected():
-    with pytest.raises(ConfigError, match=r"dropout p must be in \[0, 1\), got 1.0"):
+    with pytest.raises(ConfigError, match=r"dropout.p must be a number in \[0, 1\), got 1.0"):
         build("dropout", "chapter", cfg={"p": 1.0})
 
 

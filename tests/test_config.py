@@ -103,7 +103,7 @@ def test_mistakes_get_one_line_with_a_close_match(override, expected):
 
 def test_a_sweep_is_checked_job_by_job_before_launch():
     assert config.check(["activation=relu,tanh", "seed=0,1,2"], multirun=True) == 6
-    with pytest.raises(ConfigError, match=r"job #1 of 2 \(activation=tanhh\): activation 'tanhh' is unknown; did you mean 'tanh'"):
+    with pytest.raises(ConfigError, match=r"job 2 of 2 \(activation=tanhh\): activation 'tanhh' is unknown; did you mean 'tanh'"):
         config.check(["activation=relu,tanhh"], multirun=True)
 
 

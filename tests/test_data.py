@@ -62,6 +62,25 @@ def test_a_corrupted_idx_file_is_named(tmp_path):
         data("mnist", root=str(root))
 
 
+def test_a_cut_gzip_file_is_named(tmp_path):
+    root = write_mnist(tmp_path / "m", gz=True)
+    images = root / "train-images-idx3-ubyte.gz"
+    images.write_bytes(images.read_bytes()[:200])
+    with pytest.raises(ConfigError, match=r"train-images-idx3-ubyte.gz cannot be read \(Compressed file ended"):
+        data("mnist", root=str(root))
+
+
+def test_a_data_error_from_the_command_line_is_one_line_and_leaves_no_run(tmp_path):
+    from conftest import dlkit_cli
+
+    root = write_mnist(tmp_path / "m")
+    (root / "train-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08")
+    done = dlkit_cli("data=mnist", f"data.root={root}", f"paths.output_dir={tmp_path / 'outputs'}")
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"dlkit: error: {root / 'train-labels-idx1-ubyte'} is not an IDX file of unsigned bytes (it starts with 000008)."
+    assert not (tmp_path / "outputs" / "mlflow.db").exists()
+
+
 def test_a_missing_folder_says_what_to_put_where(tmp_path):
     with pytest.raises(ConfigError, match=r"fashion_mnist: .*nowhere/train-images-idx3-ubyte\(.gz\) is missing; put the four IDX files"):
         data("fashion_mnist", root=str(tmp_path / "nowhere"))

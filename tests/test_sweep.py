@@ -45,12 +45,20 @@ def test_a_2x2_sweep_is_one_parent_with_four_tagged_children(launcher, outputs, 
     assert f"Sweep FINISHED: parent run {parent.info.run_id}" in done.stdout
 
 
-def test_a_failing_job_fails_the_parent_and_keeps_the_others(outputs, store):
-    done = dlkit_cli("-m", "optimizer.lr=0.001,-1", *TINY, f"paths.output_dir={outputs}")
-    assert done.returncode != 0
+def test_a_failing_job_fails_the_parent_and_the_others_go_on(outputs, store):
+    # The first job diverges (its loss becomes NaN at once); the second must still run.
+    done = dlkit_cli("-m", "optimizer=minibatch", "optimizer.lr=1e9,0.01", *TINY, f"paths.output_dir={outputs}")
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "[job 1/2] dlkit: error: " in done.stdout + done.stderr
+    assert "not finished: optimizer.lr=1000000000.0: " in done.stdout
     parent, children = parent_and_children(store())
     assert parent.info.status == "FAILED"
-    assert {c.info.run_name: c.info.status for c in children} == {"optimizer.lr=0.001": "FINISHED", "optimizer.lr=-1": "FAILED"}
+    assert {c.info.run_name: c.info.status for c in children} == {"optimizer.lr=0.01": "FINISHED", "optimizer.lr=1000000000.0": "FAILED"}
+    diverged = next(c for c in children if c.info.status == "FAILED")
+    assert diverged.data.tags["dlkit.failure"] == "diverged"
+    report = dlkit_cli("report", f"paths.output_dir={outputs}")
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert "left out, not finished: optimizer.lr=1000000000.0 FAILED (diverged)" in report.stdout
 
 
 def test_an_interrupted_sweep_leaves_nothing_running(outputs, store):
@@ -64,9 +72,9 @@ def test_an_interrupted_sweep_leaves_nothing_running(outputs, store):
         job.communicate(timeout=60)
     finally:
         job.kill()
-    assert job.returncode != 0
+    assert job.returncode == 128 + signal.SIGINT
     parent, children = parent_and_children(store())
-    assert parent.info.status == "FAILED"
+    assert parent.info.status == "KILLED"
     assert [c.info.status for c in children] == ["KILLED"]
 
 

@@ -56,7 +56,7 @@ def test_seq2seq_metrics_ignore_padding():
         (["model=cnn", "data=reverse"], "model 'cnn' cannot read token inputs (data 'reverse'"),
         (["model=cnn", "model.blocks=[{channels: 4, kernel: 3, stride: 2}]"], "cnn conv1: output size (input 8 − kernel 3 + 2·padding 0) / stride 2 + 1 = 3.5 is not whole"),
         (["model=cnn", "model.blocks=[{channels: 4, kernal: 3}]"], "cnn block 1: unknown key 'kernal'; did you mean 'kernel'?"),
-        (["optimizer.batch_size=0"], "optimizer.batch_size must be a whole number ≥ 1 (or null for the full batch), got 0"),
+        (["optimizer.batch_size=0"], "optimizer.batch_size must be a whole number ≥ 1 (or null), got 0"),
     ],
 )
 def test_mismatches_fail_before_training(overrides, message):

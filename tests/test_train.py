@@ -123,8 +123,9 @@ def test_tracking_none_records_nothing(tmp_path):
 
 
 def test_a_failing_run_ends_failed_not_running(tmp_path, store, outputs):
-    # A component that raises inside training: the run must be closed as FAILED.
-    with pytest.raises(Exception):
-        dlkit.run([*QUICK, f"paths.output_dir={outputs}", "+trainer.max_steps=-5"])
-    runs = all_runs(store())
-    assert runs and all(r.info.status == "FAILED" for r in runs)
+    # Lightning raises inside fit (validation every 1000 batches of a 4-batch epoch): the run must end FAILED, with the reason.
+    with pytest.raises(ValueError, match="val_check_interval"):
+        dlkit.run([*QUICK, f"paths.output_dir={outputs}", "+trainer.val_check_interval=1000"])
+    (run,) = all_runs(store())
+    assert run.info.status == "FAILED" and run.data.tags["dlkit.failure"] == "ValueError"
+    assert "val_check_interval" in run.data.tags["dlkit.failure_reason"]

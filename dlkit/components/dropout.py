@@ -2,13 +2,8 @@
 import torch
 from torch import Tensor, nn
 
-from dlkit.errors import ConfigError
 from dlkit.registry import register
-
-
-def _check(p: float) -> None:
-    if not 0.0 <= p < 1.0:
-        raise ConfigError(f"dropout p must be in [0, 1), got {p}.")
+from dlkit.schema import Fraction
 
 
 @register("dropout", "none")
@@ -17,9 +12,8 @@ def no_dropout() -> nn.Module:
 
 
 @register("dropout", "inverted")
-def inverted_dropout(p: float = 0.5) -> nn.Module:
+def inverted_dropout(p: Fraction = 0.5) -> nn.Module:
     """Zero each unit with probability p in training and scale the rest by 1/(1 − p) (PyTorch's form)."""
-    _check(p)
     return nn.Dropout(p)
 
 
@@ -27,9 +21,8 @@ def inverted_dropout(p: float = 0.5) -> nn.Module:
 class ChapterDropout(nn.Module):
     """The chapter's form: zero each unit with probability p in training, no scaling; multiply by 1 − p at test."""
 
-    def __init__(self, p: float = 0.5):
+    def __init__(self, p: Fraction = 0.5):
         super().__init__()
-        _check(p)
         self.p = p
 
     def forward(self, x: Tensor) -> Tensor:

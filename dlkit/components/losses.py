@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from dlkit.errors import ConfigError
 from dlkit.registry import register
+from dlkit.schema import Fraction, NonNegativeFloat
 
 
 def _require(loss: str, output: str, supported: tuple[str, ...]) -> None:
@@ -78,7 +79,7 @@ class BinaryCrossEntropy(nn.Module):
 class CrossEntropy(nn.Module):
     """−Σᵢ yᵢ log ŷᵢ with ŷ = softmax(z) and y one-hot, averaged over the batch."""
 
-    def __init__(self, output: str, label_smoothing: float = 0.0):
+    def __init__(self, output: str, label_smoothing: Fraction = 0.0):
         super().__init__()
         _require("cross_entropy", output, ("softmax",))
         self.label_smoothing = label_smoothing
@@ -110,11 +111,9 @@ class FocalLoss(nn.Module):
     γ = 0 is cross entropy; a larger γ weighs down the examples already classified well.
     """
 
-    def __init__(self, output: str, gamma: float = 2.0):
+    def __init__(self, output: str, gamma: NonNegativeFloat = 2.0):
         super().__init__()
         _require("focal", output, ("softmax", "sigmoid"))
-        if gamma < 0:
-            raise ConfigError(f"loss 'focal': gamma must be ≥ 0, got {gamma}.")
         self.output, self.gamma = output, gamma
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:

@@ -12,13 +12,13 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from dlkit.errors import ConfigError
 from dlkit.registry import register
+from dlkit.schema import Fraction, NonNegativeFloat, PositiveFloat, PositiveInt
 
 Params = Iterable[nn.Parameter]
 
 
-def _plain(params: Params, lr: float, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+def _plain(params: Params, lr: PositiveFloat, weight_decay: NonNegativeFloat = 0.0) -> torch.optim.Optimizer:
     """θ = θ − α∇J(θ)."""
     return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
 
@@ -35,8 +35,6 @@ class ChapterMomentum(torch.optim.Optimizer):
     """
 
     def __init__(self, params: Params, lr: float, beta: float = 0.9):
-        if not 0.0 <= beta < 1.0:
-            raise ConfigError(f"optimizer 'momentum': beta must be in [0, 1), got {beta}.")
         super().__init__(params, {"lr": lr, "beta": beta})
 
     @torch.no_grad()
@@ -54,39 +52,39 @@ class ChapterMomentum(torch.optim.Optimizer):
 
 
 @register("optimizer", "momentum")
-def momentum(params: Params, lr: float = 0.1, beta: float = 0.9) -> torch.optim.Optimizer:
+def momentum(params: Params, lr: PositiveFloat = 0.1, beta: Fraction = 0.9) -> torch.optim.Optimizer:
     return ChapterMomentum(params, lr=lr, beta=beta)
 
 
 @register("optimizer", "heavy_ball")
-def heavy_ball(params: Params, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+def heavy_ball(params: Params, lr: PositiveFloat = 0.01, momentum: Fraction = 0.9, weight_decay: NonNegativeFloat = 0.0) -> torch.optim.Optimizer:
     """PyTorch's SGD momentum: v = μv + ∇J(θ), θ = θ − αv."""
     return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
 @register("optimizer", "nesterov")
-def nesterov(params: Params, lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+def nesterov(params: Params, lr: PositiveFloat = 0.01, momentum: Fraction = 0.9, weight_decay: NonNegativeFloat = 0.0) -> torch.optim.Optimizer:
     """PyTorch's Nesterov momentum: the gradient step looks ahead along the velocity."""
     return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=True, weight_decay=weight_decay)
 
 
 @register("optimizer", "adagrad")
-def adagrad(params: Params, lr: float = 0.01, eps: float = 1e-10, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+def adagrad(params: Params, lr: PositiveFloat = 0.01, eps: PositiveFloat = 1e-10, weight_decay: NonNegativeFloat = 0.0) -> torch.optim.Optimizer:
     return torch.optim.Adagrad(params, lr=lr, eps=eps, weight_decay=weight_decay)
 
 
 @register("optimizer", "rmsprop")
-def rmsprop(params: Params, lr: float = 0.001, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+def rmsprop(params: Params, lr: PositiveFloat = 0.001, alpha: Fraction = 0.99, eps: PositiveFloat = 1e-8, weight_decay: NonNegativeFloat = 0.0) -> torch.optim.Optimizer:
     return torch.optim.RMSprop(params, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay)
 
 
 @register("optimizer", "adam")
-def adam(params: Params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0) -> torch.optim.Optimizer:
+def adam(params: Params, lr: PositiveFloat = 1e-3, betas: tuple[float, float] = (0.9, 0.999), weight_decay: NonNegativeFloat = 0.0) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
 
 
 @register("optimizer", "adamw")
-def adamw(params: Params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.01) -> torch.optim.Optimizer:
+def adamw(params: Params, lr: PositiveFloat = 1e-3, betas: tuple[float, float] = (0.9, 0.999), weight_decay: NonNegativeFloat = 0.01) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
 
 
@@ -96,12 +94,12 @@ def no_scheduler(optimizer: torch.optim.Optimizer, max_epochs: int):
 
 
 @register("scheduler", "step")
-def step_scheduler(optimizer: torch.optim.Optimizer, max_epochs: int, step_size: int = 10, gamma: float = 0.1):
+def step_scheduler(optimizer: torch.optim.Optimizer, max_epochs: int, step_size: PositiveInt = 10, gamma: PositiveFloat = 0.1):
     """α is multiplied by gamma every step_size epochs."""
     return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
 
 
 @register("scheduler", "cosine")
-def cosine_scheduler(optimizer: torch.optim.Optimizer, max_epochs: int, min_lr: float = 0.0):
+def cosine_scheduler(optimizer: torch.optim.Optimizer, max_epochs: int, min_lr: NonNegativeFloat = 0.0):
     """α follows half a cosine from its initial value down to min_lr over the run's epochs."""
     return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, max_epochs), eta_min=min_lr)

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 from dlkit.data.tensors import Dataset, split_arrays
 from dlkit.registry import register
+from dlkit.schema import PositiveInt, SplitFraction
 
 
 @register("data", "digits")
 def digits(
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.2,
+    val_fraction: SplitFraction = 0.1,
+    test_fraction: SplitFraction = 0.2,
     split_seed: int = 0,
-    limit: int | None = None,
+    limit: PositiveInt | None = None,
 ) -> Dataset:
     """A stratified train/val/test split, fixed by split_seed (not by the run's seed), pixels in [0, 1].
 

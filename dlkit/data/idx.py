@@ -15,6 +15,7 @@ import numpy as np
 from dlkit.data.tensors import Dataset, to_split
 from dlkit.errors import ConfigError
 from dlkit.registry import register
+from dlkit.schema import PositiveInt, SplitFraction
 
 FILES = {
     "train_x": "train-images-idx3-ubyte",
@@ -30,7 +31,10 @@ MIRRORS = {
 
 def read_idx(path: Path) -> np.ndarray:
     """The array in an IDX file; a ConfigError naming the file when it is not a whole IDX file."""
-    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    try:
+        raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    except (OSError, EOFError) as exc:  # a cut or damaged .gz, an unreadable file
+        raise ConfigError(f"{path} cannot be read ({exc}); download it again.") from None
     if len(raw) < 4 or raw[0:2] != b"\x00\x00" or raw[2] != 0x08:
         raise ConfigError(f"{path} is not an IDX file of unsigned bytes (it starts with {raw[:4].hex() or 'nothing'}).")
     ndim = raw[3]
@@ -64,7 +68,7 @@ def _find(root: Path, stem: str, name: str, download: bool) -> Path:
     )
 
 
-def idx_dataset(name: str, root: str, download: bool, val_fraction: float, limit: int | None) -> Dataset:
+def idx_dataset(name: str, root: str, download: bool, val_fraction: SplitFraction, limit: PositiveInt | None) -> Dataset:
     folder = Path(root).expanduser()
     arrays = {key: read_idx(_find(folder, stem, name, download)) for key, stem in FILES.items()}
     for part in ("train", "test"):
@@ -80,12 +84,12 @@ def idx_dataset(name: str, root: str, download: bool, val_fraction: float, limit
 
 
 @register("data", "mnist")
-def mnist(root: str = "data/mnist", download: bool = False, val_fraction: float = 1 / 12, limit: int | None = None) -> Dataset:
+def mnist(root: str = "data/mnist", download: bool = False, val_fraction: SplitFraction = 1 / 12, limit: PositiveInt | None = None) -> Dataset:
     return idx_dataset("mnist", root, download, val_fraction, limit)
 
 
 @register("data", "fashion_mnist")
 def fashion_mnist(
-    root: str = "data/fashion_mnist", download: bool = False, val_fraction: float = 1 / 12, limit: int | None = None
+    root: str = "data/fashion_mnist", download: bool = False, val_fraction: SplitFraction = 1 / 12, limit: PositiveInt | None = None
 ) -> Dataset:
     return idx_dataset("fashion_mnist", root, download, val_fraction, limit)

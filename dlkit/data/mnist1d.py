@@ -11,6 +11,7 @@ import numpy as np
 
 from dlkit.data.tensors import Dataset, to_split
 from dlkit.registry import register
+from dlkit.schema import PositiveInt, SplitFraction
 
 
 def _generate(seed: int) -> dict[str, np.ndarray]:
@@ -24,10 +25,10 @@ def _generate(seed: int) -> dict[str, np.ndarray]:
 
 @register("data", "mnist1d")
 def mnist1d(
-    val_fraction: float = 0.1,
+    val_fraction: SplitFraction = 0.1,
     seed: int = 42,
     cache_dir: str | None = None,
-    limit: int | None = None,
+    limit: PositiveInt | None = None,
 ) -> Dataset:
     """The last val_fraction of the 4,000 training signals is the validation split; inputs are (1, 40)."""
     cache = Path(cache_dir) / f"mnist1d-seed{seed}.npz" if cache_dir else None

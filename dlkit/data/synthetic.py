@@ -7,12 +7,13 @@ import numpy as np
 
 from dlkit.data.tensors import PAD, Dataset, split_arrays, to_split
 from dlkit.registry import register
+from dlkit.schema import Fraction, NonNegativeFloat, PositiveInt, SplitFraction
 
 
 @register("data", "spirals")
 def spirals(
-    samples: int = 1000, arms: int = 2, turns: float = 1.5, noise: float = 0.05, seed: int = 0,
-    val_fraction: float = 0.1, test_fraction: float = 0.2, limit: int | None = None,
+    samples: PositiveInt = 1000, arms: PositiveInt = 2, turns: float = 1.5, noise: NonNegativeFloat = 0.05, seed: int = 0,
+    val_fraction: SplitFraction = 0.1, test_fraction: SplitFraction = 0.2, limit: PositiveInt | None = None,
 ) -> Dataset:
     """Interleaved spiral arms in the plane: no straight line separates them (a non-linear problem)."""
     rng = np.random.default_rng(seed)
@@ -25,8 +26,8 @@ def spirals(
 
 @register("data", "moons")
 def moons(
-    samples: int = 1000, noise: float = 0.15, seed: int = 0,
-    val_fraction: float = 0.1, test_fraction: float = 0.2, limit: int | None = None,
+    samples: PositiveInt = 1000, noise: NonNegativeFloat = 0.15, seed: int = 0,
+    val_fraction: SplitFraction = 0.1, test_fraction: SplitFraction = 0.2, limit: PositiveInt | None = None,
 ) -> Dataset:
     """scikit-learn's two interleaving half circles."""
     from sklearn.datasets import make_moons
@@ -37,8 +38,8 @@ def moons(
 
 @register("data", "regression_outliers")
 def regression_outliers(
-    samples: int = 1000, features: int = 5, noise: float = 0.1, outlier_fraction: float = 0.1, outlier_scale: float = 20.0,
-    seed: int = 0, val_fraction: float = 0.1, test_fraction: float = 0.2, limit: int | None = None,
+    samples: PositiveInt = 1000, features: PositiveInt = 5, noise: NonNegativeFloat = 0.1, outlier_fraction: Fraction = 0.1, outlier_scale: float = 20.0,
+    seed: int = 0, val_fraction: SplitFraction = 0.1, test_fraction: SplitFraction = 0.2, limit: PositiveInt | None = None,
 ) -> Dataset:
     """y = wᵀx + b + noise; a fraction of the training targets is corrupted by large one-sided errors.
 
@@ -57,8 +58,8 @@ def regression_outliers(
 
 @register("data", "imbalanced")
 def imbalanced(
-    samples: int = 2000, features: int = 10, weights: Sequence[float] = (0.9, 0.1), separation: float = 0.8, seed: int = 0,
-    val_fraction: float = 0.1, test_fraction: float = 0.2, limit: int | None = None,
+    samples: PositiveInt = 2000, features: PositiveInt = 10, weights: Sequence[float] = (0.9, 0.1), separation: float = 0.8, seed: int = 0,
+    val_fraction: SplitFraction = 0.1, test_fraction: SplitFraction = 0.2, limit: PositiveInt | None = None,
 ) -> Dataset:
     """Classes in the given proportions (default 90% / 10%): the focal-loss question is minority recall."""
     from sklearn.datasets import make_classification
@@ -72,8 +73,8 @@ def imbalanced(
 
 @register("data", "reverse")
 def reverse(
-    samples: int = 4000, vocab: int = 10, min_len: int = 2, max_len: int = 8, seed: int = 0,
-    val_fraction: float = 0.1, test_fraction: float = 0.2, limit: int | None = None,
+    samples: PositiveInt = 4000, vocab: PositiveInt = 10, min_len: PositiveInt = 2, max_len: PositiveInt = 8, seed: int = 0,
+    val_fraction: SplitFraction = 0.1, test_fraction: SplitFraction = 0.2, limit: PositiveInt | None = None,
 ) -> Dataset:
     """Sequence to sequence: reverse a token sequence of variable length (tokens 1..vocab-1, PAD = 0)."""
     rng = np.random.default_rng(seed)

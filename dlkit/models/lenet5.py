@@ -9,6 +9,7 @@ from dlkit.errors import ConfigError
 from dlkit.models.cnn import conv_net
 from dlkit.models.parts import LayerParts
 from dlkit.registry import register
+from dlkit.schema import PositiveInt
 
 
 @register("model", "lenet5")
@@ -18,9 +19,9 @@ def lenet5(
     parts: LayerParts,
     channels: Sequence[int] = (6, 16),
     fc: Sequence[int] = (120, 84),
-    kernel: int = 5,
+    kernel: PositiveInt = 5,
     pool: str = "max",
-    pool_kernel: int = 2,
+    pool_kernel: PositiveInt = 2,
 ) -> nn.Module:
     if len(input_shape) != 3:
         raise ConfigError(f"lenet5 needs images (channels, height, width); the data has shape {tuple(input_shape)}.")

@@ -13,6 +13,7 @@ from torch import nn
 from dlkit.components.residual import Residual
 from dlkit.models.parts import LayerParts, head
 from dlkit.registry import register
+from dlkit.schema import PositiveInt
 
 
 def dense_unit(parts: LayerParts, n_in: int, n_out: int) -> nn.Module:
@@ -28,7 +29,7 @@ def mlp(
     parts: LayerParts,
     hidden: Sequence[int] = (128,),
     input_vocab: int = 0,
-    embed_dim: int = 16,
+    embed_dim: PositiveInt = 16,
 ) -> nn.Module:
     """Token inputs (input_vocab > 0) are embedded first, embed_dim numbers per token."""
     layers: list[nn.Module] = []

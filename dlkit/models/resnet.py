@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from dlkit.errors import ConfigError
 from dlkit.models.parts import LayerParts, head
 from dlkit.registry import register
+from dlkit.schema import PositiveInt
 
 
 class Block(nn.Module):
@@ -42,7 +43,7 @@ def resnet(
     output_shape: Sequence[int],
     parts: LayerParts,
     channels: Sequence[int] = (16, 32),
-    blocks: int = 2,
+    blocks: PositiveInt = 2,
 ) -> nn.Module:
     """channels: one stage per entry (each later stage halves the resolution); blocks: per stage."""
     if len(input_shape) != 3:

@@ -7,6 +7,7 @@ as much as a small model's step itself. A task names the output function its los
 """
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -15,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from dlkit.data.tensors import Dataset
-from dlkit.errors import ConfigError
+from dlkit.errors import ConfigError, Diverged
 
 TEST_STAGES = ("test", "train_eval")  # the test split, then the training split in eval mode (no dropout)
 
@@ -76,7 +77,16 @@ class Supervised(pl.LightningModule):
         return loss
 
     def training_step(self, batch, batch_idx):
-        return self._step(batch, "train")
+        loss = self._step(batch, "train")
+        if loss.device.type == "cpu" and not torch.isfinite(loss):  # free on the CPU; on a GPU checked once per epoch
+            self._diverged("train", loss.item())
+        return loss
+
+    def _diverged(self, stage: str, value: float) -> None:
+        raise Diverged(
+            f"{stage}/loss became {value} in epoch {self.current_epoch + 1}, after {self.global_step} optimizer steps:"
+            " training diverged; try a smaller optimizer.lr or trainer.gradient_clip_val=1.0"
+        )
 
     def validation_step(self, batch, batch_idx):
         self._step(batch, "val")
@@ -95,6 +105,8 @@ class Supervised(pl.LightningModule):
         if sums is None:
             return
         loss_sum, *stats = sums.tolist()  # the one host sync of the epoch
+        if stage in ("train", "val") and not math.isfinite(loss_sum):  # val: weights gone non-finite on the last step
+            self._diverged(stage, loss_sum)
         n = self.counts.pop(stage)
         metrics = {"loss": loss_sum / n, **self.epoch_metrics(stats, n)}
         if stage == "train":

@@ -31,6 +31,12 @@ class BestWeights(Callback):
             self.best, self.epoch = value, trainer.current_epoch
             self.state = copy.deepcopy({k: v.detach().cpu() for k, v in pl_module.model.state_dict().items()})
 
+    def state_dict(self) -> dict:  # kept in the checkpoint, so a resumed run knows its best epoch so far
+        return {"best": self.best, "epoch": self.epoch, "state": self.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.epoch, self.state = state["best"], state["epoch"], state["state"]
+
 
 def log_run_artifacts(run: NullRun, history: dict[str, list[tuple[int, float]]], best: BestWeights, task, test_loader) -> None:
     if run.run_id is None:

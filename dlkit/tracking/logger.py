@@ -10,9 +10,9 @@ from dlkit.tracking.run import NullRun
 
 
 class EpochLogger(Logger):
-    def __init__(self, run: NullRun):
+    def __init__(self, run: NullRun | None = None):
         super().__init__()
-        self.run = run
+        self.run = run or NullRun()  # set to the real run once it is opened
         self.history: dict[str, list[tuple[int, float]]] = defaultdict(list)  # for the run's own plots
 
     @property

@@ -27,16 +27,21 @@ class NullRun:
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None: ...
     def set_tags(self, tags: Mapping[str, str]) -> None: ...
     def log_text(self, text: str, path: str) -> None: ...
-    def log_artifact(self, path) -> None: ...
+    def log_artifact(self, path, artifact_path: str | None = None) -> None: ...
     def finish(self, status: str) -> None: ...
 
 
 class TrackedRun(NullRun):
-    def __init__(self, uri: str, experiment: str, artifact_root: str | None, run_name: str, tags: Mapping[str, str]):
+    def __init__(self, uri: str, experiment: str, artifact_root: str | None, run_name: str, tags: Mapping[str, str], run_id: str | None = None):
+        """run_id: reopen that run (to resume it) instead of creating one."""
         self.uri = uri
         self.client = store.client(uri)
-        self.experiment_id = store.experiment_id(self.client, experiment, artifact_root)
-        self.run_id = self.client.create_run(self.experiment_id, run_name=run_name, tags=dict(tags)).info.run_id
+        if run_id is None:
+            self.experiment_id = store.experiment_id(self.client, experiment, artifact_root)
+            self.run_id = self.client.create_run(self.experiment_id, run_name=run_name, tags=dict(tags)).info.run_id
+        else:
+            self.experiment_id, self.run_id = self.client.get_run(run_id).info.experiment_id, run_id
+            self.client.update_run(run_id, status="RUNNING")
         self._pending: list = []  # asynchronous metric writes, awaited before the run is closed
 
     def log_params(self, params: Mapping[str, Any]) -> None:
@@ -61,8 +66,8 @@ class TrackedRun(NullRun):
     def log_text(self, text: str, path: str) -> None:
         self.client.log_text(self.run_id, text, path)
 
-    def log_artifact(self, path) -> None:
-        self.client.log_artifact(self.run_id, str(path))
+    def log_artifact(self, path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
 
     def flush(self) -> None:
         for operation in self._pending:
@@ -76,7 +81,7 @@ class TrackedRun(NullRun):
             self.client.set_terminated(self.run_id, status=status)
 
 
-def open_run(tracking_cfg: Mapping[str, Any], run_name: str, tags: Mapping[str, str]) -> NullRun:
+def open_run(tracking_cfg: Mapping[str, Any], run_name: str, tags: Mapping[str, str], run_id: str | None = None) -> NullRun:
     if not tracking_cfg.get("enabled", True):
         return NullRun()
     return TrackedRun(
@@ -85,4 +90,5 @@ def open_run(tracking_cfg: Mapping[str, Any], run_name: str, tags: Mapping[str, 
         artifact_root=tracking_cfg.get("artifact_root"),
         run_name=run_name,
         tags=tags,
+        run_id=run_id,
     )

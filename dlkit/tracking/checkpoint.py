@@ -1,0 +1,68 @@
+"""The checkpoint an interrupted run leaves, so that `dlkit resume` continues it exactly.
+
+After every epoch the whole training state (Lightning's checkpoint: weights, optimizer, scheduler,
+loop counters, callback states, plus the random-number states that decide dropout masks and batch
+order) is serialized in memory, not written: a few hundred microseconds for a small model. On
+Ctrl-C or SIGTERM that last complete epoch is written as the run's artifact
+`checkpoints/last.ckpt`; the partial epoch is dropped, so a resumed run replays it with the same
+random numbers and ends with the same metrics as a run never interrupted.
+"""
+from __future__ import annotations
+
+import io
+import tempfile
+from pathlib import Path
+
+import torch
+from pytorch_lightning.callbacks import Checkpoint
+
+from dlkit.data.tensors import TensorBatches
+from dlkit.tracking.logger import EpochLogger
+from dlkit.tracking.run import NullRun
+
+ARTIFACT = "checkpoints/last.ckpt"
+
+
+class Snapshot(Checkpoint):  # a Checkpoint runs after the module's epoch-end hook, like Lightning's own
+    def __init__(self, train_loader: TensorBatches, logger: EpochLogger):
+        self.loader, self.logger = train_loader, logger
+        self.last: bytes | None = None
+        self.epoch = -1  # the last complete epoch in `last`
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.epoch = trainer.current_epoch
+        buffer = io.BytesIO()
+        torch.save(trainer._checkpoint_connector.dump_checkpoint(weights_only=False), buffer)
+        self.last = buffer.getvalue()
+
+    def state_dict(self) -> dict:
+        return {"torch_rng": torch.get_rng_state(), "loader_rng": self.loader.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        torch.set_rng_state(state["torch_rng"])
+        self.loader.generator.set_state(state["loader_rng"])
+        self.logger.history.update({k: [tuple(p) for p in v] for k, v in state.get("history", {}).items()})
+
+    def save(self, run: NullRun) -> bool:
+        """Write the last complete epoch as the run's checkpoint artifact; False when there is none."""
+        if self.last is None or run.run_id is None:
+            return False
+        checkpoint = torch.load(io.BytesIO(self.last), weights_only=True)
+        # The curves so far, up to that epoch (the logger has the partial epoch too): the resumed run draws them whole.
+        history = {k: [(s, v) for s, v in points if s <= self.epoch] for k, points in self.logger.history.items()}
+        checkpoint["callbacks"][self.state_key]["history"] = history
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / Path(ARTIFACT).name
+            torch.save(checkpoint, path)
+            run.log_artifact(path, str(Path(ARTIFACT).parent))
+        return True
+
+
+def download(run: NullRun, into: Path) -> Path | None:
+    """The run's checkpoint as a local file, or None when it left none (stopped before an epoch ended)."""
+    if run.run_id is None:
+        return None
+    names = [f.path for f in run.client.list_artifacts(run.run_id, str(Path(ARTIFACT).parent))]
+    if ARTIFACT not in names:
+        return None
+    return Path(run.client.download_artifacts(run.run_id, ARTIFACT, str(into)))
