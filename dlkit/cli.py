@@ -22,6 +22,8 @@ SWEEP_SIZE = "DLKIT_SWEEP_SIZE"
 
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if os.environ.get("DLKIT_DDP_CONFIG") and os.environ.get("LOCAL_RANK", "0") != "0":
+        return _ddp_process(os.environ["DLKIT_DDP_CONFIG"])
     try:
         if argv and argv[0] in SUBCOMMANDS:
             SUBCOMMANDS[argv[0]](argv[1:])
@@ -33,6 +35,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         if exc.run_id:
             print(f"dlkit: run {exc.run_id} is KILLED; continue it with: dlkit resume {exc.run_id}", file=sys.stderr)
         raise
+
+
+def _ddp_process(config_file: str) -> None:
+    """A DDP process Lightning started beside rank 0 by re-running the command line: it runs rank 0's job,
+    not the command (which, for a sweep, would launch the whole sweep again)."""
+    from omegaconf import OmegaConf
+
+    from dlkit.train import train
+
+    train(OmegaConf.load(config_file))
 
 
 def _user_error(exc: ConfigError | Diverged) -> None:
@@ -81,7 +93,8 @@ def _train_app(argv: list[str]) -> None:
 
     from dlkit import sweep
 
-    sys.argv = ["dlkit", *argv]
+    # Hydra reads sys.argv; DDP re-runs it for the other processes, so the program keeps its real path.
+    sys.argv = [sys.argv[0] if Path(sys.argv[0]).is_file() else "dlkit", *argv]
     interrupted = False
     try:
         job()

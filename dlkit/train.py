@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import signal
 import tempfile
 import warnings
@@ -20,6 +21,7 @@ import pytorch_lightning as pl
 import torch
 import yaml
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from dlkit import plugins, sweep, tracking
@@ -39,7 +41,11 @@ for noisy in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
     logging.getLogger(noisy).setLevel(logging.WARNING)  # "GPU available: False ..." banners
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 warnings.filterwarnings("ignore", message=".*treespec.*")  # Lightning 2.6 on torch 2.13, not actionable
+warnings.filterwarnings("ignore", message=".*sync_dist=True.*")  # dlkit reduces its epoch sums across DDP processes itself
 
+# How rank 0 tells the DDP processes Lightning starts beside it what to run (they re-run the command line).
+DDP_CONFIG, DDP_CHECKPOINT = "DLKIT_DDP_CONFIG", "DLKIT_DDP_CHECKPOINT"
+DDP_ENVIRONMENT = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")  # set by Lightning's DDP launcher
 FINGERPRINT_TAG = "dlkit.config_hash"  # the resolved config's hash: how a relaunched sweep knows a job it already ran
 
 
@@ -60,7 +66,8 @@ def train(cfg: DictConfig, overrides: Sequence[str] = (), progress_prefix: str =
     loaded = [p.name + f" ({p.origin})" for p in plugins.load_all()]
     validate(cfg)
     fingerprint = hashlib.sha256(OmegaConf.to_yaml(cfg, resolve=True).encode()).hexdigest()[:16]
-    if sweep.current is not None and resume is None:  # a relaunched sweep skips what finished and resumes what was cut
+    rank = rank_zero_only.rank  # > 0 in a DDP process beside rank 0: it trains its shard in lockstep and records nothing
+    if sweep.current is not None and resume is None and rank == 0:  # a relaunched sweep skips what finished, resumes what was cut
         earlier = sweep.current.earlier_attempt(FINGERPRINT_TAG, fingerprint)
         if earlier is not None and earlier.info.status == "FINISHED":
             log.info("%salready finished in run %s: skipped", progress_prefix, earlier.info.run_id)
@@ -72,17 +79,27 @@ def train(cfg: DictConfig, overrides: Sequence[str] = (), progress_prefix: str =
     snapshot = checkpoint.Snapshot(experiment.loaders["train"], logger)
     trainer = _trainer(cfg, logger, [EpochProgress(progress_prefix), best, snapshot])
 
-    run = _open_run(cfg, overrides, loaded, resume)
+    if trainer.strategy.root_device.type != "cpu":  # in-memory data lives on the GPU: no copy per batch
+        for loader in experiment.loaders.values():
+            loader.to(trainer.strategy.root_device)
+
+    environment = {k: os.environ.get(k) for k in (*DDP_ENVIRONMENT, DDP_CONFIG, DDP_CHECKPOINT)}
+    run = _open_run(cfg, overrides, loaded, resume) if rank == 0 else tracking.NullRun()
     logger.run = run
     status = "FAILED"
     try:
         with tempfile.TemporaryDirectory() as tmp:
             last = checkpoint.download(run, Path(tmp)) if resume else None
-            if resume is None:
-                _log_config(run, cfg, overrides, experiment)
+            if rank > 0:
+                last = os.environ.get(DDP_CHECKPOINT) or None
+            elif resume is None:
+                _log_config(run, cfg, overrides, experiment, trainer.world_size)
             else:
                 log.info("%sresuming run %s %s", progress_prefix, resume, "from its checkpoint" if last else "from the start (no epoch had ended)")
             run.set_tags({**device_tags(trainer), FINGERPRINT_TAG: fingerprint})
+            if trainer.world_size > 1 and rank == 0:  # what the other DDP processes run, whatever command started this one
+                (Path(tmp) / "ddp-config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+                os.environ.update({DDP_CONFIG: str(Path(tmp) / "ddp-config.yaml"), DDP_CHECKPOINT: str(last or "")})
             trainer.fit(experiment.task, experiment.loaders["train"], experiment.loaders["val"], ckpt_path=last, weights_only=True)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         for results in trainer.test(experiment.task, [experiment.loaders["test"], experiment.loaders["train_eval"]], verbose=False):
@@ -102,7 +119,22 @@ def train(cfg: DictConfig, overrides: Sequence[str] = (), progress_prefix: str =
         raise
     finally:
         run.finish(status)
+        _end_ddp(environment)
     return Result(metrics, run.run_id, run.experiment_id, run.uri)
+
+
+def _end_ddp(environment: dict[str, str | None]) -> None:
+    """Close this job's DDP process group and restore the variables Lightning set for it (with LOCAL_RANK
+    set, Lightning would take the next job of a sweep for one whose processes someone else starts)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+    for key, value in environment.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 def _open_run(cfg: DictConfig, overrides: Sequence[str], loaded: list[str], resume: str | None) -> tracking.NullRun:
@@ -114,8 +146,12 @@ def _open_run(cfg: DictConfig, overrides: Sequence[str], loaded: list[str], resu
     return tracking.open_run(cfg.tracking, run_name=name, tags=tags, run_id=resume)
 
 
-def _log_config(run: tracking.NullRun, cfg: DictConfig, overrides: Sequence[str], experiment: Experiment) -> None:
-    run.log_params({**flatten(cfg), "optimizer.batch_size": experiment.batch_size})  # null (full batch) as a number
+def _log_config(run: tracking.NullRun, cfg: DictConfig, overrides: Sequence[str], experiment: Experiment, world_size: int) -> None:
+    run.log_params({
+        **flatten(cfg),
+        "optimizer.batch_size": experiment.batch_size,  # null (full batch) as a number
+        "optimizer.global_batch_size": experiment.batch_size * world_size,  # per process × DDP processes
+    })
     run.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
     run.log_text(yaml.safe_dump(list(overrides)), "overrides.yaml")
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -39,3 +40,14 @@ def dlkit_cli(*args: str, cwd: Path = REPO, env: dict | None = None, timeout: fl
     environment.update({"PYTHONUNBUFFERED": "1", **(env or {})})
     command = [sys.executable, "-m", "dlkit", *args]
     return subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout)
+
+
+def start_dlkit(*args: str) -> subprocess.Popen:
+    """Start `dlkit` to signal it later. SIGINT is reset to its default: a shell that runs the suite in the
+    background starts it with SIGINT ignored, and Python would then never raise KeyboardInterrupt."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DLKIT_")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "dlkit", *args], cwd=REPO, env={**environment, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )

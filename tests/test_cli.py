@@ -1,12 +1,9 @@
 """The `dlkit` command as a user types it: real processes, the real store."""
-import os
 import signal
-import subprocess
-import sys
 
 import pytest
 
-from conftest import QUICK, REPO, all_runs, dlkit_cli
+from conftest import QUICK, REPO, all_runs, dlkit_cli, start_dlkit
 
 
 def test_main_job_trains_prints_test_metrics_and_how_to_browse(outputs, store):
@@ -84,9 +81,7 @@ def test_list_shows_every_kind_and_where_entries_come_from():
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_an_interrupt_during_training_ends_the_run_killed(outputs, store, signum):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DLKIT_")}
-    command = [sys.executable, "-m", "dlkit", "trainer.max_epochs=100000", "data.limit=64", f"paths.output_dir={outputs}"]
-    job = subprocess.Popen(command, cwd=REPO, env={**env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    job = start_dlkit("trainer.max_epochs=100000", "data.limit=64", f"paths.output_dir={outputs}")
     try:
         for line in job.stdout:  # wait until training is under way
             if line.startswith("epoch 1/"):

@@ -1,15 +1,12 @@
 """Divergence, interrupts and resume, relaunched sweeps, parallel writers: real processes, real signals, a real store."""
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from conftest import REPO, all_runs, dlkit_cli
+from conftest import all_runs, dlkit_cli, start_dlkit
 
 # Dropout and a step schedule make a resumed run's equality a real test: both must pick up where they were.
 RESUMABLE = ["dropout=inverted", "scheduler=step", "scheduler.step_size=40", "data.limit=48", "trainer.max_epochs=200"]
@@ -18,9 +15,7 @@ VOLATILE = {"train/epoch_seconds"}
 
 def _signal_after(command: list[str], marker: str, signum: int) -> tuple[int, str]:
     """Start dlkit, wait for `marker` in its output, send the signal; its exit code and output."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DLKIT_")}
-    job = subprocess.Popen([sys.executable, "-m", "dlkit", *command], cwd=REPO, env={**env, "PYTHONUNBUFFERED": "1"},
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    job = start_dlkit(*command)
     seen = []
     try:
         for line in job.stdout:

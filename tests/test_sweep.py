@@ -1,11 +1,9 @@
 """A multirun is one MLflow parent run with a tagged child per job, with every launcher."""
 import signal
-import subprocess
-import sys
 
 import pytest
 
-from conftest import REPO, all_runs, dlkit_cli
+from conftest import all_runs, dlkit_cli, start_dlkit
 
 TINY = ["trainer.max_epochs=1", "data.limit=48"]
 
@@ -23,8 +21,8 @@ def parent_and_children(client):
 
 @pytest.mark.parametrize(
     "launcher",
-    [[], ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], ["hydra/launcher=submitit_local"]],
-    ids=["basic", "joblib", "submitit_local"],
+    [[], ["hydra/launcher=parallel"], ["hydra/launcher=submitit_local"]],
+    ids=["basic", "parallel (joblib)", "submitit_local"],
 )
 def test_a_2x2_sweep_is_one_parent_with_four_tagged_children(launcher, outputs, store):
     done = dlkit_cli("-m", *launcher, "activation=relu,tanh", "norm=none,batch", *TINY, f"paths.output_dir={outputs}")
@@ -62,8 +60,7 @@ def test_a_failing_job_fails_the_parent_and_the_others_go_on(outputs, store):
 
 
 def test_an_interrupted_sweep_leaves_nothing_running(outputs, store):
-    command = [sys.executable, "-m", "dlkit", "-m", "seed=0,1,2", "trainer.max_epochs=100000", "data.limit=48", f"paths.output_dir={outputs}"]
-    job = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    job = start_dlkit("-m", "seed=0,1,2", "trainer.max_epochs=100000", "data.limit=48", f"paths.output_dir={outputs}")
     try:
         for line in job.stdout:
             if "epoch 1/" in line:

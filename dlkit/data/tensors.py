@@ -92,7 +92,9 @@ def resize_images(data: Dataset, size: int) -> Dataset:
 class TensorBatches:
     """An iterable of (x, y) batches over a split; a fresh seeded permutation each epoch when shuffling.
 
-    batch_size None means the whole split in one batch (full-batch gradient descent).
+    batch_size None means the whole split in one batch (full-batch gradient descent). Under DDP each
+    process takes every world-th sample of the same permutation (its shard); a training shard drops the
+    permutation's last few samples so that every process takes the same number of steps.
     """
 
     def __init__(self, split: Split, batch_size: int | None, shuffle: bool = False, seed: int = 0):
@@ -100,15 +102,38 @@ class TensorBatches:
         self.batch_size = batch_size or len(split)
         self.generator = torch.Generator().manual_seed(seed)
 
+    def to(self, device: torch.device) -> TensorBatches:
+        """Hold the split on the device (a GPU): batches are then cut there, with no copy from the host."""
+        self.split = Split(self.split.x.to(device), self.split.y.to(device))
+        return self
+
+    def _shard_size(self) -> int:
+        n, (rank, world) = len(self.split), _rank_and_world()
+        if world == 1:
+            return n
+        return n // world if self.shuffle else len(range(rank, n, world))
+
     def __len__(self) -> int:
-        return -(-len(self.split) // self.batch_size)
+        return -(-self._shard_size() // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        n = len(self.split)
-        order = torch.randperm(n, generator=self.generator).to(self.split.y.device) if self.shuffle else None
-        for start in range(0, n, self.batch_size):
+        n, (rank, world) = len(self.split), _rank_and_world()
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else None
+        if world > 1:  # this process's shard
+            order = (order[: n // world * world] if order is not None else torch.arange(n))[rank::world]
+        if order is not None:
+            order = order.to(self.split.y.device)
+        for start in range(0, self._shard_size(), self.batch_size):
             if order is None:
                 yield self.split.x[start : start + self.batch_size], self.split.y[start : start + self.batch_size]
             else:
                 idx = order[start : start + self.batch_size]
                 yield self.split.x[idx], self.split.y[idx]
+
+
+def _rank_and_world() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1

@@ -78,7 +78,8 @@ class Supervised(pl.LightningModule):
 
     def training_step(self, batch, batch_idx):
         loss = self._step(batch, "train")
-        if loss.device.type == "cpu" and not torch.isfinite(loss):  # free on the CPU; on a GPU checked once per epoch
+        # Free on one CPU process; on a GPU (a sync per step) and under DDP (ranks must stop together) checked per epoch.
+        if loss.device.type == "cpu" and self.trainer.world_size == 1 and not torch.isfinite(loss):
             self._diverged("train", loss.item())
         return loss
 
@@ -104,10 +105,13 @@ class Supervised(pl.LightningModule):
         sums = self.sums.pop(stage, None)
         if sums is None:
             return
+        n = self.counts.pop(stage)
+        if self.trainer.world_size > 1:  # DDP: each process summed its shard; the epoch's metrics are over all of them
+            sums = self.trainer.strategy.reduce(torch.cat([sums, sums.new_tensor([n])]), reduce_op="sum")
+            sums, n = sums[:-1], int(sums[-1].item())
         loss_sum, *stats = sums.tolist()  # the one host sync of the epoch
         if stage in ("train", "val") and not math.isfinite(loss_sum):  # val: weights gone non-finite on the last step
             self._diverged(stage, loss_sum)
-        n = self.counts.pop(stage)
         metrics = {"loss": loss_sum / n, **self.epoch_metrics(stats, n)}
         if stage == "train":
             metrics["lr"] = self._epoch_lr

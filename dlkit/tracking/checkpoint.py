@@ -30,6 +30,8 @@ class Snapshot(Checkpoint):  # a Checkpoint runs after the module's epoch-end ho
         self.epoch = -1  # the last complete epoch in `last`
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if not trainer.is_global_zero:  # under DDP every process holds the same state; rank 0 keeps it
+            return
         self.epoch = trainer.current_epoch
         buffer = io.BytesIO()
         torch.save(trainer._checkpoint_connector.dump_checkpoint(weights_only=False), buffer)

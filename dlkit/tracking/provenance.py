@@ -33,7 +33,7 @@ def run_tags(plugins: list[str]) -> dict[str, str]:
         "mlflow.source.name": "dlkit",
         "mlflow.source.type": "LOCAL",
         "dlkit.version": dlkit.__version__,
-        "dlkit.command": " ".join(["dlkit", *sys.argv[1:]]) if Path(sys.argv[0]).name == "dlkit" else "",
+        "dlkit.command": " ".join(["dlkit", *sys.argv[1:]]) if Path(sys.argv[0]).name in ("dlkit", "__main__.py") else "",
         "dlkit.plugins": ", ".join(plugins) or "none",
         "version.python": platform.python_version(),
         "version.torch": torch.__version__,
