@@ -1,6 +1,6 @@
 """dlkit against a hand-written PyTorch loop: seconds per epoch, same model, data, batches and maths.
 
-    python bench/speed.py [--epochs 5] [--repeats 3] [--out bench/results.json]
+    python bench/speed.py [--epochs 5] [--repeats 3] [--out bench/results.json] [--device cuda]
 
 For each case both sides start from the same config: `dlkit.build.build` gives the same initial weights,
 the same in-memory tensors and the same seeded batch order, so the hand loop repeats dlkit's updates
@@ -32,13 +32,15 @@ CASES = {
 }
 
 
-def hand_written(overrides: list[str], epochs: int) -> tuple[float, float]:
+def hand_written(overrides: list[str], epochs: int, device: str) -> tuple[float, float]:
     """The loop a user would write: (median s/epoch after the first, last epoch's mean training loss)."""
     cfg = config.compose([*overrides, f"trainer.max_epochs={epochs}"])
     torch.set_num_threads(int(cfg.threads))
     torch.manual_seed(int(cfg.seed))  # what dlkit's seed_everything does for torch
     experiment = build(cfg)
-    model, loss_fn = experiment.task.model, experiment.task.loss
+    for loader in experiment.loaders.values():
+        loader.to(torch.device(device))  # data held where the model trains, as dlkit does
+    model, loss_fn = experiment.task.model.to(device), experiment.task.loss
     optimizer = experiment.task.make_optimizer(model.parameters())
     times, last_loss = [], 0.0
     for _ in range(epochs):
@@ -61,10 +63,11 @@ def hand_written(overrides: list[str], epochs: int) -> tuple[float, float]:
     return statistics.median(times[1:]), last_loss
 
 
-def with_dlkit(overrides: list[str], epochs: int, outputs: Path) -> tuple[float, float, float]:
+def with_dlkit(overrides: list[str], epochs: int, outputs: Path, device: str) -> tuple[float, float, float]:
     """(median s/epoch after the first, last training loss, whole-run wall seconds)."""
     start = time.perf_counter()
-    result = dlkit.run([*overrides, f"trainer.max_epochs={epochs}", f"paths.output_dir={outputs}", "tracking.artifacts=false"])
+    trainer = ["trainer=gpu"] if device == "cuda" else []
+    result = dlkit.run([*overrides, *trainer, f"trainer.max_epochs={epochs}", f"paths.output_dir={outputs}", "tracking.artifacts=false"])
     wall = time.perf_counter() - start
     from mlflow.tracking import MlflowClient
 
@@ -77,14 +80,15 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default="bench/results.json")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = parser.parse_args()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, overrides in CASES.items():
             rows = []
             for _ in range(args.repeats):
-                hand_s, hand_loss = hand_written(overrides, args.epochs)
-                dl_s, dl_loss, wall = with_dlkit(overrides, args.epochs, Path(tmp) / name)
+                hand_s, hand_loss = hand_written(overrides, args.epochs, args.device)
+                dl_s, dl_loss, wall = with_dlkit(overrides, args.epochs, Path(tmp) / name, args.device)
                 rows.append({"hand_s_per_epoch": hand_s, "dlkit_s_per_epoch": dl_s, "ratio": dl_s / hand_s,
                              "hand_final_loss": hand_loss, "dlkit_final_loss": dl_loss, "dlkit_wall_s": wall})
             ratio = statistics.median(r["ratio"] for r in rows)
@@ -93,7 +97,9 @@ def main() -> None:
                   f"dlkit {statistics.median(r['dlkit_s_per_epoch'] for r in rows):.4f} s/epoch   ratio {ratio:.2f}   "
                   f"final loss hand {rows[-1]['hand_final_loss']:.6f} dlkit {rows[-1]['dlkit_final_loss']:.6f}", flush=True)
     machine = {"cpu": platform.processor() or platform.machine(), "cores": torch.get_num_threads(), "torch": torch.__version__,
-               "python": platform.python_version()}
+               "python": platform.python_version(), "device": args.device}
+    if args.device == "cuda":
+        machine["gpu"] = torch.cuda.get_device_name(0)
     try:
         machine["cpu"] = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
     except (OSError, StopIteration):
