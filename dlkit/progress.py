@@ -17,7 +17,7 @@ class EpochProgress(Callback):
         self._epoch_start = 0.0
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        # The previous epoch's metrics are complete only now: Lightning logs them after every epoch-end hook.
+        # The previous epoch's metrics are complete only now: the task publishes them after this callback's epoch-end hook.
         if trainer.current_epoch > 0:
             self._report(trainer, trainer.current_epoch - 1, last=False)
         self._epoch_start = time.perf_counter()
@@ -30,6 +30,6 @@ class EpochProgress(Callback):
         if not (last or epoch == 0 or now - self._last_print >= self.min_interval_s):
             return
         self._last_print = now
-        shown = {k: v for k, v in trainer.callback_metrics.items() if k.startswith(("train/", "val/")) and k not in HIDDEN}
+        shown = {k: v for k, v in trainer.lightning_module.metrics.items() if k.startswith(("train/", "val/")) and k not in HIDDEN}
         metrics = "  ".join(f"{k} {float(v):.4f}" for k, v in sorted(shown.items()))
         log.info("%sepoch %d/%d  %s  (%.2fs/epoch)", self.prefix, epoch + 1, trainer.max_epochs, metrics, now - self._epoch_start)

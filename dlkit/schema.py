@@ -30,6 +30,7 @@ NonNegativeInt = Annotated[int, at.Ge(0)]
 FIXED: dict[str, Any] = {
     "seed": NonNegativeInt,
     "threads": NonNegativeInt,
+    "steps_per_call": PositiveInt,
     "objective": str,
     "paths.output_dir": str,
     "trainer.max_epochs": PositiveInt,

@@ -26,6 +26,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from dlkit import plugins, sweep, tracking
 from dlkit.build import Experiment, build
+from dlkit.data.tensors import Chunks
 from dlkit.config import flatten
 from dlkit.errors import ConfigError, Diverged, Interrupted
 from dlkit.progress import EpochProgress
@@ -78,6 +79,8 @@ def train(cfg: DictConfig, overrides: Sequence[str] = (), progress_prefix: str =
     logger, best = EpochLogger(), BestWeights()
     snapshot = checkpoint.Snapshot(experiment.loaders["train"], logger)
     trainer = _trainer(cfg, logger, [EpochProgress(progress_prefix), best, snapshot])
+    experiment.task.clip_val = cfg.trainer.get("gradient_clip_val")
+    experiment.task.clip_algorithm = cfg.trainer.get("gradient_clip_algorithm") or "norm"
 
     if trainer.strategy.root_device.type != "cpu":  # in-memory data lives on the GPU: no copy per batch
         for loader in experiment.loaders.values():
@@ -100,10 +103,11 @@ def train(cfg: DictConfig, overrides: Sequence[str] = (), progress_prefix: str =
             if trainer.world_size > 1 and rank == 0:  # what the other DDP processes run, whatever command started this one
                 (Path(tmp) / "ddp-config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
                 os.environ.update({DDP_CONFIG: str(Path(tmp) / "ddp-config.yaml"), DDP_CHECKPOINT: str(last or "")})
-            trainer.fit(experiment.task, experiment.loaders["train"], experiment.loaders["val"], ckpt_path=last, weights_only=True)
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        for results in trainer.test(experiment.task, [experiment.loaders["test"], experiment.loaders["train_eval"]], verbose=False):
-            metrics.update({k: float(v) for k, v in results.items()})
+            steps = 1 if trainer.world_size > 1 else int(cfg.steps_per_call)  # DDP syncs gradients once per Lightning step
+            trainer.fit(experiment.task, Chunks(experiment.loaders["train"], steps), experiment.loaders["val"], ckpt_path=last, weights_only=True)
+        trainer.test(experiment.task, [experiment.loaders["test"], experiment.loaders["train_eval"]], verbose=False)
+        # The task's own metrics, and any a plugin task logged through Lightning's self.log.
+        metrics = {**{k: float(v) for k, v in trainer.callback_metrics.items()}, **experiment.task.metrics}
         if cfg.tracking.get("artifacts", False):
             log_run_artifacts(run, logger.history, best, experiment.task, experiment.loaders["test"])
         status = "FINISHED"
@@ -160,6 +164,8 @@ def _trainer(cfg: DictConfig, logger: EpochLogger, callbacks: list[pl.Callback])
     from lightning_fabric.utilities.exceptions import MisconfigurationException
 
     options = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if v is not None}
+    for key in ("gradient_clip_val", "gradient_clip_algorithm"):  # the task clips (it steps the optimizer itself)
+        options.pop(key, None)
     try:
         return pl.Trainer(
             **options,

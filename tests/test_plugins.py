@@ -34,9 +34,9 @@ DEMO = {
                 super().__init__(**parts)
                 self.steps = 0
 
-            def training_step(self, batch, batch_idx):
-                self.steps += 1
-                return super().training_step(batch, batch_idx)
+            def training_step(self, batches, batch_idx):  # a list of batches, one optimizer step each
+                self.steps += len(batches)
+                return super().training_step(batches, batch_idx)
 
             def on_train_epoch_end(self):
                 super().on_train_epoch_end()

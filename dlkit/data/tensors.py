@@ -137,3 +137,23 @@ def _rank_and_world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+class Chunks:
+    """Consecutive batches of a loader in lists of up to `size`: one list per Lightning training step."""
+
+    def __init__(self, loader: TensorBatches, size: int):
+        self.loader, self.size = loader, size
+
+    def __len__(self) -> int:
+        return -(-len(self.loader) // self.size)
+
+    def __iter__(self) -> Iterator[list[tuple[Tensor, Tensor]]]:
+        chunk = []
+        for batch in self.loader:
+            chunk.append(batch)
+            if len(chunk) == self.size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk

@@ -38,9 +38,13 @@ class Supervised(pl.LightningModule):
         self.model, self.loss = model, loss
         self.make_optimizer, self.make_scheduler = optimizer, scheduler
         self.sums: dict[str, Tensor] = {}
+        self.metrics: dict[str, float] = {}  # the latest value of every metric, e.g. {"val/loss": 0.31}
         self.counts: dict[str, int] = {}
         self.watched = [(n.removesuffix(".weight"), p) for n, p in model.named_parameters() if n.endswith("weight") and p.dim() > 1]
         self.grad_norms, self._grad_steps = grad_norms, 0
+        self.automatic_optimization = False  # dlkit steps the optimizer itself, several steps per call (training_step)
+        self.clip_val: float | None = None  # trainer.gradient_clip_val, applied here (Lightning clips only automatic steps)
+        self.clip_algorithm = "norm"
 
     # --- what a task defines ------------------------------------------------------------------
     @classmethod
@@ -76,12 +80,38 @@ class Supervised(pl.LightningModule):
         self.counts[stage] = self.counts.get(stage, 0) + len(y)  # known on the host: no tensor needed
         return loss
 
-    def training_step(self, batch, batch_idx):
-        loss = self._step(batch, "train")
-        # Free on one CPU process; on a GPU (a sync per step) and under DDP (ranks must stop together) checked per epoch.
-        if loss.device.type == "cpu" and self.trainer.world_size == 1 and not torch.isfinite(loss):
-            self._diverged("train", loss.item())
-        return loss
+    def training_step(self, batches: list[tuple[Tensor, Tensor]], batch_idx: int) -> None:
+        """One optimizer step per batch of `batches` (up to `steps_per_call` of them, see data.Chunks).
+
+        Lightning's machinery around a step costs about as much as a small model's step itself; taking
+        several steps per Lightning step pays it once per call (Keras's steps_per_execution). The update is
+        the one Lightning would make: zero the gradients, backward, clip, step.
+        """
+        optimizer = self.optimizers()
+        single = self.trainer.world_size == 1  # under DDP ranks must stop together: divergence is checked per epoch
+        # With no loss scaler (16-mixed) and no DDP, Lightning's backward and step add only per-step hooks that
+        # dlkit does not use (about 0.1 ms a step): call PyTorch's directly and count the step for Lightning.
+        direct = single and getattr(self.trainer.precision_plugin, "scaler", None) is None
+        backward, step = (self._backward, self._direct_step) if direct else (self.manual_backward, optimizer.step)
+        for batch in batches:
+            optimizer.zero_grad()
+            loss = self._step(batch, "train")
+            if single and loss.device.type == "cpu" and not torch.isfinite(loss):  # free on the CPU; a sync on a GPU
+                self._diverged("train", loss.item())
+            backward(loss)
+            if self.clip_val:
+                self.clip_gradients(optimizer, gradient_clip_val=self.clip_val, gradient_clip_algorithm=self.clip_algorithm)
+            step()
+
+    def _backward(self, loss: Tensor) -> None:
+        loss.backward()
+        self.on_after_backward()
+
+    def _direct_step(self) -> None:
+        self.optimizers().optimizer.step()
+        progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress  # trainer.global_step
+        progress.increment_ready()
+        progress.increment_completed()
 
     def _diverged(self, stage: str, value: float) -> None:
         raise Diverged(
@@ -116,11 +146,18 @@ class Supervised(pl.LightningModule):
         if stage == "train":
             metrics["lr"] = self._epoch_lr
             metrics["epoch_seconds"] = time.perf_counter() - self._epoch_start  # the epoch: training and its validation pass
-        self.log_dict({f"{stage}/{k}": v for k, v in metrics.items()})
+        self._publish({f"{stage}/{k}": v for k, v in metrics.items()})
         if stage == "train" and "grad_norm" in self.sums:
             steps, self._grad_steps = self._grad_steps, 0
             norms = self.sums.pop("grad_norm").tolist()
-            self.log_dict({f"grad_norm/{name}": value / steps for (name, _), value in zip(self.watched, norms)})
+            self._publish({f"grad_norm/{name}": value / steps for (name, _), value in zip(self.watched, norms)})
+
+    def _publish(self, values: dict[str, float]) -> None:
+        """Keep the epoch's metrics in `self.metrics` (what the console, the callbacks and train() read) and hand
+        them to the logger with step = epoch. Lightning's self.log costs about a millisecond per key, per epoch."""
+        self.metrics.update(values)
+        if self.logger is not None:
+            self.logger.log_metrics(values, step=self.current_epoch)
 
     def on_train_epoch_start(self):
         self._epoch_lr = self.trainer.optimizers[0].param_groups[0]["lr"]  # the scheduler steps before epoch end
@@ -128,6 +165,9 @@ class Supervised(pl.LightningModule):
 
     def on_train_epoch_end(self):
         self._log_epoch("train")
+        scheduler = self.lr_schedulers()  # stepped once per epoch, where Lightning steps it in automatic optimization
+        if scheduler is not None:
+            scheduler.step()
 
     def on_validation_epoch_end(self):
         self._log_epoch("val")

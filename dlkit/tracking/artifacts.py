@@ -23,7 +23,7 @@ class BestWeights(Callback):
         self.state: dict[str, torch.Tensor] | None = None
 
     def on_validation_end(self, trainer, pl_module) -> None:
-        value = trainer.callback_metrics.get(self.monitor)
+        value = pl_module.metrics.get(self.monitor)
         if value is None or trainer.sanity_checking:
             return
         value = float(value)
