@@ -104,7 +104,8 @@ def train(cfg: DictConfig, overrides: Sequence[str] = (), progress_prefix: str =
                 (Path(tmp) / "ddp-config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
                 os.environ.update({DDP_CONFIG: str(Path(tmp) / "ddp-config.yaml"), DDP_CHECKPOINT: str(last or "")})
             steps = 1 if trainer.world_size > 1 else int(cfg.steps_per_call)  # DDP syncs gradients once per Lightning step
-            trainer.fit(experiment.task, Chunks(experiment.loaders["train"], steps), experiment.loaders["val"], ckpt_path=last, weights_only=True)
+            batches = Chunks(experiment.loaders["train"], steps, cfg.trainer.get("limit_train_batches"))
+            trainer.fit(experiment.task, batches, experiment.loaders["val"], ckpt_path=last, weights_only=True)
         trainer.test(experiment.task, [experiment.loaders["test"], experiment.loaders["train_eval"]], verbose=False)
         # The task's own metrics, and any a plugin task logged through Lightning's self.log.
         metrics = {**{k: float(v) for k, v in trainer.callback_metrics.items()}, **experiment.task.metrics}
@@ -164,7 +165,8 @@ def _trainer(cfg: DictConfig, logger: EpochLogger, callbacks: list[pl.Callback])
     from lightning_fabric.utilities.exceptions import MisconfigurationException
 
     options = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if v is not None}
-    for key in ("gradient_clip_val", "gradient_clip_algorithm"):  # the task clips (it steps the optimizer itself)
+    # The task clips (it steps the optimizer itself); Chunks limits the training batches (Lightning would count chunks).
+    for key in ("gradient_clip_val", "gradient_clip_algorithm", "limit_train_batches"):
         options.pop(key, None)
     try:
         return pl.Trainer(

@@ -98,3 +98,35 @@ def test_learning_rate_is_logged_per_epoch_and_follows_the_scheduler():
     result = dlkit.run(["scheduler=step", "scheduler.step_size=1", "scheduler.gamma=0.5", "optimizer.lr=0.1",
                         "trainer.max_epochs=3", "data.limit=32", "tracking=none"])
     assert result.metrics["train/lr"] == pytest.approx(0.1 * 0.5**2)  # the lr of the last epoch
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [[], ["dropout=inverted", "scheduler=step", "scheduler.step_size=1", "norm=batch"], ["trainer.gradient_clip_val=0.05"]],
+    ids=["plain", "dropout+scheduler+batchnorm", "gradient clipping"],
+)
+def test_several_steps_per_lightning_step_train_exactly_as_one(extra):
+    # 150 samples in batches of 16: 10 optimizer steps an epoch, in calls of 1, 3 (a short last call) or 64 steps.
+    common = ["data.limit=150", "optimizer.batch_size=16", "trainer.max_epochs=3", "tracking=none", *extra]
+    runs = {k: dlkit.run([*common, f"steps_per_call={k}"]).metrics for k in (1, 3, 64)}
+    for metrics in runs.values():
+        metrics.pop("train/epoch_seconds")
+    assert runs[1] == runs[3] == runs[64]
+
+
+def test_gradient_clipping_changes_the_updates():
+    common = ["data.limit=150", "optimizer=minibatch", "optimizer.lr=0.5", "trainer.max_epochs=2", "tracking=none"]
+    clipped = dlkit.run([*common, "trainer.gradient_clip_val=0.01"]).metrics["train/loss"]
+    assert clipped != dlkit.run(common).metrics["train/loss"]
+
+
+def test_limit_train_batches_counts_batches_not_calls():
+    from dlkit.data.tensors import Chunks
+
+    loader = build(config.compose(["data.limit=150", "optimizer.batch_size=16"])).loaders["train"]  # 10 batches
+    assert [len(chunk) for chunk in Chunks(loader, 3)] == [3, 3, 3, 1]
+    assert [len(chunk) for chunk in Chunks(loader, 3, limit=4)] == [3, 1] and len(Chunks(loader, 3, limit=4)) == 2
+    assert sum(len(chunk) for chunk in Chunks(loader, 64, limit=0.5)) == 5
+    steps = dlkit.run(["data.limit=150", "optimizer.batch_size=16", "trainer.max_epochs=2", "tracking=none",
+                       "trainer.limit_train_batches=4"]).metrics  # accepted: dlkit, not Lightning, applies it
+    assert "train/loss" in steps

@@ -140,17 +140,24 @@ def _rank_and_world() -> tuple[int, int]:
 
 
 class Chunks:
-    """Consecutive batches of a loader in lists of up to `size`: one list per Lightning training step."""
+    """Consecutive batches of a loader in lists of up to `size`: one list per Lightning training step.
 
-    def __init__(self, loader: TensorBatches, size: int):
-        self.loader, self.size = loader, size
+    limit: only the first batches of each epoch, a number or a fraction (Lightning's limit_train_batches,
+    which would otherwise count lists)."""
+
+    def __init__(self, loader: TensorBatches, size: int, limit: int | float | None = None):
+        self.loader, self.size, self.limit = loader, size, limit
+
+    def _batches(self) -> int:  # asked each time: under DDP a shard is known only once the processes are up
+        n, limit = len(self.loader), self.limit
+        return n if limit is None else min(n, limit if isinstance(limit, int) else int(limit * n))
 
     def __len__(self) -> int:
-        return -(-len(self.loader) // self.size)
+        return -(-self._batches() // self.size)
 
     def __iter__(self) -> Iterator[list[tuple[Tensor, Tensor]]]:
-        chunk = []
-        for batch in self.loader:
+        chunk: list[tuple[Tensor, Tensor]] = []
+        for _, batch in zip(range(self._batches()), self.loader):
             chunk.append(batch)
             if len(chunk) == self.size:
                 yield chunk

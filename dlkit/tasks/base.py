@@ -7,6 +7,7 @@ as much as a small model's step itself. A task names the output function its los
 """
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -92,11 +93,11 @@ class Supervised(pl.LightningModule):
         # With no loss scaler (16-mixed) and no DDP, Lightning's backward and step add only per-step hooks that
         # dlkit does not use (about 0.1 ms a step): call PyTorch's directly and count the step for Lightning.
         direct = single and getattr(self.trainer.precision_plugin, "scaler", None) is None
-        backward, step = (self._backward, self._direct_step) if direct else (self.manual_backward, optimizer.step)
+        backward, step = (self._backward, functools.partial(self._direct_step, optimizer.optimizer)) if direct else (self.manual_backward, optimizer.step)
         for batch in batches:
             optimizer.zero_grad()
             loss = self._step(batch, "train")
-            if single and loss.device.type == "cpu" and not torch.isfinite(loss):  # free on the CPU; a sync on a GPU
+            if single and loss.device.type == "cpu" and not math.isfinite(loss.item()):  # free on the CPU; a sync on a GPU
                 self._diverged("train", loss.item())
             backward(loss)
             if self.clip_val:
@@ -107,9 +108,9 @@ class Supervised(pl.LightningModule):
         loss.backward()
         self.on_after_backward()
 
-    def _direct_step(self) -> None:
-        self.optimizers().optimizer.step()
-        progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress  # trainer.global_step
+    def _direct_step(self, optimizer: torch.optim.Optimizer) -> None:
+        optimizer.step()
+        progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress  # counts trainer.global_step
         progress.increment_ready()
         progress.increment_completed()
 

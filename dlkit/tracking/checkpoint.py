@@ -1,15 +1,16 @@
 """The checkpoint an interrupted run leaves, so that `dlkit resume` continues it exactly.
 
-After every epoch the whole training state (Lightning's checkpoint: weights, optimizer, scheduler,
-loop counters, callback states, plus the random-number states that decide dropout masks and batch
-order) is copied in memory, not written: a fraction of a millisecond for a small model. On
-Ctrl-C or SIGTERM that last complete epoch is written as the run's artifact
-`checkpoints/last.ckpt`; the partial epoch is dropped, so a resumed run replays it with the same
-random numbers and ends with the same metrics as a run never interrupted.
+At the end of an epoch (the first, then at most every EVERY_S seconds) the whole training state
+(Lightning's checkpoint: weights, optimizer, scheduler, loop counters, callback states, plus the
+random-number states that decide dropout masks and batch order) is copied in memory, not written.
+On Ctrl-C or SIGTERM that copy is written as the run's artifact `checkpoints/last.ckpt`; the epochs
+after it are dropped, so a resumed run replays them with the same random numbers and ends with the
+same metrics as a run never interrupted.
 """
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -21,6 +22,7 @@ from dlkit.tracking.logger import EpochLogger
 from dlkit.tracking.run import NullRun
 
 ARTIFACT = "checkpoints/last.ckpt"
+EVERY_S = 2.0  # the copy is refreshed at the first epoch end at least this long after the last one
 
 
 class Snapshot(Checkpoint):  # a Checkpoint runs after the module's epoch-end hook, like Lightning's own
@@ -28,10 +30,14 @@ class Snapshot(Checkpoint):  # a Checkpoint runs after the module's epoch-end ho
         self.loader, self.logger = train_loader, logger
         self.last: dict | None = None
         self.epoch = -1  # the last complete epoch in `last`
+        self._taken = 0.0
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if not trainer.is_global_zero:  # under DDP every process holds the same state; rank 0 keeps it
             return
+        if self.last is not None and time.monotonic() - self._taken < EVERY_S:
+            return  # short epochs: a copy every few seconds is enough, an interrupt loses at most that much
+        self._taken = time.monotonic()
         self.epoch = trainer.current_epoch
         # A copy of every tensor (they change in place as training goes on); containers are rebuilt, plain values shared.
         state = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
