@@ -67,7 +67,7 @@ def _curves(history: dict[str, list[tuple[int, float]]], path: Path) -> Path:
         ax.set_xlabel("epoch")
         ax.set_title(name)
         ax.legend()
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.3 / len(names), right=0.98, bottom=0.17, top=0.88, wspace=0.3)  # tight_layout costs 0.1 s a figure
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
@@ -96,7 +96,7 @@ def _confusion(task, loader, folder: Path) -> list[Path]:
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title("test confusion matrix")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.15, right=0.97, bottom=0.13, top=0.9)
     png = folder / "confusion_matrix.png"
     fig.savefig(png, dpi=80)
     plt.close(fig)
