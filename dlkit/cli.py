@@ -63,6 +63,8 @@ def _train_app(argv: list[str]) -> None:
     from hydra.core.hydra_config import HydraConfig
 
     args = get_args_parser().parse_args(argv)
+    if args.help and not args.multirun and args.config_name is None and args.config_dir is None:
+        return print(config.help_text(args.overrides))
     only_prints = args.help or args.hydra_help or args.info or args.shell_completion or args.cfg
     if not only_prints and args.config_name is None and args.config_dir is None:
         jobs = config.check(args.overrides, multirun=args.multirun)  # every job composes, or nothing starts

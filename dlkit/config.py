@@ -125,3 +125,25 @@ def _close_key(key: str, tree: dict) -> str | None:
 def flatten(cfg: DictConfig) -> dict[str, object]:
     """{'optimizer.lr': 0.001, 'model.hidden': [128], ...}: the params a run logs."""
     return {path: value for path, value, leaf in _walk(OmegaConf.to_container(cfg, resolve=True)) if leaf}
+
+
+def group_options() -> dict[str, list[str]]:
+    """Every config group and its options: the YAML files of conf/ and of each plugin's conf/."""
+    from dlkit import plugins
+
+    folders = [CONF_DIR, *(p.conf_dir for p in plugins.discover() if p.conf_dir is not None)]
+    groups: dict[str, set[str]] = {}
+    for folder in folders:
+        for group in folder.iterdir():
+            if group.is_dir() and group.name != "hydra":
+                groups.setdefault(group.name, set()).update(f.stem for f in group.glob("*.yaml"))
+    return {name: sorted(options) for name, options in sorted(groups.items())}
+
+
+def help_text(overrides: Sequence[str]) -> str:
+    """`dlkit --help`: the template in conf/config.yaml, filled in from the files (Hydra's own help composes
+    the config again for every group, over a second here)."""
+    cfg = compose(overrides, with_hydra=True)
+    groups = "\n".join(f"{name}: {', '.join(options)}" for name, options in group_options().items())
+    body = OmegaConf.to_yaml({k: v for k, v in cfg.items() if k != "hydra"})
+    return str(cfg.hydra.help.template).replace("$APP_CONFIG_GROUPS", groups).replace("$CONFIG", body)
