@@ -70,6 +70,8 @@ def _train_app(argv: list[str]) -> None:
         jobs = config.check(args.overrides, multirun=args.multirun)  # every job composes, or nothing starts
         os.environ[SWEEP_SIZE] = str(jobs)  # an environment variable reaches parallel workers too
 
+    from dlkit import sweep
+
     @hydra.main(config_path=str(config.CONF_DIR), config_name=config.CONFIG_NAME, version_base="1.3")
     def job(cfg) -> None:
         from dlkit.train import train
@@ -84,6 +86,8 @@ def _train_app(argv: list[str]) -> None:
             if not multirun:
                 _user_error(exc)
             log.error("%sdlkit: error: %s", prefix, exc)  # in a sweep the other jobs go on
+            if isinstance(exc, ConfigError) and sweep.current is not None:  # no run records it: the parent does
+                sweep.current.job_failed_early(list(hydra_cfg.overrides.task), str(exc))
             return math.nan
         except Exception:
             if not multirun:
@@ -92,8 +96,6 @@ def _train_app(argv: list[str]) -> None:
             return math.nan
         _report(result, cfg, prefix)
         return result.metrics.get(cfg.objective)  # what an optimizing sweeper (optuna) minimizes or maximizes
-
-    from dlkit import sweep
 
     # Hydra reads sys.argv; DDP re-runs it for the other processes, so the program keeps its real path.
     sys.argv = [sys.argv[0] if Path(sys.argv[0]).is_file() else "dlkit", *argv]

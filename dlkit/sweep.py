@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 PARENT_TAG = "mlflow.parentRunId"
 SWEEP_TAG = "dlkit.sweep_id"
+EARLY_FAILURE_PREFIX = "dlkit.failed_job."
 KEY_TAG = "dlkit.sweep_key"  # the hash of a sweep's experiment and overrides: the same sweep launched again has the same key
 FACTOR_PREFIX = "factor."
 
@@ -41,6 +42,13 @@ class Sweep:
 
     def child_name(self, overrides: Sequence[str]) -> str:
         return ",".join(f"{k}={v}" for k, v in factor_values(overrides, self.factors).items())
+
+    def job_failed_early(self, overrides: Sequence[str], reason: str) -> None:
+        """A job that failed before its run existed (a bad value only its data reveals): noted on the parent."""
+        from dlkit.tracking import store
+
+        name = self.child_name(overrides) or ",".join(overrides)
+        store.client(self.uri).set_tag(self.parent_run_id, f"{EARLY_FAILURE_PREFIX}{abs(hash(name)) % 10**8}", f"{name}: {reason}"[:5000])
 
     def earlier_attempt(self, tag: str, value: str):
         """The latest child of this sweep tagged tag=value (a job run before, when the sweep is relaunched)."""
@@ -115,6 +123,8 @@ class SweepCallback(Callback):
         if earlier is not None:  # the same sweep launched again: its parent goes on, finished jobs are skipped
             run_id = earlier.info.run_id
             client.update_run(run_id, status="RUNNING")
+            for key in [k for k in earlier.data.tags if k.startswith(EARLY_FAILURE_PREFIX)]:
+                client.delete_tag(run_id, key)  # those jobs run again
             client.set_tag(run_id, "dlkit.jobs", tags["dlkit.jobs"])
             print(f"Resuming sweep {run_id}: jobs that finished are skipped, interrupted ones resume (tracking.resume=false starts afresh)")
         else:
@@ -167,11 +177,13 @@ def close(sweep: Sweep, failed: bool = False, status: str | None = None) -> str:
     parent = client.get_run(sweep.parent_run_id)
     children = client.search_runs([parent.info.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{sweep.parent_run_id}'")
     children = latest_attempts(children)
-    done = children and all(c.info.status == "FINISHED" for c in children)
+    early = [v for k, v in parent.data.tags.items() if k.startswith(EARLY_FAILURE_PREFIX)]
+    done = children and all(c.info.status == "FINISHED" for c in children) and not early
     status = status or ("FINISHED" if done and not failed else "FAILED")
     outcome = status
     failures.clear()
     failures.extend(f"{c.info.run_name}: {c.data.tags.get('dlkit.failure_reason', c.info.status)}" for c in children if c.info.status != "FINISHED")
+    failures.extend(early)
     scored = [c for c in children if c.info.status == "FINISHED" and sweep.objective in c.data.metrics]
     if scored:  # the best job, recorded on the parent (for an optimizing sweeper: the best trial)
         best = (max if sweep.maximize else min)(scored, key=lambda c: c.data.metrics[sweep.objective])

@@ -75,6 +75,7 @@ def train(cfg: DictConfig, overrides: Sequence[str] = (), progress_prefix: str =
             return Result(dict(earlier.data.metrics), earlier.info.run_id, earlier.info.experiment_id, sweep.current.uri, skipped=True)
         if earlier is not None and earlier.info.status in ("KILLED", "RUNNING"):  # RUNNING: its process died
             resume = earlier.info.run_id
+
     experiment = build(cfg)
     logger, best = EpochLogger(), BestWeights()
     snapshot = checkpoint.Snapshot(experiment.loaders["train"], logger)
@@ -100,12 +101,7 @@ def train(cfg: DictConfig, overrides: Sequence[str] = (), progress_prefix: str =
             else:
                 log.info("%sresuming run %s %s", progress_prefix, resume, "from its checkpoint" if last else "from the start (no epoch had ended)")
             run.set_tags({**device_tags(trainer), FINGERPRINT_TAG: fingerprint})
-            if trainer.world_size > 1 and rank == 0:  # what the other DDP processes run, whatever command started this one
-                (Path(tmp) / "ddp-config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-                os.environ.update({DDP_CONFIG: str(Path(tmp) / "ddp-config.yaml"), DDP_CHECKPOINT: str(last or "")})
-            steps = 1 if trainer.world_size > 1 else int(cfg.steps_per_call)  # DDP syncs gradients once per Lightning step
-            batches = Chunks(experiment.loaders["train"], steps, cfg.trainer.get("limit_train_batches"))
-            trainer.fit(experiment.task, batches, experiment.loaders["val"], ckpt_path=last, weights_only=True)
+            _fit(trainer, experiment, cfg, last, Path(tmp))
         trainer.test(experiment.task, [experiment.loaders["test"], experiment.loaders["train_eval"]], verbose=False)
         # The task's own metrics, and any a plugin task logged through Lightning's self.log.
         metrics = {**{k: float(v) for k, v in trainer.callback_metrics.items()}, **experiment.task.metrics}
@@ -126,6 +122,15 @@ def train(cfg: DictConfig, overrides: Sequence[str] = (), progress_prefix: str =
         run.finish(status)
         _end_ddp(environment)
     return Result(metrics, run.run_id, run.experiment_id, run.uri)
+
+
+def _fit(trainer: pl.Trainer, experiment: Experiment, cfg: DictConfig, last: str | None, tmp: Path) -> None:
+    if trainer.world_size > 1 and rank_zero_only.rank == 0:  # what the other DDP processes run, whatever command started this one
+        (tmp / "ddp-config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        os.environ.update({DDP_CONFIG: str(tmp / "ddp-config.yaml"), DDP_CHECKPOINT: str(last or "")})
+    steps = 1 if trainer.world_size > 1 else int(cfg.steps_per_call)  # DDP syncs gradients once per Lightning step
+    batches = Chunks(experiment.loaders["train"], steps, cfg.trainer.get("limit_train_batches"))
+    trainer.fit(experiment.task, batches, experiment.loaders["val"], ckpt_path=last, weights_only=True)
 
 
 def _end_ddp(environment: dict[str, str | None]) -> None:

@@ -86,3 +86,15 @@ def test_optuna_trials_are_children_and_the_best_is_recorded_on_the_parent(outpu
     assert parent.data.tags["dlkit.best_run_id"] == best.info.run_id
     assert parent.data.metrics["best/val/loss"] == pytest.approx(best.data.metrics["val/loss"])
     assert all(0.001 <= float(c.data.tags["factor.optimizer.lr"]) <= 0.1 for c in children)
+
+
+def test_a_job_only_its_data_rejects_fails_the_sweep_and_the_others_go_on(outputs, store):
+    # A stride that does not divide 8×8 digits is a ConfigError at build time, in that job only.
+    blocks = "model.blocks=[{channels: 4, kernel: 3, stride: 2}],[{channels: 4, kernel: 3, padding: 1}]"
+    done = dlkit_cli("-m", "model=cnn", blocks, *TINY, f"paths.output_dir={outputs}")
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "[job 1/2] dlkit: error: cnn conv1: output size" in done.stdout + done.stderr
+    assert "not finished: model.blocks=[{channels:4,kernel:3,stride:2}]: cnn conv1: output size" in done.stdout
+    parent, children = parent_and_children(store())
+    assert parent.info.status == "FAILED"
+    assert [c.info.status for c in children] == ["FINISHED"]  # the good job ran; the bad one never made a run
