@@ -22,8 +22,8 @@ SWEEP_SIZE = "DLKIT_SWEEP_SIZE"
 
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if os.environ.get("DLKIT_DDP_CONFIG") and os.environ.get("LOCAL_RANK", "0") != "0":
-        return _ddp_process(os.environ["DLKIT_DDP_CONFIG"])
+    if os.environ.get(config.DDP_CONFIG) and os.environ.get("LOCAL_RANK", "0") != "0":
+        return _ddp_process(os.environ[config.DDP_CONFIG])
     try:
         if argv and argv[0] in SUBCOMMANDS:
             SUBCOMMANDS[argv[0]](argv[1:])

@@ -25,6 +25,7 @@ PARENT_TAG = "mlflow.parentRunId"
 SWEEP_TAG = "dlkit.sweep_id"
 EARLY_FAILURE_PREFIX = "dlkit.failed_job."
 KEY_TAG = "dlkit.sweep_key"  # the hash of a sweep's experiment and overrides: the same sweep launched again has the same key
+CONFIG_HASH_TAG = "dlkit.config_hash"  # a job's resolved config, hashed: how a relaunched sweep knows a job it already ran
 FACTOR_PREFIX = "factor."
 
 
@@ -48,19 +49,16 @@ class Sweep:
         from dlkit.tracking import store
 
         name = self.child_name(overrides) or ",".join(overrides)
-        store.client(self.uri).set_tag(self.parent_run_id, f"{EARLY_FAILURE_PREFIX}{abs(hash(name)) % 10**8}", f"{name}: {reason}"[:5000])
+        tag = EARLY_FAILURE_PREFIX + hashlib.sha256(name.encode()).hexdigest()[:8]  # the same job, the same tag
+        store.client(self.uri).set_tag(self.parent_run_id, tag, f"{name}: {reason}"[:5000])
 
-    def earlier_attempt(self, tag: str, value: str):
-        """The latest child of this sweep tagged tag=value (a job run before, when the sweep is relaunched)."""
+    def earlier_attempt(self, config_hash: str):
+        """The latest child of this sweep that ran this config (a job run before, when the sweep is relaunched)."""
         from dlkit.tracking import store
 
         client = store.client(self.uri)
         experiment = client.get_run(self.parent_run_id).info.experiment_id
-        found = client.search_runs(
-            [experiment], f"tags.`{PARENT_TAG}` = '{self.parent_run_id}' and tags.`{tag}` = '{value}'",
-            order_by=["attributes.start_time DESC"], max_results=1,
-        )
-        return found[0] if found else None
+        return _latest(client, experiment, f"tags.`{PARENT_TAG}` = '{self.parent_run_id}' and tags.`{CONFIG_HASH_TAG}` = '{config_hash}'")
 
 
 current: Sweep | None = None  # the sweep the job running in this process belongs to
@@ -119,12 +117,12 @@ class SweepCallback(Callback):
             study = config.study
             tags.update({"dlkit.study": study.name, **{f"dlkit.study.{k}": str(v) for k, v in study.items() if k != "name"}})
             name = f"study {study.name}"
-        earlier = _earlier_sweep(client, experiment_id, key) if config.tracking.get("resume", True) else None
+        earlier = _latest(client, experiment_id, f"tags.`{KEY_TAG}` = '{key}'") if config.tracking.get("resume", True) else None
         if earlier is not None:  # the same sweep launched again: its parent goes on, finished jobs are skipped
             run_id = earlier.info.run_id
             client.update_run(run_id, status="RUNNING")
-            for key in [k for k in earlier.data.tags if k.startswith(EARLY_FAILURE_PREFIX)]:
-                client.delete_tag(run_id, key)  # those jobs run again
+            for tag in [t for t in earlier.data.tags if t.startswith(EARLY_FAILURE_PREFIX)]:
+                client.delete_tag(run_id, tag)  # those jobs run again
             client.set_tag(run_id, "dlkit.jobs", tags["dlkit.jobs"])
             print(f"Resuming sweep {run_id}: jobs that finished are skipped, interrupted ones resume (tracking.resume=false starts afresh)")
         else:
@@ -154,8 +152,9 @@ class SweepCallback(Callback):
             print("Report: dlkit report   Browse: dlkit ui")
 
 
-def _earlier_sweep(client, experiment_id: str, key: str):
-    found = client.search_runs([experiment_id], f"tags.`{KEY_TAG}` = '{key}'", order_by=["attributes.start_time DESC"], max_results=1)
+def _latest(client, experiment_id: str, filter_string: str):
+    """The most recently started run that matches, or None."""
+    found = client.search_runs([experiment_id], filter_string, order_by=["attributes.start_time DESC"], max_results=1)
     return found[0] if found else None
 
 
@@ -163,7 +162,7 @@ def latest_attempts(runs: list) -> list:
     """A relaunched sweep may run a job again: keep each job's latest attempt (by its config's hash)."""
     latest: dict[str, Any] = {}
     for run in sorted(runs, key=lambda r: r.info.start_time):
-        latest[run.data.tags.get("dlkit.config_hash", run.info.run_id)] = run
+        latest[run.data.tags.get(CONFIG_HASH_TAG, run.info.run_id)] = run
     return list(latest.values())
 
 

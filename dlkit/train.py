@@ -27,7 +27,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from dlkit import plugins, sweep, tracking
 from dlkit.build import Experiment, build
 from dlkit.data.tensors import Chunks
-from dlkit.config import flatten
+from dlkit.config import DDP_CONFIG, flatten
 from dlkit.errors import ConfigError, Diverged, Interrupted
 from dlkit.progress import EpochProgress
 from dlkit.schema import validate
@@ -45,9 +45,8 @@ warnings.filterwarnings("ignore", message=".*treespec.*")  # Lightning 2.6 on to
 warnings.filterwarnings("ignore", message=".*sync_dist=True.*")  # dlkit reduces its epoch sums across DDP processes itself
 
 # How rank 0 tells the DDP processes Lightning starts beside it what to run (they re-run the command line).
-DDP_CONFIG, DDP_CHECKPOINT = "DLKIT_DDP_CONFIG", "DLKIT_DDP_CHECKPOINT"
+DDP_CHECKPOINT = "DLKIT_DDP_CHECKPOINT"
 DDP_ENVIRONMENT = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")  # set by Lightning's DDP launcher
-FINGERPRINT_TAG = "dlkit.config_hash"  # the resolved config's hash: how a relaunched sweep knows a job it already ran
 
 
 @dataclass
@@ -69,7 +68,7 @@ def train(cfg: DictConfig, overrides: Sequence[str] = (), progress_prefix: str =
     fingerprint = hashlib.sha256(OmegaConf.to_yaml(cfg, resolve=True).encode()).hexdigest()[:16]
     rank = rank_zero_only.rank  # > 0 in a DDP process beside rank 0: it trains its shard in lockstep and records nothing
     if sweep.current is not None and resume is None and rank == 0:  # a relaunched sweep skips what finished, resumes what was cut
-        earlier = sweep.current.earlier_attempt(FINGERPRINT_TAG, fingerprint)
+        earlier = sweep.current.earlier_attempt(fingerprint)
         if earlier is not None and earlier.info.status == "FINISHED":
             log.info("%salready finished in run %s: skipped", progress_prefix, earlier.info.run_id)
             return Result(dict(earlier.data.metrics), earlier.info.run_id, earlier.info.experiment_id, sweep.current.uri, skipped=True)
@@ -100,7 +99,7 @@ def train(cfg: DictConfig, overrides: Sequence[str] = (), progress_prefix: str =
                 _log_config(run, cfg, overrides, experiment, trainer.world_size)
             else:
                 log.info("%sresuming run %s %s", progress_prefix, resume, "from its checkpoint" if last else "from the start (no epoch had ended)")
-            run.set_tags({**device_tags(trainer), FINGERPRINT_TAG: fingerprint})
+            run.set_tags({**device_tags(trainer), sweep.CONFIG_HASH_TAG: fingerprint})
             _fit(trainer, experiment, cfg, last, Path(tmp))
         trainer.test(experiment.task, [experiment.loaders["test"], experiment.loaders["train_eval"]], verbose=False)
         # The task's own metrics, and any a plugin task logged through Lightning's self.log.
