@@ -67,6 +67,10 @@ def _train_app(argv: list[str]) -> None:
         return print(config.help_text(args.overrides))
     only_prints = args.help or args.hydra_help or args.info or args.shell_completion or args.cfg
     if not only_prints and args.config_name is None and args.config_dir is None:
+        if not args.multirun:  # MLflow's import, on the other core, while this process imports torch
+            from dlkit.tracking import recorder
+
+            recorder.start()
         jobs = config.check(args.overrides, multirun=args.multirun)  # every job composes, or nothing starts
         os.environ[SWEEP_SIZE] = str(jobs)  # an environment variable reaches parallel workers too
 

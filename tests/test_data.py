@@ -7,6 +7,7 @@ import torch
 
 import dlkit.build  # noqa: F401
 from dlkit.data.idx import read_idx
+from dlkit.data.tensors import split_indices
 from dlkit.errors import ConfigError
 from dlkit.registry import registry
 from idx_files import idx_bytes, write_mnist
@@ -18,10 +19,26 @@ def data(name, **params):
 
 def test_digits_split_is_fixed_stratified_and_resizable():
     d = data("digits")
-    assert (len(d.train), len(d.val), len(d.test)) == (1257, 180, 360)
+    assert len(d.train) + len(d.val) + len(d.test) == 1797
     assert d.input_shape == (1, 8, 8) and d.num_classes == 10
     assert torch.equal(d.test.y, data("digits").test.y)  # the split does not depend on the run
-    assert torch.bincount(d.test.y).min() >= 35  # stratified: every digit in the test split
+    per_class = torch.bincount(torch.cat([d.train.y, d.val.y, d.test.y]))
+    assert torch.equal(torch.bincount(d.test.y), (per_class * 0.2).round().long())  # stratified: each digit cut 70/10/20
+    assert torch.equal(torch.bincount(d.val.y), (per_class * 0.1).round().long())
+    assert len(torch.bincount(d.train.y[:50]).nonzero()) == 10  # a split's first samples (data.limit) mix every digit
+
+
+def test_a_stratified_split_by_hand():
+    classes = np.array([0] * 10 + [1] * 20)
+    train, val, test = split_indices(classes, 30, val_fraction=0.1, test_fraction=0.2, seed=3)
+    assert sorted(np.concatenate([train, val, test]).tolist()) == list(range(30))  # disjoint, and nothing left out
+    assert np.bincount(classes[test]).tolist() == [2, 4] and np.bincount(classes[val]).tolist() == [1, 2]
+    assert len(train) == 21
+    again = split_indices(classes, 30, 0.1, 0.2, seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip((train, val, test), again))
+    assert not np.array_equal(test, split_indices(classes, 30, 0.1, 0.2, seed=4)[2])
+    plain = split_indices(None, 30, 0.1, 0.2, seed=3)  # targets that are values: one cut of the shuffle
+    assert [len(p) for p in plain] == [21, 3, 6]
 
 
 def test_mnist1d_is_generated_offline_and_cached(tmp_path):

@@ -61,16 +61,24 @@ def split_arrays(
     **meta,
 ) -> Dataset:
     """A train/val/test split of arrays, stratified for class targets, fixed by split_seed."""
-    from sklearn.model_selection import train_test_split
-
     stratify = meta.get("target", "class") == "class"
-    x_rest, x_test, y_rest, y_test = train_test_split(
-        x, y, test_size=test_fraction, stratify=y if stratify else None, random_state=split_seed
-    )
-    x_train, x_val, y_train, y_val = train_test_split(
-        x_rest, y_rest, test_size=val_fraction / (1 - test_fraction), stratify=y_rest if stratify else None, random_state=split_seed
-    )
-    return Dataset(name, *(to_split(a, b, limit) for a, b in ((x_train, y_train), (x_val, y_val), (x_test, y_test))), **meta)
+    train, val, test = split_indices(y if stratify else None, len(y), val_fraction, test_fraction, split_seed)
+    return Dataset(name, *(to_split(x[i], y[i], limit) for i in (train, val, test)), **meta)
+
+
+def split_indices(classes: np.ndarray | None, n: int, val_fraction: float, test_fraction: float, seed: int):
+    """Train, validation and test indices: one seeded shuffle, cut in these proportions; with classes,
+    each class is cut in the same proportions (stratified)."""
+    generator = np.random.default_rng(seed)
+    order = generator.permutation(n)
+    part = np.zeros(n, dtype=np.int8)  # per sample: 0 train, 1 validation, 2 test
+    for group in [order[classes[order] == c] for c in np.unique(classes)] if classes is not None else [order]:
+        n_test, n_val = round(len(group) * test_fraction), round(len(group) * val_fraction)
+        part[group[:n_test]] = 2
+        part[group[n_test : n_test + n_val]] = 1
+    # Each split in a second, independent order: its first N samples (data.limit) are a fair sample of it.
+    mix = generator.permutation(n)
+    return [mix[part[mix] == k] for k in (0, 1, 2)]
 
 
 def to_split(x, y, limit: int | None = None) -> Split:

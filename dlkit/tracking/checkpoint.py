@@ -68,9 +68,4 @@ class Snapshot(Checkpoint):  # a Checkpoint runs after the module's epoch-end ho
 
 def download(run: NullRun, into: Path) -> Path | None:
     """The run's checkpoint as a local file, or None when it left none (stopped before an epoch ended)."""
-    if run.run_id is None:
-        return None
-    names = [f.path for f in run.client.list_artifacts(run.run_id, str(Path(ARTIFACT).parent))]
-    if ARTIFACT not in names:
-        return None
-    return Path(run.client.download_artifacts(run.run_id, ARTIFACT, str(into)))
+    return run.download(ARTIFACT, into)

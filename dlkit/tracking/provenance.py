@@ -22,7 +22,8 @@ def _git_commit(cwd: Path) -> dict[str, str]:
 
 
 def run_tags(plugins: list[str]) -> dict[str, str]:
-    import mlflow
+    from importlib.metadata import version
+
     import pytorch_lightning
     import torch
 
@@ -38,7 +39,7 @@ def run_tags(plugins: list[str]) -> dict[str, str]:
         "version.python": platform.python_version(),
         "version.torch": torch.__version__,
         "version.pytorch_lightning": pytorch_lightning.__version__,
-        "version.mlflow": mlflow.__version__,
+        "version.mlflow": version("mlflow"),  # not imported here: the recorder process writes to MLflow
         "host.name": platform.node(),
     }
     tags.update(_git_commit(Path.cwd()))

@@ -1,11 +1,13 @@
 """The MLflow store: a client for its URI, the experiment (created once, with its artifacts under outputs/)."""
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from pathlib import Path
 
 
+@functools.lru_cache(maxsize=8)  # one client (one connection pool) per store, however many runs
 def client(uri: str):
     from mlflow.tracking import MlflowClient
 

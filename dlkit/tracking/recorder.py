@@ -1,0 +1,215 @@
+"""The recorder: a process beside the training process that does all of a run's MLflow writing.
+
+Why a process: importing MLflow and opening its store costs about 1.5 s, and each sqlite write about
+10 ms of Python holding the GIL. The recorder pays both on another core: `dlkit` starts it first thing,
+so it imports MLflow while the training process imports torch and Lightning, and the training process
+only ever puts a message on a pipe. It also outlives a training process that is killed outright
+(SIGKILL, out of memory): its end of the pipe closes, and the recorder ends that process's open runs
+KILLED, tagged with why, instead of leaving them RUNNING.
+
+Calls that only write (params, tags, text, metrics) are sent without waiting. Opening a run, logging a
+file, downloading one and finishing a run wait for the answer, and raise what the store raised, for
+that call or any write before it. Metrics are written when the stream of messages pauses, or a second
+after they arrived, whichever is first: one write per burst, not one per epoch.
+
+    python -m dlkit.tracking.recorder FD    (started by Recorder; FD is its end of the pipe)
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from multiprocessing import Pipe
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from dlkit.tracking.run import NullRun, StoreRun
+
+WRITE_EVERY_S = 1.0  # how late a metric may reach the store (the MLflow UI) while a run trains
+PAUSE_S = 0.05  # a pause this long in the messages writes the metrics gathered so far
+LOST_REASON = "the training process ended without closing its run (killed outright, e.g. SIGKILL or out of memory)"
+
+
+class RecorderError(RuntimeError):
+    """The store refused a write (the message is MLflow's), or the recorder process is gone."""
+
+
+class Recorder:
+    """The training process's handle on its recorder process."""
+
+    def __init__(self):
+        ours, theirs = Pipe()
+        package_root = str(Path(__file__).resolve().parents[2])  # the recorder imports this same dlkit
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+        self.process = subprocess.Popen([sys.executable, "-m", "dlkit.tracking.recorder", str(theirs.fileno())],
+                                        pass_fds=[theirs.fileno()], env=env, start_new_session=True)
+        theirs.close()
+        self.connection = ours
+        self.pid = os.getpid()
+
+    def alive(self) -> bool:
+        return self.pid == os.getpid() and self.process.poll() is None  # a forked child needs its own recorder
+
+    def send(self, op: str, *args: Any) -> None:
+        try:
+            self.connection.send((op, args, False))
+        except OSError:
+            raise self._gone() from None
+
+    def call(self, op: str, *args: Any) -> Any:
+        try:
+            self.connection.send((op, args, True))
+            ok, value = self.connection.recv()
+        except (OSError, EOFError):
+            raise self._gone() from None
+        if not ok:
+            raise RecorderError(value)
+        return value
+
+    def _gone(self) -> RecorderError:
+        code = self.process.wait(timeout=5)
+        return RecorderError(f"the MLflow recorder process ended (exit code {code}); its message, if any, is above")
+
+    def close(self) -> None:
+        """No more runs from this process: the recorder exits when it reads this (every run was finished by a call that waited)."""
+        self.connection.close()
+
+
+_recorder: Recorder | None = None
+
+
+def start() -> Recorder:
+    """This process's recorder, started if there is none (or it ended)."""
+    global _recorder
+    if _recorder is None or not _recorder.alive():
+        _recorder = Recorder()
+        atexit.register(_recorder.close)
+    return _recorder
+
+
+class RecordedRun(NullRun):
+    """A run as the training process sees it: each call is a message to the recorder."""
+
+    def __init__(self, settings: Mapping[str, Any], run_name: str, tags: Mapping[str, str], run_id: str | None = None):
+        """settings: the tracking config's uri, experiment and artifact_root; run_id: reopen that run."""
+        self.recorder = start()
+        self.uri = settings["uri"]
+        # Plain strings only: a str subclass (torch.__version__) would make the recorder import its module.
+        tags = {k: str(v) for k, v in tags.items()}
+        self.run_id, self.experiment_id = self.recorder.call("open", dict(settings), str(run_name), tags, run_id)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        self.recorder.send("log_params", self.run_id, {k: str(v) for k, v in params.items()})
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        now = int(time.time() * 1000)
+        self.recorder.send("log_metrics", self.run_id, [(k, float(v), now, step) for k, v in metrics.items()])
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        self.recorder.send("set_tags", self.run_id, {k: str(v) for k, v in tags.items()})
+
+    def log_text(self, text: str, path: str) -> None:
+        self.recorder.send("log_text", self.run_id, text, path)
+
+    def log_artifact(self, path, artifact_path: str | None = None) -> None:
+        self.recorder.call("log_artifact", self.run_id, str(path), artifact_path)  # waits: the file may be temporary
+
+    def log_figures(self, history: Mapping[str, list[tuple[int, float]]], confusion: list[list[int]] | None) -> None:
+        self.recorder.send("log_figures", self.run_id, history, confusion)  # drawn there, while this process goes on
+
+    def download(self, artifact: str, into: Path) -> Path | None:
+        return self.recorder.call("download", self.run_id, artifact, into)
+
+    def finish(self, status: str) -> None:
+        self.recorder.call("finish", self.run_id, status)
+
+
+# The recorder process.
+
+class Service:
+    def __init__(self):
+        self.runs: dict[str, StoreRun] = {}
+        self.metrics: dict[str, list] = {}  # run id → points not yet written
+        self.first_unwritten: float | None = None
+        self.errors: list[str] = []  # from writes nobody waited for, told at the next call that waits
+
+    def handle(self, op: str, args: tuple) -> Any:
+        if op == "log_metrics":
+            run_id, points = args
+            self.metrics.setdefault(run_id, []).extend(points)
+            self.first_unwritten = self.first_unwritten or time.monotonic()
+            return None
+        self.write_metrics()  # every later call sees the metrics before it written, in order
+        if op == "open":
+            settings, run_name, tags, run_id = args
+            run = StoreRun(settings["uri"], settings["experiment"], settings["artifact_root"], run_name, tags, run_id)
+            self.runs[run.run_id] = run
+            return run.run_id, run.experiment_id
+        run_id, *rest = args
+        if op == "finish":
+            return self.runs.pop(run_id).finish(*rest)
+        return getattr(self.runs[run_id], op)(*rest)
+
+    def write_metrics(self) -> None:
+        pending, self.metrics, self.first_unwritten = self.metrics, {}, None
+        for run_id, points in pending.items():
+            try:
+                self.runs[run_id].write_metrics(points)
+            except Exception as exc:
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+
+    def write_when_idle(self, connection: Connection) -> None:
+        """Return when a message is there to read; meanwhile write the metrics gathered once the messages
+        pause (or have waited a second)."""
+        while self.first_unwritten is not None:
+            timeout = min(PAUSE_S, max(0.0, self.first_unwritten + WRITE_EVERY_S - time.monotonic()))
+            if connection.poll(timeout):
+                if time.monotonic() - self.first_unwritten >= WRITE_EVERY_S:
+                    self.write_metrics()
+                return
+            self.write_metrics()
+
+    def abandon(self) -> None:
+        """The training process is gone without finishing these runs: KILLED, with why."""
+        self.write_metrics()
+        for run in self.runs.values():
+            run.set_tags({"dlkit.killed_reason": LOST_REASON})
+            run.finish("KILLED")
+        self.runs.clear()
+
+
+def serve(connection: Connection) -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM):  # the training process decides how its runs end
+        signal.signal(signum, signal.SIG_IGN)
+    # Now, while the training process imports torch: MLflow, its sqlite store, and matplotlib for the figures.
+    import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
+    import mlflow.tracking  # noqa: F401
+
+    from dlkit.plots import pyplot
+
+    pyplot()
+
+    service = Service()
+    while True:
+        service.write_when_idle(connection)
+        try:
+            op, args, reply = connection.recv()
+        except EOFError:
+            return service.abandon()
+        try:
+            value = service.handle(op, args)
+        except Exception as exc:
+            value = None
+            service.errors.append(f"{type(exc).__name__}: {exc}")
+        if reply:
+            errors, service.errors = service.errors, []
+            connection.send((False, "; ".join(errors)) if errors else (True, value))
+
+
+if __name__ == "__main__":
+    serve(Connection(int(sys.argv[1])))

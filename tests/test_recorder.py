@@ -1,0 +1,79 @@
+"""The recorder process: it writes what the training process sends, reports what the store refused,
+and ends the runs of a training process that died without closing them."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from conftest import all_runs, start_dlkit
+from dlkit.tracking import recorder
+
+
+@pytest.fixture
+def settings(outputs):
+    return {"uri": f"sqlite:///{outputs.resolve()}/mlflow.db", "experiment": "recorder", "artifact_root": str(outputs / "artifacts")}
+
+
+def _wait_for(condition, seconds: float = 30):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    return condition()
+
+
+def test_every_metric_arrives_in_order_and_a_pause_writes_them_before_the_run_ends(settings, store):
+    run = recorder.RecordedRun(settings, "metrics", {})
+    for step in range(300):
+        run.log_metrics({"loss": 1.0 / (step + 1), "acc": step / 300}, step=step)
+    time.sleep(0.5)  # a pause in the stream: what was sent is written while the run is still RUNNING
+    seen = store().get_metric_history(run.run_id, "loss")
+    assert len(seen) == 300 and store().get_run(run.run_id).info.status == "RUNNING"
+    run.log_metrics({"loss": 0.0}, step=300)
+    run.finish("FINISHED")
+    history = store().get_metric_history(run.run_id, "loss")
+    assert [m.step for m in history] == list(range(301)) and history[0].value == 1.0 and history[-1].value == 0.0
+    assert len(store().get_metric_history(run.run_id, "acc")) == 300
+
+
+def test_a_write_the_store_refuses_is_raised_at_the_next_call_that_waits(settings, store):
+    run = recorder.RecordedRun(settings, "refused", {})
+    run.log_params({"lr": 1})
+    run.log_params({"lr": 2})  # MLflow refuses to change a param; the call itself does not wait for the answer
+    with pytest.raises(recorder.RecorderError, match="lr"):
+        run.finish("FINISHED")
+    assert store().get_run(run.run_id).info.status == "FINISHED"  # the run was still closed
+    later = recorder.RecordedRun(settings, "later", {})  # the error was told once, not again
+    later.finish("FINISHED")
+
+
+def test_a_recorder_that_died_is_named_and_the_next_run_gets_a_new_one(settings, store):
+    run = recorder.RecordedRun(settings, "orphan", {})
+    run.recorder.process.kill()
+    run.recorder.process.wait()
+    with pytest.raises(recorder.RecorderError, match="recorder process ended"):
+        run.finish("FINISHED")
+    fresh = recorder.RecordedRun(settings, "fresh", {})
+    assert fresh.recorder is not run.recorder
+    fresh.finish("FINISHED")
+    assert store().get_run(fresh.run_id).info.status == "FINISHED"
+
+
+def test_a_training_process_killed_outright_leaves_its_run_killed_not_running(outputs, store):
+    job = start_dlkit("data.limit=48", "trainer.max_epochs=5000", f"paths.output_dir={outputs}")
+    try:
+        for line in job.stdout:
+            if "epoch 1/" in line:
+                break
+        time.sleep(1.5)  # more epochs, and their metrics sent
+        job.kill()  # SIGKILL: no handler runs, no checkpoint is written
+        job.wait(timeout=30)
+    finally:
+        job.kill()
+    (run,) = _wait_for(lambda: [r for r in all_runs(store()) if r.info.status != "RUNNING"])
+    assert run.info.status == "KILLED"
+    assert "killed outright" in run.data.tags["dlkit.killed_reason"]
+    assert len(store().get_metric_history(run.info.run_id, "train/loss")) >= 2  # the epochs it finished are kept
