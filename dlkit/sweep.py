@@ -67,6 +67,12 @@ outcome: str | None = None  # how the last sweep this process closed ended: FINI
 failures: list[str] = []  # and its jobs that did not finish, with the reason
 
 
+def runs_here() -> bool:
+    """Whether this job runs in the process that opened its sweep (Hydra's basic launcher), which closes
+    the sweep itself, and so can leave its run's last writes to the recorder until then."""
+    return current is not None and current in _opened
+
+
 def factor_values(overrides: Sequence[str], factors: Sequence[str]) -> dict[str, str]:
     pairs = dict(o.lstrip("+~").split("=", 1) for o in overrides if "=" in o)
     return {k: pairs[k] for k in factors if k in pairs}
@@ -170,8 +176,12 @@ def close(sweep: Sweep, failed: bool = False, status: str | None = None) -> str:
     """End the parent run: FINISHED if every job's latest attempt finished (and nothing failed), else FAILED,
     or the status given (KILLED on an interrupt)."""
     global outcome
-    from dlkit.tracking import store
+    from dlkit.tracking import recorder, store
 
+    try:
+        recorder.flush()  # the runs of the jobs that ran in this process, all written and ended
+    except recorder.RecorderError as exc:
+        print(f"dlkit: {exc}", file=sys.stderr)  # those runs ended FAILED, with the reason: counted below
     client = store.client(sweep.uri)
     parent = client.get_run(sweep.parent_run_id)
     children = client.search_runs([parent.info.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{sweep.parent_run_id}'")

@@ -118,7 +118,7 @@ def train(cfg: DictConfig, overrides: Sequence[str] = (), progress_prefix: str =
                       "dlkit.failure_reason": str(exc)[:5000]})
         raise
     finally:
-        run.finish(status)
+        run.finish(status, wait=not sweep.runs_here())  # a sweep's next job starts while the recorder ends this run
         _end_ddp(environment)
     return Result(metrics, run.run_id, run.experiment_id, run.uri)
 
@@ -152,7 +152,7 @@ def _open_run(cfg: DictConfig, overrides: Sequence[str], loaded: list[str], resu
     if sweep.current is not None:  # a job of a sweep: a child of the sweep's parent run
         name = sweep.current.child_name(overrides) or name
         tags.update(sweep.current.child_tags(overrides))
-    return tracking.open_run(cfg.tracking, run_name=name, tags=tags, run_id=resume)
+    return tracking.open_run(cfg.tracking, run_name=name, tags=tags, run_id=resume, wait=not sweep.runs_here())
 
 
 def _log_config(run: tracking.NullRun, cfg: DictConfig, overrides: Sequence[str], experiment: Experiment, world_size: int) -> None:

@@ -111,6 +111,27 @@ def test_a_sweep_is_checked_job_by_job_before_launch():
         config.check(["activation=relu,tanhh"], multirun=True)
 
 
+@pytest.mark.parametrize("job", [
+    ["seed=1"],
+    ["model=lenet5", "seed=2", "optimizer.lr=0.5"],
+    ["model=mlp", "model.hidden=[100,100]", "+tracking.run_name=x", "optimizer=sgd"],
+    ["trainer.max_epochs=3", "++extra.key=1", "~data.val_fraction"],
+])
+def test_a_sweeps_jobs_compose_as_hydra_composes_them_one_by_one(job):
+    from omegaconf import OmegaConf
+
+    shared = {}
+    config._compose_job(["model=lenet5", "seed=9"], shared)  # a job before it that picked the same group options
+    assert OmegaConf.to_yaml(config._compose_job(job, shared)) == OmegaConf.to_yaml(config.compose(job))
+
+
+def test_a_bad_value_in_a_later_job_of_a_sweep_is_still_named():
+    with pytest.raises(ConfigError, match=r"job 3 of 3 \(optimizer.lr=-0.3\): optimizer.lr must be a number > 0"):
+        config.check(["optimizer.lr=0.1,0.2,-0.3"], multirun=True)
+    with pytest.raises(ConfigError, match=r"^'optimizer.lrr' is not a key.*did you mean 'optimizer.lr'"):  # every job's mistake
+        config.check(["seed=0,1", "optimizer.lrr=3"], multirun=True)
+
+
 def test_flatten_gives_dotted_params():
     flat = config.flatten(config.compose([]))
     assert flat["optimizer.lr"] == 0.001 and flat["model.hidden"] == [256, 128]

@@ -45,9 +45,26 @@ def test_a_write_the_store_refuses_is_raised_at_the_next_call_that_waits(setting
     run.log_params({"lr": 2})  # MLflow refuses to change a param; the call itself does not wait for the answer
     with pytest.raises(recorder.RecorderError, match="lr"):
         run.finish("FINISHED")
-    assert store().get_run(run.run_id).info.status == "FINISHED"  # the run was still closed
-    later = recorder.RecordedRun(settings, "later", {})  # the error was told once, not again
+    ended = store().get_run(run.run_id)
+    assert ended.info.status == "FAILED" and ended.data.tags["dlkit.failure"] == "recording"  # its record is incomplete
+    later = recorder.RecordedRun(settings, "later", {})  # the error belongs to its run, not to the next
     later.finish("FINISHED")
+    assert store().get_run(later.run_id).info.status == "FINISHED"
+
+
+def test_a_run_ended_without_waiting_is_ended_once_written_and_failed_if_a_write_failed(settings, store):
+    good, bad = recorder.RecordedRun(settings, "good", {}), recorder.RecordedRun(settings, "bad", {})
+    good.log_metrics({"loss": 0.5}, step=0)
+    bad.log_params({"lr": 1})
+    bad.log_params({"lr": 2})
+    good.finish("FINISHED", wait=False)
+    bad.finish("FINISHED", wait=False)
+    with pytest.raises(recorder.RecorderError, match="lr"):
+        recorder.flush()  # what a sweep does before it counts its runs
+    assert store().get_run(good.run_id).info.status == "FINISHED" and store().get_run(good.run_id).data.metrics == {"loss": 0.5}
+    failed = store().get_run(bad.run_id)
+    assert failed.info.status == "FAILED" and "lr" in failed.data.tags["dlkit.failure_reason"]
+    recorder.flush()  # told once
 
 
 def test_a_recorder_that_died_is_named_and_the_next_run_gets_a_new_one(settings, store):

@@ -17,6 +17,7 @@ after they arrived, whichever is first: one write per burst, not one per epoch.
 from __future__ import annotations
 
 import atexit
+import itertools
 import os
 import signal
 import subprocess
@@ -93,75 +94,134 @@ def start() -> Recorder:
 
 
 class RecordedRun(NullRun):
-    """A run as the training process sees it: each call is a message to the recorder."""
+    """A run as the training process sees it: each call is a message to the recorder, about this run's
+    handle (a number this process gives it); its MLflow run id is asked for when first needed."""
 
-    def __init__(self, settings: Mapping[str, Any], run_name: str, tags: Mapping[str, str], run_id: str | None = None):
-        """settings: the tracking config's uri, experiment and artifact_root; run_id: reopen that run."""
+    _handles = itertools.count()
+
+    def __init__(self, settings: Mapping[str, Any], run_name: str, tags: Mapping[str, str], run_id: str | None = None,
+                 wait: bool = True):
+        """settings: the tracking config's uri, experiment and artifact_root; run_id: reopen that run.
+        wait: have the run created now (a store that cannot be written fails here, before any training);
+        a sweep's job need not (its sweep wrote to the store already), so it never waits for the
+        recorder to finish the job before it."""
         self.recorder = start()
+        self.handle = next(self._handles)
         self.uri = settings["uri"]
+        self._ids: tuple[str, str] | None = None
         # Plain strings only: a str subclass (torch.__version__) would make the recorder import its module.
         tags = {k: str(v) for k, v in tags.items()}
-        self.run_id, self.experiment_id = self.recorder.call("open", dict(settings), str(run_name), tags, run_id)
+        self.recorder.send("open", self.handle, dict(settings), str(run_name), tags, run_id)
+        if wait:
+            self._resolve()
+
+    def _resolve(self) -> tuple[str, str]:
+        if self._ids is None:
+            self._ids = self.recorder.call("ids", self.handle)
+        return self._ids
+
+    @property
+    def run_id(self) -> str:
+        return self._resolve()[0]
+
+    @property
+    def experiment_id(self) -> str:
+        return self._resolve()[1]
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        self.recorder.send("log_params", self.run_id, {k: str(v) for k, v in params.items()})
+        self.recorder.send("log_params", self.handle, {k: str(v) for k, v in params.items()})
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         now = int(time.time() * 1000)
-        self.recorder.send("log_metrics", self.run_id, [(k, float(v), now, step) for k, v in metrics.items()])
+        self.recorder.send("log_metrics", self.handle, [(k, float(v), now, step) for k, v in metrics.items()])
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
-        self.recorder.send("set_tags", self.run_id, {k: str(v) for k, v in tags.items()})
+        self.recorder.send("set_tags", self.handle, {k: str(v) for k, v in tags.items()})
 
     def log_text(self, text: str, path: str) -> None:
-        self.recorder.send("log_text", self.run_id, text, path)
+        self.recorder.send("log_text", self.handle, text, path)
 
     def log_artifact(self, path, artifact_path: str | None = None) -> None:
-        self.recorder.call("log_artifact", self.run_id, str(path), artifact_path)  # waits: the file may be temporary
+        self.recorder.call("log_artifact", self.handle, str(path), artifact_path)  # waits: the file may be temporary
 
     def log_figures(self, history: Mapping[str, list[tuple[int, float]]], confusion: list[list[int]] | None) -> None:
-        self.recorder.send("log_figures", self.run_id, history, confusion)  # drawn there, while this process goes on
+        self.recorder.send("log_figures", self.handle, history, confusion)  # drawn there, while this process goes on
 
     def download(self, artifact: str, into: Path) -> Path | None:
-        return self.recorder.call("download", self.run_id, artifact, into)
+        return self.recorder.call("download", self.handle, artifact, into)
 
-    def finish(self, status: str) -> None:
-        self.recorder.call("finish", self.run_id, status)
+    def finish(self, status: str, wait: bool = True) -> None:
+        """wait=False: the recorder ends the run once it has written the rest (a sweep's next job starts
+        meanwhile); a write that failed then ends it FAILED instead of FINISHED, tagged with why."""
+        if wait:
+            self.recorder.call("finish", self.handle, status)
+        else:
+            self.recorder.send("finish", self.handle, status)
+
+
+def flush() -> None:
+    """Wait until this process's recorder has written everything sent to it (a sweep's runs, before the
+    sweep counts them); raises what it could not write."""
+    if _recorder is not None and _recorder.alive():
+        _recorder.call("flush", None)
 
 
 # The recorder process.
 
 class Service:
+    """The runs of one training process, by handle, and what is still to be written to them."""
+
     def __init__(self):
-        self.runs: dict[str, StoreRun] = {}
-        self.metrics: dict[str, list] = {}  # run id → points not yet written
+        self.runs: dict[int, StoreRun] = {}
+        self.metrics: dict[int, list] = {}  # points not yet written
         self.first_unwritten: float | None = None
-        self.errors: list[str] = []  # from writes nobody waited for, told at the next call that waits
+        # Writes that failed: told at the run's next call that waits (or at a flush, once the run has ended);
+        # a run with any cannot end FINISHED.
+        self.errors: dict[int | None, list[str]] = {}
 
     def handle(self, op: str, args: tuple) -> Any:
+        handle, *rest = args
         if op == "log_metrics":
-            run_id, points = args
-            self.metrics.setdefault(run_id, []).extend(points)
+            self.metrics.setdefault(handle, []).extend(*rest)
             self.first_unwritten = self.first_unwritten or time.monotonic()
             return None
         self.write_metrics()  # every later call sees the metrics before it written, in order
         if op == "open":
-            settings, run_name, tags, run_id = args
-            run = StoreRun(settings["uri"], settings["experiment"], settings["artifact_root"], run_name, tags, run_id)
-            self.runs[run.run_id] = run
-            return run.run_id, run.experiment_id
-        run_id, *rest = args
-        if op == "finish":
-            return self.runs.pop(run_id).finish(*rest)
-        return getattr(self.runs[run_id], op)(*rest)
+            settings, run_name, tags, run_id = rest
+            self.runs[handle] = StoreRun(settings["uri"], settings["experiment"], settings["artifact_root"], run_name, tags, run_id)
+        elif op == "ids":
+            return self.runs[handle].run_id, self.runs[handle].experiment_id
+        elif op == "finish":
+            self.finish(handle, *rest)
+        elif op != "flush":
+            return getattr(self.runs[handle], op)(*rest)
+        return None
+
+    def finish(self, handle: int, status: str) -> None:
+        run = self.runs.pop(handle)
+        errors = self.errors.get(handle)
+        if errors and status == "FINISHED":
+            run.set_tags({"dlkit.failure": "recording", "dlkit.failure_reason": "; ".join(errors)[:5000]})
+            status = "FAILED"
+        run.finish(status)
+
+    def failed(self, handle: int | None, exc: Exception) -> None:
+        self.errors.setdefault(handle, []).append(f"{type(exc).__name__}: {exc}")
+
+    def answer(self, op: str, handle: int | None, value: Any) -> tuple[bool, Any]:
+        if op == "flush":  # everything is written: what failed, anywhere, since the last flush
+            errors = [e for key in list(self.errors) if key not in self.runs for e in self.errors.pop(key)]
+        else:
+            errors = self.errors.pop(handle, None) if op == "finish" else self.errors.get(handle)
+        return (False, "; ".join(errors)) if errors else (True, value)
 
     def write_metrics(self) -> None:
         pending, self.metrics, self.first_unwritten = self.metrics, {}, None
-        for run_id, points in pending.items():
+        for handle, points in pending.items():
             try:
-                self.runs[run_id].write_metrics(points)
+                self.runs[handle].write_metrics(points)
             except Exception as exc:
-                self.errors.append(f"{type(exc).__name__}: {exc}")
+                self.failed(handle, exc)
 
     def write_when_idle(self, connection: Connection) -> None:
         """Return when a message is there to read; meanwhile write the metrics gathered once the messages
@@ -205,10 +265,9 @@ def serve(connection: Connection) -> None:
             value = service.handle(op, args)
         except Exception as exc:
             value = None
-            service.errors.append(f"{type(exc).__name__}: {exc}")
+            service.failed(args[0], exc)
         if reply:
-            errors, service.errors = service.errors, []
-            connection.send((False, "; ".join(errors)) if errors else (True, value))
+            connection.send(service.answer(op, args[0], value))
 
 
 if __name__ == "__main__":

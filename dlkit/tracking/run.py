@@ -35,7 +35,7 @@ class NullRun:
     def log_artifact(self, path, artifact_path: str | None = None) -> None: ...
     def log_figures(self, history: Mapping[str, list[tuple[int, float]]], confusion: list[list[int]] | None) -> None: ...
     def download(self, artifact: str, into: Path) -> Path | None: ...
-    def finish(self, status: str) -> None: ...
+    def finish(self, status: str, wait: bool = True) -> None: ...
 
 
 class StoreRun(NullRun):
@@ -95,10 +95,12 @@ class StoreRun(NullRun):
         self.client.set_terminated(self.run_id, status=status)
 
 
-def open_run(tracking_cfg: Mapping[str, Any], run_name: str, tags: Mapping[str, str], run_id: str | None = None) -> NullRun:
+def open_run(tracking_cfg: Mapping[str, Any], run_name: str, tags: Mapping[str, str], run_id: str | None = None,
+             wait: bool = True) -> NullRun:
+    """wait: see RecordedRun."""
     if not tracking_cfg.get("enabled", True):
         return NullRun()
     from dlkit.tracking import recorder
 
     settings = {key: tracking_cfg.get(key) for key in ("uri", "experiment", "artifact_root")}
-    return recorder.RecordedRun(settings, run_name=run_name, tags=dict(tags), run_id=run_id)
+    return recorder.RecordedRun(settings, run_name=run_name, tags=dict(tags), run_id=run_id, wait=wait)
