@@ -137,6 +137,10 @@ def validate(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None or key in ("seed", "trainer.max_epochs"):
             check_value(key, value, annotation)
+    for key in ("trainer.limit_train_batches", "trainer.limit_val_batches"):  # applied by dlkit (data.Chunks), so checked here
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None and not ((_is(value, int) and value >= 0) or (isinstance(value, float) and 0 <= value <= 1)):
+            raise ConfigError(f"{key} must be a whole number of batches ≥ 0 or a fraction in [0, 1], got {value!r}.")
     check_trainer(OmegaConf.to_container(cfg.trainer, resolve=True))
     from dlkit import plugins
     from dlkit.build import plan

@@ -144,6 +144,10 @@ class SweepCallback(Callback):
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         global current
         current = self.sweep
+        if self.sweep is not None:  # in a new worker: the recorder imports MLflow while the job imports torch
+            from dlkit.tracking import recorder
+
+            recorder.start()
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         global current

@@ -43,6 +43,7 @@ for noisy in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 warnings.filterwarnings("ignore", message=".*treespec.*")  # Lightning 2.6 on torch 2.13, not actionable
 warnings.filterwarnings("ignore", message=".*sync_dist=True.*")  # dlkit reduces its epoch sums across DDP processes itself
+warnings.filterwarnings("ignore", message=".*length of `Chunks` across ranks is zero.*")  # trainer.limit_val_batches=0: no validation, as asked
 
 # How rank 0 tells the DDP processes Lightning starts beside it what to run (they re-run the command line).
 DDP_CHECKPOINT = "DLKIT_DDP_CHECKPOINT"
@@ -129,7 +130,8 @@ def _fit(trainer: pl.Trainer, experiment: Experiment, cfg: DictConfig, last: str
         os.environ.update({DDP_CONFIG: str(tmp / "ddp-config.yaml"), DDP_CHECKPOINT: str(last or "")})
     steps = 1 if trainer.world_size > 1 else int(cfg.steps_per_call)  # DDP syncs gradients once per Lightning step
     batches = Chunks(experiment.loaders["train"], steps, cfg.trainer.get("limit_train_batches"))
-    trainer.fit(experiment.task, batches, experiment.loaders["val"], ckpt_path=last, weights_only=True)
+    val = Chunks(experiment.loaders["val"], steps, cfg.trainer.get("limit_val_batches"))
+    trainer.fit(experiment.task, batches, val, ckpt_path=last, weights_only=True)
 
 
 def _end_ddp(environment: dict[str, str | None]) -> None:
@@ -169,8 +171,8 @@ def _trainer(cfg: DictConfig, logger: EpochLogger, callbacks: list[pl.Callback])
     from lightning_fabric.utilities.exceptions import MisconfigurationException
 
     options = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if v is not None}
-    # The task clips (it steps the optimizer itself); Chunks limits the training batches (Lightning would count chunks).
-    for key in ("gradient_clip_val", "gradient_clip_algorithm", "limit_train_batches"):
+    # The task clips (it steps the optimizer itself); Chunks limits the batches (Lightning would count chunks).
+    for key in ("gradient_clip_val", "gradient_clip_algorithm", "limit_train_batches", "limit_val_batches"):
         options.pop(key, None)
     try:
         return pl.Trainer(

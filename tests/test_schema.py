@@ -53,6 +53,8 @@ def test_check_value_follows_the_annotation(value, annotation, ok):
         (["seed=-1"], "seed must be a whole number ≥ 0, got -1."),
         (["seed=abc"], "seed must be a whole number ≥ 0, got 'abc'."),
         (["trainer.max_epochs=0"], "trainer.max_epochs must be a whole number ≥ 1, got 0."),
+        (["trainer.limit_val_batches=-1"], "trainer.limit_val_batches must be a whole number of batches ≥ 0 or a fraction in [0, 1], got -1."),
+        (["trainer.limit_train_batches=1.5"], "trainer.limit_train_batches must be a whole number of batches ≥ 0 or a fraction in [0, 1], got 1.5."),
         (["tracking.enabled=maybe"], "tracking.enabled must be true or false, got 'maybe'."),
         (["+trainer.max_epoch=3"], "trainer.max_epoch is not a Lightning Trainer argument; did you mean 'max_epochs'"),
         (["+trainer.callbacks=[]"], "trainer.callbacks is set by dlkit itself"),

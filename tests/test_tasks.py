@@ -130,3 +130,12 @@ def test_limit_train_batches_counts_batches_not_calls():
     steps = dlkit.run(["data.limit=150", "optimizer.batch_size=16", "trainer.max_epochs=2", "tracking=none",
                        "trainer.limit_train_batches=4"]).metrics  # accepted: dlkit, not Lightning, applies it
     assert "train/loss" in steps
+
+
+def test_limit_val_batches_counts_validation_batches():
+    # 600 validation samples in evaluation batches of 256: 256, 256, 88.
+    common = ["data=spirals", "data.samples=3000", "data.val_fraction=0.2", "trainer.max_epochs=2", "tracking=none"]
+    one = dlkit.run([*common, "trainer.limit_val_batches=1"]).metrics
+    whole = dlkit.run(common).metrics
+    assert one["val/acc"] * 256 == round(one["val/acc"] * 256) and one["val/loss"] != whole["val/loss"]
+    assert "val/loss" not in dlkit.run([*common, "trainer.limit_val_batches=0"]).metrics  # Lightning's "no validation"

@@ -120,8 +120,9 @@ class Supervised(pl.LightningModule):
             " training diverged; try a smaller optimizer.lr or trainer.gradient_clip_val=1.0"
         )
 
-    def validation_step(self, batch, batch_idx):
-        self._step(batch, "val")
+    def validation_step(self, batches: list[tuple[Tensor, Tensor]], batch_idx: int) -> None:
+        for batch in batches:  # several per call, as in training: Lightning's per-batch cost paid once
+            self._step(batch, "val")
 
     def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
         self._step(batch, TEST_STAGES[dataloader_idx])

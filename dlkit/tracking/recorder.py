@@ -7,10 +7,12 @@ only ever puts a message on a pipe. It also outlives a training process that is 
 (SIGKILL, out of memory): its end of the pipe closes, and the recorder ends that process's open runs
 KILLED, tagged with why, instead of leaving them RUNNING.
 
-Calls that only write (params, tags, text, metrics) are sent without waiting. Opening a run, logging a
-file, downloading one and finishing a run wait for the answer, and raise what the store raised, for
-that call or any write before it. Metrics are written when the stream of messages pauses, or a second
-after they arrived, whichever is first: one write per burst, not one per epoch.
+Calls that only write (params, tags, text, metrics, figures) are sent without waiting. Logging a file,
+downloading one, and creating and ending a run wait for the answer, and raise what the store refused
+for that run so far; a run with a refused write ends FAILED, never FINISHED. A sweep's job that runs in
+the sweep's own process creates and ends its run without waiting (the recorder finishes one job's
+records while the next trains), and the sweep flushes the recorder before it counts its jobs. Metrics
+are written when the stream of messages pauses, or a second after they arrived: one write per burst.
 
     python -m dlkit.tracking.recorder FD    (started by Recorder; FD is its end of the pipe)
 """
@@ -163,7 +165,7 @@ def flush() -> None:
     """Wait until this process's recorder has written everything sent to it (a sweep's runs, before the
     sweep counts them); raises what it could not write."""
     if _recorder is not None and _recorder.alive():
-        _recorder.call("flush", None)
+        _recorder.call("flush", -1)  # -1: no run in particular
 
 
 # The recorder process.
@@ -177,7 +179,7 @@ class Service:
         self.first_unwritten: float | None = None
         # Writes that failed: told at the run's next call that waits (or at a flush, once the run has ended);
         # a run with any cannot end FINISHED.
-        self.errors: dict[int | None, list[str]] = {}
+        self.errors: dict[int, list[str]] = {}
 
     def handle(self, op: str, args: tuple) -> Any:
         handle, *rest = args
@@ -205,10 +207,10 @@ class Service:
             status = "FAILED"
         run.finish(status)
 
-    def failed(self, handle: int | None, exc: Exception) -> None:
+    def failed(self, handle: int, exc: Exception) -> None:
         self.errors.setdefault(handle, []).append(f"{type(exc).__name__}: {exc}")
 
-    def answer(self, op: str, handle: int | None, value: Any) -> tuple[bool, Any]:
+    def answer(self, op: str, handle: int, value: Any) -> tuple[bool, Any]:
         if op == "flush":  # everything is written: what failed, anywhere, since the last flush
             errors = [e for key in list(self.errors) if key not in self.runs for e in self.errors.pop(key)]
         else:
