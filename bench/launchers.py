@@ -13,18 +13,11 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from sweep import sweep_wall
+
 CASE = ["data=mnist1d", "model=mlp"]  # about 0.17 s an epoch: jobs of about 10 s
-
-
-def sweep_wall(launcher: str, jobs: int, epochs: int, outputs: Path) -> float:
-    command = [sys.executable, "-m", "dlkit", "-m", f"seed={','.join(map(str, range(jobs)))}", *CASE,
-               f"trainer.max_epochs={epochs}", f"paths.output_dir={outputs}", f"hydra/launcher={launcher}"]
-    start = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True)
-    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -36,8 +29,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([sys.executable, "-m", "dlkit", *CASE, "trainer.max_epochs=1", f"paths.output_dir={tmp}/warm"],
                        check=True, capture_output=True)  # MNIST-1D generated and cached; the store format known
-        basic = sweep_wall("basic", args.jobs, args.epochs, Path(tmp) / "basic")
-        parallel = sweep_wall("parallel", args.jobs, args.epochs, Path(tmp) / "parallel")
+        seeds = list(range(args.jobs))
+        basic = sweep_wall(seeds, args.epochs, Path(tmp) / "basic", [*CASE, "hydra/launcher=basic"])
+        parallel = sweep_wall(seeds, args.epochs, Path(tmp) / "parallel", [*CASE, "hydra/launcher=parallel"])
     result = {"jobs": args.jobs, "epochs": args.epochs, "case": CASE, "basic_s": basic, "parallel_s": parallel,
               "speed_up": basic / parallel}
     print(f"{args.jobs} jobs of {args.epochs} epochs: basic launcher {basic:.1f} s, parallel {parallel:.1f} s ({basic / parallel:.2f}x)")

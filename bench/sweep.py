@@ -24,8 +24,9 @@ from speed import hand_written
 CASE = ["data=mnist1d", "model=mlp", "model.hidden=[100,100]", "optimizer.batch_size=64"]
 
 
-def sweep_wall(seeds: list[int], epochs: int, outputs: Path) -> float:
-    command = [sys.executable, "-m", "dlkit", "-m", f"seed={','.join(map(str, seeds))}", *CASE,
+def sweep_wall(seeds: list[int], epochs: int, outputs: Path, case: list[str] = CASE) -> float:
+    """The wall time of `dlkit -m seed=<seeds> <case>` as a fresh process."""
+    command = [sys.executable, "-m", "dlkit", "-m", f"seed={','.join(map(str, seeds))}", *case,
                f"trainer.max_epochs={epochs}", f"paths.output_dir={outputs}"]
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
