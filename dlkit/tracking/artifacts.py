@@ -40,7 +40,7 @@ class BestWeights(Callback):
 
 def log_run_artifacts(run: NullRun, history: dict[str, list[tuple[int, float]]], best: BestWeights, task, test_loader) -> None:
     """The best weights are saved here; the figures are drawn by the recorder process, from numbers."""
-    if run.run_id is None:
+    if run.run_id is None:  # (asked before the figures are queued: the recorder answers it without drawing them first)
         return
     if best.state is not None:
         with tempfile.TemporaryDirectory() as tmp:
