@@ -88,7 +88,8 @@ def train(cfg: DictConfig, overrides: Sequence[str] = (), progress_prefix: str =
             loader.to(trainer.strategy.root_device)
 
     environment = {k: os.environ.get(k) for k in (*DDP_ENVIRONMENT, DDP_CONFIG, DDP_CHECKPOINT)}
-    run = _open_run(cfg, overrides, loaded, resume) if rank == 0 else tracking.NullRun()
+    detached = sweep.runs_here()  # a job in its sweep's own process: the recorder creates and ends its run while jobs train
+    run = _open_run(cfg, overrides, loaded, resume, wait=not detached) if rank == 0 else tracking.NullRun()
     logger.run = run
     status = "FAILED"
     try:
@@ -119,7 +120,7 @@ def train(cfg: DictConfig, overrides: Sequence[str] = (), progress_prefix: str =
                       "dlkit.failure_reason": str(exc)[:5000]})
         raise
     finally:
-        run.finish(status, wait=not sweep.runs_here())  # a sweep's next job starts while the recorder ends this run
+        run.finish(status, wait=not detached)
         _end_ddp(environment)
     return Result(metrics, run.run_id, run.experiment_id, run.uri)
 
@@ -148,13 +149,13 @@ def _end_ddp(environment: dict[str, str | None]) -> None:
             os.environ[key] = value
 
 
-def _open_run(cfg: DictConfig, overrides: Sequence[str], loaded: list[str], resume: str | None) -> tracking.NullRun:
+def _open_run(cfg: DictConfig, overrides: Sequence[str], loaded: list[str], resume: str | None, wait: bool) -> tracking.NullRun:
     name = cfg.tracking.get("run_name") or ",".join(overrides) or "defaults"
     tags = run_tags(loaded) if cfg.tracking.enabled and resume is None else {}
     if sweep.current is not None:  # a job of a sweep: a child of the sweep's parent run
         name = sweep.current.child_name(overrides) or name
         tags.update(sweep.current.child_tags(overrides))
-    return tracking.open_run(cfg.tracking, run_name=name, tags=tags, run_id=resume, wait=not sweep.runs_here())
+    return tracking.open_run(cfg.tracking, run_name=name, tags=tags, run_id=resume, wait=wait)
 
 
 def _log_config(run: tracking.NullRun, cfg: DictConfig, overrides: Sequence[str], experiment: Experiment, world_size: int) -> None:
