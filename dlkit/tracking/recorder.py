@@ -79,7 +79,8 @@ class Recorder:
         return RecorderError(f"the MLflow recorder process ended (exit code {code}); its message, if any, is above")
 
     def close(self) -> None:
-        """No more runs from this process: the recorder exits when it reads this (every run was finished by a call that waited)."""
+        """No more runs from this process: the recorder writes what it still holds, ends any run left open KILLED
+        (none, when every run was finished and a sweep flushed), and exits."""
         self.connection.close()
 
 
@@ -184,7 +185,8 @@ class Service:
     def handle(self, op: str, args: tuple) -> Any:
         handle, *rest = args
         if op == "log_metrics":
-            self.metrics.setdefault(handle, []).extend(*rest)
+            (points,) = rest
+            self.metrics.setdefault(handle, []).extend(points)
             self.first_unwritten = self.first_unwritten or time.monotonic()
             return None
         self.write_metrics()  # every later call sees the metrics before it written, in order
