@@ -75,8 +75,9 @@ def build(cfg: DictConfig) -> Experiment:
     if hasattr(task_cls, "check_data"):
         task_cls.check_data(dataset)
     batch_size = min(p.batch_size or len(dataset.train), len(dataset.train))  # None: the full batch
-    model = _model(p.model, dataset, task_cls.output_shape(dataset), p.parts)
-    task = p.task(model=model, loss=p.loss, optimizer=p.optimizer, scheduler=p.scheduler)
+    shape = task_cls.output_shape(dataset)
+    model = _model(p.model, dataset, shape, p.parts)
+    task = p.task(model=model, loss=p.loss, optimizer=p.optimizer, scheduler=p.scheduler, shape=shape)
     loaders = {
         "train": TensorBatches(dataset.train, batch_size, shuffle=True, seed=int(cfg.seed)),
         "val": TensorBatches(dataset.val, max(batch_size, 256)),  # evaluation batches need no gradient: larger is faster

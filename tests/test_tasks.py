@@ -1,4 +1,7 @@
 """Tasks: their metrics on hand-made batches, and mismatches rejected before training."""
+import math
+import types
+
 import pytest
 import torch
 
@@ -13,24 +16,41 @@ def task(name):
     return registry("task").get(name)
 
 
+def epoch_metrics(name, outputs, y, shape=()):
+    """A task's metrics over hand-made outputs, through the same calls an epoch makes."""
+    t = task(name)
+    it = types.SimpleNamespace(shape=shape)
+    sums = t.sums(it, t.predict(it, outputs), y).tolist()
+    return t.epoch_metrics(it, sums, len(y))
+
+
 def test_classification_metrics_by_hand():
     logits = torch.tensor([[2.0, 0, 0], [0, 2.0, 0], [0, 2.0, 0], [0, 0, 2.0]])
     y = torch.tensor([0, 1, 0, 2])  # third is wrong: class 0 recall 1/2, classes 1 and 2 recall 1
-    t = task("classification")
-    stats = t.batch_stats(None, logits, y).tolist()
-    assert t.epoch_metrics(None, stats, 4) == {"acc": 0.75, "recall_min": 0.5}
+    assert epoch_metrics("classification", logits, y, shape=(3,)) == {"acc": 0.75, "recall_min": 0.5}
+
+
+def test_epoch_metrics_weigh_batches_by_size():
+    """Batches of 2 and 1 samples: the epoch's loss is the mean over samples, not over batches."""
+    t = registry("task").get("classification")(
+        model=torch.nn.Identity(), loss=torch.nn.CrossEntropyLoss(), optimizer=None, shape=(2,)
+    )
+    ln3 = math.log(3)
+    t._step((torch.tensor([[0.0, 0.0], [ln3, 0.0]]), torch.tensor([0, 0])), "val")  # losses ln 2, ln 4/3; both hit
+    t._step((torch.tensor([[ln3, 0.0]]), torch.tensor([1])), "val")  # loss ln 4; a miss
+    (loss_sum, *sums), n = t._epoch_sums("val")
+    assert n == 3 and loss_sum == pytest.approx(math.log(2) + math.log(4 / 3) + math.log(4))
+    assert t.epoch_metrics(sums, n) == {"acc": 2 / 3, "recall_min": 0.0}
+    assert t._epoch_sums("val") is None  # the epoch's records are gone once used
 
 
 def test_binary_metrics_by_hand():
     logits, y = torch.tensor([1.0, -1.0, 2.0, -3.0]), torch.tensor([1, 1, 0, 0])
-    t = task("binary")
-    assert t.epoch_metrics(None, t.batch_stats(None, logits, y).tolist(), 4) == {"acc": 0.5, "recall": 0.5}
+    assert epoch_metrics("binary", logits, y) == {"acc": 0.5, "recall": 0.5}
 
 
 def test_regression_metrics_by_hand():
-    t = task("regression")
-    stats = t.batch_stats(None, torch.tensor([1.0, 2.0]), torch.tensor([0.0, 4.0])).tolist()
-    assert t.epoch_metrics(None, stats, 2) == {"mse": 2.5, "mae": 1.5}
+    assert epoch_metrics("regression", torch.tensor([1.0, 2.0]), torch.tensor([0.0, 4.0])) == {"mse": 2.5, "mae": 1.5}
 
 
 def test_seq2seq_metrics_ignore_padding():
@@ -38,8 +58,7 @@ def test_seq2seq_metrics_ignore_padding():
     logits[0, 0, 1] = logits[0, 1, 2] = 1  # sequence 1: tokens 1, 2 → right, right
     logits[1, 0, 3] = logits[1, 1, 3] = 1  # sequence 2: predicts 3, 3 for 3, 1 → one right
     y = torch.tensor([[1, 2, 0], [3, 1, 0]])
-    t = task("seq2seq")
-    assert t.epoch_metrics(None, t.batch_stats(None, logits, y).tolist(), 2) == {"token_acc": 0.75, "seq_acc": 0.5}
+    assert epoch_metrics("seq2seq", logits, y) == {"token_acc": 0.75, "seq_acc": 0.5}
 
 
 @pytest.mark.parametrize(

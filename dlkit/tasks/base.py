@@ -1,9 +1,11 @@
 """What every supervised task shares: a model, a loss on its raw outputs, an optimizer (and an
-optional learning-rate scheduler), and metrics summed on the device, logged once per epoch.
+optional learning-rate scheduler), and metrics computed on the device once per epoch.
 
-Summing on the device avoids a host sync and a Lightning logging call per step, which would cost
-as much as a small model's step itself. A task names the output function its loss applies
-(`output`) and the kind of target it trains on (`target`), so mismatches fail before training.
+Each step keeps its loss and its predictions (one operation: e.g. the argmax) on the device; the
+epoch's metrics are computed from all of them at once when the epoch ends. Computing and summing
+metrics per step, or logging them through Lightning per step, would cost as much as a small model's
+step itself. A task names the output function its loss applies (`output`) and the kind of target it
+trains on (`target`), so mismatches fail before training.
 """
 from __future__ import annotations
 
@@ -33,14 +35,17 @@ class Supervised(pl.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., object] | None = None,
         grad_norms: bool = False,
+        shape: tuple[int, ...] = (),
     ):
-        """grad_norms: log each weight's gradient norm per epoch (grad_norm/<layer>), to watch gradients vanish."""
+        """grad_norms: log each weight's gradient norm per epoch (grad_norm/<layer>), to watch gradients vanish.
+        shape: the model's output shape for one sample (the task's output_shape of the data; build passes it)."""
         super().__init__()
         self.model, self.loss = model, loss
         self.make_optimizer, self.make_scheduler = optimizer, scheduler
-        self.sums: dict[str, Tensor] = {}
+        self.shape = tuple(shape)
+        self.kept: dict[str, list[tuple[Tensor, Tensor, Tensor]]] = {}  # per stage: each batch's (loss, predictions, targets)
+        self.grad_sums: Tensor | None = None
         self.metrics: dict[str, float] = {}  # the latest value of every metric, e.g. {"val/loss": 0.31}
-        self.counts: dict[str, int] = {}
         self.watched = [(n.removesuffix(".weight"), p) for n, p in model.named_parameters() if n.endswith("weight") and p.dim() > 1]
         self.grad_norms, self._grad_steps = grad_norms, 0
         self.automatic_optimization = False  # dlkit steps the optimizer itself, several steps per call (training_step)
@@ -57,9 +62,14 @@ class Supervised(pl.LightningModule):
     def output_shape(cls, data: Dataset) -> tuple[int, ...]:
         return ()
 
-    def batch_stats(self, outputs: Tensor, y: Tensor) -> Tensor:
-        """A vector of sums over the batch that epoch_metrics turns into metrics (beyond the loss)."""
-        return outputs.new_zeros(0)
+    def predict(self, outputs: Tensor) -> Tensor:
+        """What the metrics need of a batch's outputs (e.g. the predicted class), kept until the epoch ends."""
+        return outputs.detach()
+
+    def sums(self, predicted: Tensor, y: Tensor) -> Tensor:
+        """A vector of sums over predictions and their targets (an epoch's at once) that epoch_metrics turns
+        into metrics (beyond the loss). Its length must not depend on the data: DDP adds the processes' sums."""
+        return predicted.new_zeros(0)
 
     def epoch_metrics(self, stats: list[float], n: float) -> dict[str, float]:
         return {}
@@ -78,12 +88,7 @@ class Supervised(pl.LightningModule):
         outputs = self.model(x)
         loss = self.loss(outputs, y)
         with torch.no_grad():
-            batch_sums = torch.cat([(loss.detach() * len(y)).view(1), self.batch_stats(outputs, y).to(loss.dtype)])
-            if stage in self.sums:
-                self.sums[stage] += batch_sums
-            else:
-                self.sums[stage] = batch_sums
-        self.counts[stage] = self.counts.get(stage, 0) + len(y)  # known on the host: no tensor needed
+            self.kept.setdefault(stage, []).append((loss.detach(), self.predict(outputs), y))
         return loss
 
     def training_step(self, batches: list[tuple[Tensor, Tensor]], batch_idx: int) -> None:
@@ -135,14 +140,26 @@ class Supervised(pl.LightningModule):
     def on_after_backward(self):
         if self.grad_norms:  # summed on the device like the metrics: no host sync per step
             norms = torch.stack([p.grad.norm() if p.grad is not None else p.new_zeros(()) for _, p in self.watched])
-            self.sums["grad_norm"] = self.sums["grad_norm"] + norms if "grad_norm" in self.sums else norms
+            self.grad_sums = norms if self.grad_sums is None else self.grad_sums + norms
             self._grad_steps += 1
 
+    def _epoch_sums(self, stage: str) -> tuple[Tensor, int] | None:
+        """The stage's loss summed over its samples, then the task's sums, and the number of samples."""
+        kept = self.kept.pop(stage, None)
+        if not kept:
+            return None
+        losses, predicted, targets = zip(*kept)
+        sizes = [len(y) for y in targets]
+        with torch.no_grad():
+            loss_sum = torch.stack(losses) @ losses[0].new_tensor(sizes)  # Σ batch mean × batch size
+            sums = self.sums(torch.cat(predicted), torch.cat(targets)).to(loss_sum.dtype)
+        return torch.cat([loss_sum.view(1), sums]), sum(sizes)
+
     def _log_epoch(self, stage: str) -> None:
-        sums = self.sums.pop(stage, None)
-        if sums is None:
+        epoch = self._epoch_sums(stage)
+        if epoch is None:
             return
-        n = self.counts.pop(stage)
+        sums, n = epoch
         if self.trainer.world_size > 1:  # DDP: each process summed its shard; the epoch's metrics are over all of them
             sums = self.trainer.strategy.reduce(torch.cat([sums, sums.new_tensor([n])]), reduce_op="sum")
             sums, n = sums[:-1], int(sums[-1].item())
@@ -154,9 +171,9 @@ class Supervised(pl.LightningModule):
             metrics["lr"] = self._epoch_lr
             metrics["epoch_seconds"] = time.perf_counter() - self._epoch_start  # the epoch: training and its validation pass
         self._publish({f"{stage}/{k}": v for k, v in metrics.items()})
-        if stage == "train" and "grad_norm" in self.sums:
+        if stage == "train" and self.grad_sums is not None:
             steps, self._grad_steps = self._grad_steps, 0
-            norms = self.sums.pop("grad_norm").tolist()
+            norms, self.grad_sums = self.grad_sums.tolist(), None
             self._publish({f"grad_norm/{name}": value / steps for (name, _), value in zip(self.watched, norms)})
 
     def _publish(self, values: dict[str, float]) -> None:

@@ -20,10 +20,13 @@ class Classification(Supervised):
     def output_shape(cls, data: Dataset) -> tuple[int, ...]:
         return (data.num_classes,)
 
-    def batch_stats(self, logits: Tensor, y: Tensor) -> Tensor:
+    def predict(self, logits: Tensor) -> Tensor:
+        return logits.argmax(dim=1)
+
+    def sums(self, predicted: Tensor, y: Tensor) -> Tensor:
         """One bincount: entry 2c counts the misses of class c, entry 2c + 1 its hits."""
-        hit = (logits.argmax(dim=1) == y).long()
-        return torch.bincount(y * 2 + hit, minlength=2 * logits.shape[1])
+        hit = (predicted == y).long()
+        return torch.bincount(y * 2 + hit, minlength=2 * self.shape[0])
 
     def epoch_metrics(self, stats: list[float], n: float) -> dict[str, float]:
         misses, hits = stats[0::2], stats[1::2]
@@ -43,8 +46,10 @@ class BinaryClassification(Supervised):
         if data.num_classes != 2:
             raise ConfigError(f"task 'binary' needs two classes; {data.describe()}: use task=classification.")
 
-    def batch_stats(self, logits: Tensor, y: Tensor) -> Tensor:
-        predicted = logits > 0
+    def predict(self, logits: Tensor) -> Tensor:
+        return logits > 0
+
+    def sums(self, predicted: Tensor, y: Tensor) -> Tensor:
         positive = y == 1
         return torch.stack([(predicted == positive).sum(), (predicted & positive).sum(), positive.sum()])
 

@@ -12,8 +12,8 @@ from dlkit.tasks.base import Supervised
 class Regression(Supervised):
     output, target = "identity", "value"
 
-    def batch_stats(self, outputs: Tensor, y: Tensor) -> Tensor:
-        error = outputs - y
+    def sums(self, predicted: Tensor, y: Tensor) -> Tensor:
+        error = predicted - y
         return torch.stack([(error**2).sum(), error.abs().sum()])
 
     def epoch_metrics(self, stats: list[float], n: float) -> dict[str, float]:

@@ -19,9 +19,12 @@ class Seq2Seq(Supervised):
     def output_shape(cls, data: Dataset) -> tuple[int, ...]:
         return (*data.train.y.shape[1:], data.num_classes)
 
-    def batch_stats(self, logits: Tensor, y: Tensor) -> Tensor:
+    def predict(self, logits: Tensor) -> Tensor:
+        return logits.argmax(dim=-1)
+
+    def sums(self, predicted: Tensor, y: Tensor) -> Tensor:
         real = y != PAD
-        right = (logits.argmax(dim=-1) == y) & real
+        right = (predicted == y) & real
         whole = (right | ~real).all(dim=1)
         return torch.stack([right.sum(), real.sum(), whole.sum()])
 
