@@ -17,5 +17,5 @@ done
 if [ "$(python -c 'import torch; print(torch.cuda.device_count())')" -gt 1 ]; then
   /usr/bin/time -f "ddp sweep: %e s wall" dlkit -m trainer=ddp seed=0,1 paths.output_dir="$OUT" tracking.experiment=gpu-check 2>&1 | tail -3
 fi
-python bench/speed.py --device cuda --out "$OUT/speed_cuda.json"
+python bench/speed.py --device cuda --compile reduce-overhead --out "$OUT/speed_cuda.json"  # eager, and CUDA graphs
 dlkit report --experiment gpu-check paths.output_dir="$OUT" | tail -20

@@ -78,6 +78,8 @@ def build(cfg: DictConfig) -> Experiment:
     shape = task_cls.output_shape(dataset)
     model = _model(p.model, dataset, shape, p.parts)
     task = p.task(model=model, loss=p.loss, optimizer=p.optimizer, scheduler=p.scheduler, shape=shape)
+    if cfg.get("compile"):
+        task.compile_model("default" if cfg.compile is True else cfg.compile)
     loaders = {
         "train": TensorBatches(dataset.train, batch_size, shuffle=True, seed=int(cfg.seed)),
         "val": TensorBatches(dataset.val, max(batch_size, 256)),  # evaluation batches need no gradient: larger is faster

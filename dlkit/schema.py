@@ -42,6 +42,7 @@ FIXED: dict[str, Any] = {
     "tracking.experiment": str,
     "tracking.uri": str,
 }
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's modes
 # Trainer arguments dlkit passes itself; a config that sets them would silently fight dlkit.
 OWN_TRAINER_ARGS = ("logger", "callbacks", "enable_progress_bar", "enable_model_summary", "enable_checkpointing", "default_root_dir")
 
@@ -141,12 +142,22 @@ def validate(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None and not ((_is(value, int) and value >= 0) or (isinstance(value, float) and 0 <= value <= 1)):
             raise ConfigError(f"{key} must be a whole number of batches ≥ 0 or a fraction in [0, 1], got {value!r}.")
+    _check_compile(cfg.get("compile"))
     check_trainer(OmegaConf.to_container(cfg.trainer, resolve=True))
     from dlkit import plugins
     from dlkit.build import plan
 
     plugins.load_all()  # a plugin's components are names the config may use
     plan(cfg)
+
+
+def _check_compile(mode: Any) -> None:
+    if mode is None or isinstance(mode, bool) or mode in COMPILE_MODES:
+        return
+    raise ConfigError(
+        f"compile={mode!r} is not a torch.compile mode;{did_you_mean(str(mode), COMPILE_MODES)}"
+        f" use one of {', '.join(COMPILE_MODES)}, true (= default), or null (eager)."
+    )
 
 
 def check_trainer(options: dict[str, Any]) -> None:

@@ -56,6 +56,7 @@ def test_check_value_follows_the_annotation(value, annotation, ok):
         (["trainer.limit_val_batches=-1"], "trainer.limit_val_batches must be a whole number of batches ≥ 0 or a fraction in [0, 1], got -1."),
         (["trainer.limit_train_batches=1.5"], "trainer.limit_train_batches must be a whole number of batches ≥ 0 or a fraction in [0, 1], got 1.5."),
         (["tracking.enabled=maybe"], "tracking.enabled must be true or false, got 'maybe'."),
+        (["compile=reduce-overhed"], "compile='reduce-overhed' is not a torch.compile mode; did you mean 'reduce-overhead'?"),
         (["+trainer.max_epoch=3"], "trainer.max_epoch is not a Lightning Trainer argument; did you mean 'max_epochs'"),
         (["+trainer.callbacks=[]"], "trainer.callbacks is set by dlkit itself"),
         (["trainer.accelerator=gpu"], "trainer.accelerator=gpu needs a CUDA GPU; this machine has 0 CUDA GPUs"),

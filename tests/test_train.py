@@ -116,6 +116,29 @@ def test_same_seed_same_metrics_other_seed_other_metrics():
     assert first != other
 
 
+def test_compiled_model_trains_like_eager_and_keeps_its_parameter_names(tmp_path):
+    """compile=default steps through torch.compile (inductor's C++ kernels on the CPU): the metrics of eager
+    training within float tolerance (fused kernels round differently), and best.pt loads into an uncompiled model."""
+    import torch
+    from torch._dynamo.utils import counters
+
+    base = [*QUICK, f"paths.output_dir={tmp_path}/out"]
+    eager = dlkit.run([*base, "tracking=none"]).metrics
+    frames = counters["frames"]["ok"]
+    compiled = dlkit.run([*base, "compile=default"])
+    assert counters["frames"]["ok"] > frames  # dynamo really captured the model: not silently eager
+    for key in ("train/loss", "val/loss", "test/loss", "test/acc"):
+        assert compiled.metrics[key] == pytest.approx(eager[key], rel=1e-4), key
+    from mlflow.tracking import MlflowClient
+
+    weights = torch.load(MlflowClient(compiled.tracking_uri).download_artifacts(compiled.run_id, "best.pt", str(tmp_path)), weights_only=True)
+    from dlkit import config
+    from dlkit.build import build
+
+    build(config.compose(["data.limit=8"])).task.model.load_state_dict(weights)  # strict: no '_orig_mod.' keys
+    torch._dynamo.reset()
+
+
 def test_tracking_none_records_nothing(tmp_path):
     result = dlkit.run([*QUICK, "tracking=none", f"paths.output_dir={tmp_path}/out"])
     assert result.run_id is None and "test/acc" in result.metrics

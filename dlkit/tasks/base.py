@@ -43,6 +43,7 @@ class Supervised(pl.LightningModule):
         self.model, self.loss = model, loss
         self.make_optimizer, self.make_scheduler = optimizer, scheduler
         self.shape = tuple(shape)
+        self.compiled: Callable[[Tensor], Tensor] | None = None  # set by compile_model
         self.kept: dict[str, list[tuple[Tensor, Tensor, Tensor]]] = {}  # per stage: each batch's (loss, predictions, targets)
         self.grad_sums: Tensor | None = None
         self.metrics: dict[str, float] = {}  # the latest value of every metric, e.g. {"val/loss": 0.31}
@@ -78,6 +79,15 @@ class Supervised(pl.LightningModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
 
+    def compile_model(self, mode: str) -> None:
+        """Train and evaluate through torch.compile(model, mode); 'reduce-overhead' captures CUDA graphs on a GPU,
+        for small models whose steps are bound by kernel launches. The compiled wrapper is kept outside the module
+        tree (object.__setattr__), so state dicts, checkpoints and best.pt keep the model's own parameter names."""
+        # The jobs of a sweep run one after another in one process, each compiling its own model: the code compiled
+        # for earlier jobs would count against dynamo's recompile limit (8), past which it silently runs eager.
+        torch._dynamo.reset()
+        object.__setattr__(self, "compiled", torch.compile(self.model, mode=mode))
+
     def transfer_batch_to_device(self, batch, device, dataloader_idx: int):
         # In-memory data already lives on the training device (train.py moves it there once); Lightning's
         # walk over a chunk's tensors to move each would cost about 10 µs a batch for nothing.
@@ -85,7 +95,7 @@ class Supervised(pl.LightningModule):
 
     def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         x, y = batch
-        outputs = self.model(x)
+        outputs = (self.compiled or self.model)(x)
         loss = self.loss(outputs, y)
         with torch.no_grad():
             self.kept.setdefault(stage, []).append((loss.detach(), self.predict(outputs), y))
