@@ -64,8 +64,9 @@ class Supervised(pl.LightningModule):
         return ()
 
     def predict(self, outputs: Tensor) -> Tensor:
-        """What the metrics need of a batch's outputs (e.g. the predicted class), kept until the epoch ends."""
-        return outputs.detach()
+        """What the metrics need of a batch's outputs (e.g. the predicted class), kept until the epoch ends.
+        The outputs themselves are copied: under CUDA graphs (compile=reduce-overhead) the next replay reuses their memory."""
+        return outputs.detach().clone()
 
     def sums(self, predicted: Tensor, y: Tensor) -> Tensor:
         """A vector of sums over predictions and their targets (an epoch's at once) that epoch_metrics turns
