@@ -149,7 +149,7 @@ class Supervised(pl.LightningModule):
         self._step(batch, TEST_STAGES[dataloader_idx])
 
     def on_after_backward(self):
-        if self.grad_norms:  # summed on the device like the metrics: no host sync per step
+        if self.grad_norms:  # summed on the device: no host sync per step
             norms = torch.stack([p.grad.norm() if p.grad is not None else p.new_zeros(()) for _, p in self.watched])
             self.grad_sums = norms if self.grad_sums is None else self.grad_sums + norms
             self._grad_steps += 1
