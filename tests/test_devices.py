@@ -59,3 +59,17 @@ def test_on_a_gpu_the_data_lives_on_the_device(outputs, store):
     result = dlkit.run(["trainer=gpu", "trainer.max_epochs=2", f"paths.output_dir={outputs}"])
     run = store().get_run(result.run_id)
     assert run.data.tags["device.accelerator"] == "cuda" and result.metrics["test/acc"] > 0.5
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("data", ["digits", "regression_outliers"])  # regression keeps the outputs themselves
+def test_on_a_gpu_cuda_graphs_train_like_eager(data):
+    """compile=reduce-overhead: the model's passes replayed from CUDA graphs give eager's metrics (the kept
+    predictions are copies, so a later replay cannot overwrite them)."""
+    import dlkit
+
+    base = ["trainer=gpu", "trainer.max_epochs=2", "tracking=none", f"data={data}"]
+    eager = dlkit.run(base).metrics
+    graphs = dlkit.run([*base, "compile=reduce-overhead"]).metrics
+    for key in ("train/loss", "val/loss", "test/loss"):
+        assert graphs[key] == pytest.approx(eager[key], rel=1e-3), key
