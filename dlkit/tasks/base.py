@@ -96,7 +96,7 @@ class Supervised(pl.LightningModule):
 
     def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> Tensor:
         x, y = batch
-        outputs = (self.compiled or self.model)(x)
+        outputs = (self.model if self.compiled is None else self.compiled)(x)
         loss = self.loss(outputs, y)
         with torch.no_grad():
             self.kept.setdefault(stage, []).append((loss.detach(), self.predict(outputs), y))
