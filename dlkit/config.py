@@ -61,17 +61,18 @@ def check(overrides: Sequence[str], multirun: bool) -> int:
     from dlkit.schema import validate
 
     composed: dict[tuple[str, ...], DictConfig] = {}
+    groups = set(group_options())
     for number, job in enumerate(jobs):
         try:
-            validate(_compose_job(job, composed))
+            validate(_compose_job(job, composed, groups))
         except ConfigError as exc:
             where = f"job {number + 1} of {len(jobs)} ({','.join(job)}): " if len(jobs) > 1 else ""
             raise ConfigError(where + str(exc)) from None
     return len(jobs)
 
 
-def _compose_job(overrides: Sequence[str], composed: dict[tuple[str, ...], DictConfig]) -> DictConfig:
-    """compose(overrides), composing once for all jobs that pick the same config group options.
+def _compose_job(overrides: Sequence[str], composed: dict[tuple[str, ...], DictConfig], groups: set[str]) -> DictConfig:
+    """compose(overrides), composing once for all jobs that pick the same config group options (groups: their names).
 
     Hydra composes in two stages: group choices pick the YAML files, then the other overrides are
     applied to the result. Jobs of a sweep often differ in the second stage only (seed=0,1,2,...);
@@ -85,7 +86,6 @@ def _compose_job(overrides: Sequence[str], composed: dict[tuple[str, ...], DictC
         parsed = OverridesParser.create().parse_overrides(list(overrides))
     except Exception as exc:
         raise explain(exc, overrides) from None
-    groups = set(group_options())
     values = [p for p in parsed if p.package is None and "/" not in p.key_or_group and p.key_or_group not in groups]
     choices = tuple(o for o, p in zip(overrides, parsed) if all(p is not v for v in values))
     if choices not in composed:
