@@ -4,13 +4,13 @@ import gzip
 import numpy as np
 import pytest
 import torch
+from idx_files import idx_bytes, write_mnist
 
 import dlkit.build  # noqa: F401
 from dlkit.data.idx import read_idx
-from dlkit.data.tensors import split_indices
+from dlkit.data.tensors import split, split_indices
 from dlkit.errors import ConfigError
 from dlkit.registry import registry
-from idx_files import idx_bytes, write_mnist
 
 
 def data(name, **params):
@@ -23,7 +23,7 @@ def test_digits_split_is_fixed_stratified_and_resizable():
     assert d.input_shape == (1, 8, 8) and d.num_classes == 10
     assert torch.equal(d.test.y, data("digits").test.y)  # the split does not depend on the run
     per_class = torch.bincount(torch.cat([d.train.y, d.val.y, d.test.y]))
-    assert torch.equal(torch.bincount(d.test.y), (per_class * 0.2).round().long())  # stratified: each digit cut 70/10/20
+    assert torch.equal(torch.bincount(d.test.y), (per_class * 0.2).round().long())  # stratified: each digit 70/10/20
     assert torch.equal(torch.bincount(d.val.y), (per_class * 0.1).round().long())
     assert len(torch.bincount(d.train.y[:50]).nonzero()) == 10  # a split's first samples (data.limit) mix every digit
 
@@ -35,10 +35,46 @@ def test_a_stratified_split_by_hand():
     assert np.bincount(classes[test]).tolist() == [2, 4] and np.bincount(classes[val]).tolist() == [1, 2]
     assert len(train) == 21
     again = split_indices(classes, 30, 0.1, 0.2, seed=3)
-    assert all(np.array_equal(a, b) for a, b in zip((train, val, test), again))
+    assert all(np.array_equal(a, b) for a, b in zip((train, val, test), again, strict=True))
     assert not np.array_equal(test, split_indices(classes, 30, 0.1, 0.2, seed=4)[2])
     plain = split_indices(None, 30, 0.1, 0.2, seed=3)  # targets that are values: one cut of the shuffle
     assert [len(p) for p in plain] == [21, 3, 6]
+
+
+def inputs(d):
+    return [s.x.tolist() for s in (d.train, d.val, d.test)]
+
+
+def test_the_split_helper_by_hand():
+    x, y = np.arange(10), np.arange(10) * 10.0
+    # No seed: cut in order, each boundary rounded down (10 × 0.5 = 5, 10 × 0.7 = 7).
+    d = split("a", x, y, val_fraction=0.2, test_fraction=0.3, target="value")
+    assert inputs(d) == [[0, 1, 2, 3, 4], [5, 6], [7, 8, 9]] and d.test.y.tolist() == [70.0, 80.0, 90.0]
+    assert (d.name, d.target, d.train.x.dtype, d.train.y.dtype) == ("a", "value", torch.long, torch.float)
+    # 10 × (1 - 0.3 - 0.3) is 3.99… in floating point: 3 training samples; limit keeps each split's first 2.
+    d = split("a", x, y, val_fraction=0.3, test_fraction=0.3, limit=2, target="value")
+    assert inputs(d) == [[0, 1], [3, 4], [7, 8]]
+
+    # A given test set: the last round(12 × 0.25) = 3 training samples validate; limit cuts the test set too.
+    x, y, test = np.arange(12), np.arange(12) % 3, (np.arange(100, 104), np.zeros(4, dtype=np.int64))
+    d = split("b", x, y, val_fraction=0.25, test=test, num_classes=3)
+    assert inputs(d) == [list(range(9)), [9, 10, 11], [100, 101, 102, 103]] and d.num_classes == 3
+    assert inputs(split("b", x, y, val_fraction=0.25, test=test, limit=2)) == [[0, 1], [9, 10], [100, 101]]
+    assert inputs(split("b", x[:5], y[:5], val_fraction=0.05, test=test))[:2] == [[0, 1, 2, 3], [4]]  # at least one
+
+    # A seed: split_indices' shuffle, stratified for classes (10 × 0.2 = 2 and 20 × 0.2 = 4 test samples).
+    x, classes = np.arange(30), np.array([0] * 10 + [1] * 20)
+    d = split("c", x, classes, val_fraction=0.1, test_fraction=0.2, seed=3)
+    assert [len(d.train), len(d.val), len(d.test)] == [21, 3, 6] and d.test.y.bincount().tolist() == [2, 4]
+    assert inputs(d) == [part.tolist() for part in split_indices(classes, 30, 0.1, 0.2, seed=3)]
+    limited = split("c", x, classes, val_fraction=0.1, test_fraction=0.2, seed=3, limit=4)
+    assert inputs(limited) == [part[:4] for part in inputs(d)]
+    values = split("c", x, classes * 1.0, val_fraction=0.1, test_fraction=0.2, seed=3, target="value")
+    assert inputs(values) == [part.tolist() for part in split_indices(None, 30, 0.1, 0.2, seed=3)]  # not stratified
+
+    for wrong in ({}, {"test_fraction": 0.2, "test": test}, {"test": test, "seed": 0}):
+        with pytest.raises(ValueError):
+            split("d", x, classes, val_fraction=0.1, **wrong)
 
 
 def test_mnist1d_is_generated_offline_and_cached(tmp_path):
@@ -68,7 +104,8 @@ def test_a_truncated_idx_file_is_named(tmp_path):
     root = write_mnist(tmp_path / "m")
     images = root / "train-images-idx3-ubyte"
     images.write_bytes(images.read_bytes()[:-100])
-    with pytest.raises(ConfigError, match=r"train-images-idx3-ubyte is truncated: shape \(48, 28, 28\) needs 37648 bytes, the file has 37548"):
+    message = r"train-images-idx3-ubyte is truncated: shape \(48, 28, 28\) needs 37648 bytes, the file has 37548"
+    with pytest.raises(ConfigError, match=message):
         data("mnist", root=str(root))
 
 
@@ -94,12 +131,14 @@ def test_a_data_error_from_the_command_line_is_one_line_and_leaves_no_run(tmp_pa
     (root / "train-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08")
     done = dlkit_cli("data=mnist", f"data.root={root}", f"paths.output_dir={tmp_path / 'outputs'}")
     assert done.returncode == 2
-    assert done.stderr.strip() == f"dlkit: error: {root / 'train-labels-idx1-ubyte'} is not an IDX file of unsigned bytes (it starts with 000008)."
+    expected = f"{root / 'train-labels-idx1-ubyte'} is not an IDX file of unsigned bytes (it starts with 000008)."
+    assert done.stderr.strip() == f"dlkit: error: {expected}"
     assert not (tmp_path / "outputs" / "mlflow.db").exists()
 
 
 def test_a_missing_folder_says_what_to_put_where(tmp_path):
-    with pytest.raises(ConfigError, match=r"fashion_mnist: .*nowhere/train-images-idx3-ubyte\(.gz\) is missing; put the four IDX files"):
+    message = r"fashion_mnist: .*nowhere/train-images-idx3-ubyte\(.gz\) is missing; put the four IDX files"
+    with pytest.raises(ConfigError, match=message):
         data("fashion_mnist", root=str(tmp_path / "nowhere"))
 
 
@@ -135,7 +174,7 @@ def test_imbalanced_has_the_requested_proportions():
 
 def test_reverse_targets_are_the_reversed_inputs_with_padding():
     d = data("reverse", samples=200, min_len=2, max_len=6)
-    for x, y in zip(d.train.x[:50], d.train.y[:50]):
+    for x, y in zip(d.train.x[:50], d.train.y[:50], strict=True):
         length = int((x != 0).sum())
         assert 2 <= length <= 6 and (x[length:] == 0).all()
         assert torch.equal(y[:length], x[:length].flip(0)) and (y[length:] == 0).all()

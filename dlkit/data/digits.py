@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlkit.data.tensors import Dataset, split_arrays
+from dlkit.data.tensors import Dataset, split
 from dlkit.registry import register
 from dlkit.schema import PositiveInt, SplitFraction
 
@@ -23,6 +23,10 @@ def digits(
     limit keeps only the first N samples of each split (for quick tests).
     """
     # The file load_digits reads, read without importing scikit-learn (half a second of a run's start-up).
-    table = np.loadtxt(Path(importlib.util.find_spec("sklearn").origin).parent / "datasets" / "data" / "digits.csv.gz", delimiter=",")
-    x, y = table[:, :-1], table[:, -1].astype(np.int64)
-    return split_arrays("digits", x.reshape(-1, 1, 8, 8) / 16.0, y, val_fraction, test_fraction, split_seed, limit, num_classes=10)
+    csv = Path(importlib.util.find_spec("sklearn").origin).parent / "datasets" / "data" / "digits.csv.gz"
+    table = np.loadtxt(csv, delimiter=",")
+    x, y = table[:, :-1].reshape(-1, 1, 8, 8) / 16.0, table[:, -1].astype(np.int64)
+    return split(
+        "digits", x, y, val_fraction=val_fraction, test_fraction=test_fraction, seed=split_seed, limit=limit,
+        num_classes=10,
+    )

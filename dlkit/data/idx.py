@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlkit.data.tensors import Dataset, to_split
+from dlkit.data.tensors import Dataset, split
 from dlkit.errors import ConfigError
 from dlkit.registry import register
 from dlkit.schema import PositiveInt, SplitFraction
@@ -45,7 +45,9 @@ def read_idx(path: Path) -> np.ndarray:
     expected = header + int(np.prod(shape))
     if len(raw) != expected:
         what = "truncated" if len(raw) < expected else "longer than its header says"
-        raise ConfigError(f"{path} is {what}: shape {shape} needs {expected} bytes, the file has {len(raw)}; download it again.")
+        raise ConfigError(
+            f"{path} is {what}: shape {shape} needs {expected} bytes, the file has {len(raw)}; download it again."
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
@@ -60,7 +62,9 @@ def _find(root: Path, stem: str, name: str, download: bool) -> Path:
             urllib.request.urlretrieve(MIRRORS[name] + f"{stem}.gz", target)
         except OSError as exc:
             target.unlink(missing_ok=True)
-            raise ConfigError(f"could not download {stem}.gz for {name} ({exc}); put the IDX files in {root} instead.") from None
+            raise ConfigError(
+                f"could not download {stem}.gz for {name} ({exc}); put the IDX files in {root} instead."
+            ) from None
         return target
     raise ConfigError(
         f"{name}: {root / stem}(.gz) is missing; put the four IDX files ({', '.join(FILES.values())}) in {root},"
@@ -68,28 +72,32 @@ def _find(root: Path, stem: str, name: str, download: bool) -> Path:
     )
 
 
-def idx_dataset(name: str, root: str, download: bool, val_fraction: SplitFraction, limit: PositiveInt | None) -> Dataset:
+def idx_dataset(
+    name: str, root: str, download: bool, val_fraction: SplitFraction, limit: PositiveInt | None
+) -> Dataset:
+    """The published test split as it is; the last val_fraction of the training images is the validation split."""
     folder = Path(root).expanduser()
     arrays = {key: read_idx(_find(folder, stem, name, download)) for key, stem in FILES.items()}
     for part in ("train", "test"):
         if len(arrays[f"{part}_x"]) != len(arrays[f"{part}_y"]):
-            raise ConfigError(
-                f"{name}: {part} images and labels disagree: {len(arrays[f'{part}_x'])} images, {len(arrays[f'{part}_y'])} labels."
-            )
-    x = arrays["train_x"][:, None].astype(np.float32) / 255.0
-    y = arrays["train_y"].astype(np.int64)
-    n_val = max(1, int(round(len(y) * val_fraction)))
-    test = to_split(arrays["test_x"][:, None].astype(np.float32) / 255.0, arrays["test_y"].astype(np.int64), limit)
-    return Dataset(name, to_split(x[:-n_val], y[:-n_val], limit), to_split(x[-n_val:], y[-n_val:], limit), test, num_classes=10)
+            images, labels = len(arrays[f"{part}_x"]), len(arrays[f"{part}_y"])
+            raise ConfigError(f"{name}: {part} images and labels disagree: {images} images, {labels} labels.")
+    x, x_test = (arrays[key][:, None].astype(np.float32) / 255.0 for key in ("train_x", "test_x"))
+    y, y_test = (arrays[key].astype(np.int64) for key in ("train_y", "test_y"))
+    return split(name, x, y, val_fraction=val_fraction, test=(x_test, y_test), limit=limit, num_classes=10)
 
 
 @register("data", "mnist")
-def mnist(root: str = "data/mnist", download: bool = False, val_fraction: SplitFraction = 1 / 12, limit: PositiveInt | None = None) -> Dataset:
+def mnist(
+    root: str = "data/mnist", download: bool = False, val_fraction: SplitFraction = 1 / 12,
+    limit: PositiveInt | None = None,
+) -> Dataset:
     return idx_dataset("mnist", root, download, val_fraction, limit)
 
 
 @register("data", "fashion_mnist")
 def fashion_mnist(
-    root: str = "data/fashion_mnist", download: bool = False, val_fraction: SplitFraction = 1 / 12, limit: PositiveInt | None = None
+    root: str = "data/fashion_mnist", download: bool = False, val_fraction: SplitFraction = 1 / 12,
+    limit: PositiveInt | None = None,
 ) -> Dataset:
     return idx_dataset("fashion_mnist", root, download, val_fraction, limit)

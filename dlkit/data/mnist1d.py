@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlkit.data.tensors import Dataset, to_split
+from dlkit.data.tensors import Dataset, split
 from dlkit.registry import register
 from dlkit.schema import PositiveInt, SplitFraction
 
@@ -39,8 +39,6 @@ def mnist1d(
         if cache is not None:
             cache.parent.mkdir(parents=True, exist_ok=True)
             np.savez(cache, **arrays)
-    x, y = arrays["x"][:, None, :].astype(np.float32), arrays["y"].astype(np.int64)
-    n_val = int(round(len(y) * val_fraction))
-    train, val = to_split(x[:-n_val], y[:-n_val], limit), to_split(x[-n_val:], y[-n_val:], limit)
-    test = to_split(arrays["x_test"][:, None, :].astype(np.float32), arrays["y_test"].astype(np.int64), limit)
-    return Dataset("mnist1d", train, val, test, num_classes=10)
+    x, x_test = (arrays[key][:, None, :].astype(np.float32) for key in ("x", "x_test"))
+    y, y_test = (arrays[key].astype(np.int64) for key in ("y", "y_test"))
+    return split("mnist1d", x, y, val_fraction=val_fraction, test=(x_test, y_test), limit=limit, num_classes=10)

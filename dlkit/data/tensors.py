@@ -46,24 +46,51 @@ class Dataset:
         return tuple(self.train.x.shape[1:])
 
     def describe(self) -> str:
-        kind = {"class": f"{self.num_classes} classes", "value": "real-valued targets", "sequence": "token sequences"}[self.target]
+        kinds = {"class": f"{self.num_classes} classes", "value": "real-valued targets", "sequence": "token sequences"}
+        kind = kinds[self.target]
         return f"data '{self.name}' (inputs {self.input_shape}, {kind})"
 
 
-def split_arrays(
+def split(
     name: str,
     x: np.ndarray,
     y: np.ndarray,
+    *,
     val_fraction: float,
-    test_fraction: float,
-    split_seed: int,
+    test_fraction: float | None = None,
+    test: tuple[np.ndarray, np.ndarray] | None = None,
+    seed: int | None = None,
     limit: int | None = None,
     **meta,
 ) -> Dataset:
-    """A train/val/test split of arrays, stratified for class targets, fixed by split_seed."""
-    stratify = meta.get("target", "class") == "class"
-    train, val, test = split_indices(y if stratify else None, len(y), val_fraction, test_fraction, split_seed)
-    return Dataset(name, *(to_split(x[i], y[i], limit) for i in (train, val, test)), **meta)
+    """The Dataset of arrays: every data set's train/validation/test cut, made here and nowhere else.
+
+    - test_fraction and a seed: one seeded shuffle cut in these proportions, stratified for class
+      targets (split_indices); the seed is the data's own, so the split does not change with a run's seed.
+    - test_fraction, no seed: the arrays cut in their order, train first, test last, each boundary
+      rounded down (a generated set needs no shuffle: its samples are already independent).
+    - test, a given (x, y) test set: the last round(n × val_fraction) training samples, at least one,
+      are the validation split (a published set's test split stays the published one).
+    limit keeps the first N samples of each split (for quick tests). meta goes to the Dataset.
+    Each mode keeps the rounding its data sets have always used, so that their splits stay the same.
+    """
+    if (test is None) == (test_fraction is None):
+        raise ValueError("split needs exactly one of test_fraction and a given test set")
+    n = len(y)
+    if test is not None:
+        if seed is not None:
+            raise ValueError("a given test set's validation split is the end of the training arrays: no seed to use")
+        n_val = max(1, round(n * val_fraction))
+        parts = [slice(0, n - n_val), slice(n - n_val, n)]
+    elif seed is None:
+        # The boundaries reverse has always used, float quirks included: 10 × (1 - 0.3 - 0.3) is 3.99…, so 3.
+        train_end, val_end = int(n * (1 - val_fraction - test_fraction)), int(n * (1 - test_fraction))
+        parts = [slice(0, train_end), slice(train_end, val_end), slice(val_end, n)]
+    else:
+        stratify = meta.get("target", "class") == "class"
+        parts = split_indices(y if stratify else None, n, val_fraction, test_fraction, seed)
+    arrays = [(x[part], y[part]) for part in parts] + ([test] if test is not None else [])
+    return Dataset(name, *(to_split(a, b, limit) for a, b in arrays), **meta)
 
 
 def split_indices(classes: np.ndarray | None, n: int, val_fraction: float, test_fraction: float, seed: int):
@@ -165,7 +192,7 @@ class Chunks:
 
     def __iter__(self) -> Iterator[list[tuple[Tensor, Tensor]]]:
         chunk: list[tuple[Tensor, Tensor]] = []
-        for _, batch in zip(range(self._batches()), self.loader):
+        for _, batch in zip(range(self._batches()), self.loader, strict=False):  # stops at the limit
             chunk.append(batch)
             if len(chunk) == self.size:
                 yield chunk
