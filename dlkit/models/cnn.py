@@ -25,7 +25,7 @@ def conv_net(
         layers += block_layers
     widths = [channels * size**dim, *fc]
     layers.append(nn.Flatten())
-    layers += [dense_unit(parts, a, b) for a, b in zip(widths, widths[1:])]
+    layers += [dense_unit(parts, a, b) for a, b in zip(widths, widths[1:], strict=False)]
     layers.append(head(widths[-1], output_shape))
     return nn.Sequential(*layers)
 
@@ -33,7 +33,10 @@ def conv_net(
 @register("model", "cnn")
 def cnn(
     input_shape: Sequence[int], output_shape: Sequence[int], parts: LayerParts,
-    blocks: Sequence[Mapping[str, Any]] = ({"channels": 16, "kernel": 3, "padding": 1, "pool": "max"},),
+    blocks: Sequence[Mapping[str, Any]] = (
+        {"channels": 16, "kernel": 3, "padding": 1, "pool": "max"},
+        {"channels": 32, "kernel": 3, "padding": 1, "pool": "max"},
+    ),
     fc: Sequence[int] = (64,),
 ) -> nn.Module:
     return conv_net("cnn", input_shape, output_shape, parts, blocks, fc)

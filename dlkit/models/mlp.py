@@ -27,7 +27,7 @@ def mlp(
     input_shape: Sequence[int],
     output_shape: Sequence[int],
     parts: LayerParts,
-    hidden: Sequence[int] = (128,),
+    hidden: Sequence[int] = (256, 128),
     input_vocab: int = 0,
     embed_dim: PositiveInt = 16,
 ) -> nn.Module:
@@ -37,6 +37,6 @@ def mlp(
         layers.append(nn.Embedding(input_vocab, embed_dim))
         input_shape = (*input_shape, embed_dim)
     widths = [math.prod(input_shape), *hidden]
-    layers += [nn.Flatten(), *(dense_unit(parts, a, b) for a, b in zip(widths, widths[1:]))]
+    layers += [nn.Flatten(), *(dense_unit(parts, a, b) for a, b in zip(widths, widths[1:], strict=False))]
     layers.append(head(widths[-1], output_shape))
     return nn.Sequential(*layers)
