@@ -26,6 +26,7 @@ import torch
 import dlkit
 from dlkit import config
 from dlkit.build import build
+from dlkit.plan import Plan
 
 CASES = {
     "mlp_mnist1d": ["data=mnist1d", "model=mlp", "model.hidden=[100,100]", "optimizer.batch_size=64"],
@@ -39,7 +40,7 @@ def hand_written(overrides: list[str], epochs: int, device: str) -> tuple[float,
     cfg = config.compose([*overrides, f"trainer.max_epochs={epochs}"])
     torch.set_num_threads(int(cfg.threads))
     torch.manual_seed(int(cfg.seed))  # what dlkit's seed_everything does for torch
-    experiment = build(cfg)
+    experiment = build(Plan.from_config(cfg))
     for loader in experiment.loaders.values():
         loader.to(torch.device(device))  # data held where the model trains, as dlkit does
     model, loss_fn = experiment.task.model.to(device), experiment.task.loss

@@ -7,17 +7,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from importlib.metadata import version
 
-__version__ = "0.1.0"
+__version__ = version("dlkit")  # one place: pyproject.toml
+
+
+def plan_for(overrides: Sequence[str] = (), plugins: bool = True):
+    """The checked Plan of the job `dlkit <overrides>` would run (a ConfigError names what is wrong)."""
+    from dlkit import config
+    from dlkit import plugins as plugin_loader
+    from dlkit.plan import Plan
+
+    plugin_loader.reset(None if plugins else False)
+    plugin_loader.load_all()
+    return Plan.from_config(config.compose(overrides))
 
 
 def run(overrides: Sequence[str] = (), plugins: bool = True):
-    """Compose the config for `overrides` exactly as `dlkit <overrides>` would, train, and return a Result."""
-    from dlkit import config
-    from dlkit import plugins as plugin_loader
-
-    plugin_loader.reset(None if plugins else False)
-    cfg = config.compose(overrides)
+    """Plan the job for `overrides` exactly as `dlkit <overrides>` would, train it, and return a Result."""
     from dlkit.train import train
 
-    return train(cfg, overrides=list(overrides))
+    return train(plan_for(overrides, plugins), overrides=list(overrides))

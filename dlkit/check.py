@@ -9,24 +9,21 @@ import torch
 from torch import nn
 from torch.autograd.gradcheck import GradcheckError
 
-from dlkit import config, plugins
-from dlkit.build import Experiment, build, section
+from dlkit.build import Experiment, build
 from dlkit.errors import ConfigError
-from dlkit.models.parts import LayerParts
-from dlkit.registry import registry
+from dlkit.plan import Plan
+from dlkit.registry import Spec, registry
 
 
-def check(overrides: Sequence[str] = ()) -> str:
-    cfg = config.compose(overrides)
-    torch.manual_seed(int(cfg.seed))
-    plugins.load_all()
-    experiment = build(cfg)
+def check(plan: Plan) -> str:
+    torch.manual_seed(plan.seed)
+    experiment = build(plan)
     x, y = next(iter(experiment.loaders["train"]))
     lines = [
-        f"model '{cfg.model.name}' on {experiment.dataset.describe()}; task '{cfg.task.name}', loss '{cfg.loss.name}'",
+        f"model '{plan.model.name}' on {experiment.dataset.describe()}; task '{plan.task.name}', loss '{plan.loss.name}'",
         *_layer_table(experiment.task.model, x),
         *_forward_backward(experiment, x, y),
-        *_plugin_gradients(cfg, experiment, x, y),
+        *_plugin_gradients(plan, experiment, x, y),
     ]
     return "\n".join(lines)
 
@@ -71,9 +68,10 @@ def _forward_backward(experiment: Experiment, x: torch.Tensor, y: torch.Tensor) 
     return [f"forward and backward on a batch of {len(y)}: loss {loss.item():.4f}{note}"]
 
 
-def _plugin_gradients(cfg, experiment: Experiment, x: torch.Tensor, y: torch.Tensor) -> list[str]:
-    """gradcheck each component of this config that a plugin (not dlkit) registered."""
-    parts = LayerParts(*(section(cfg, k) for k in ("activation", "norm", "dropout", "residual")))
+def _plugin_gradients(plan: Plan, experiment: Experiment, x: torch.Tensor, y: torch.Tensor) -> list[str]:
+    """gradcheck each component of this plan that a plugin (not dlkit) registered."""
+    parts = plan.parts
+    chosen: dict[str, Spec] = {"activation": parts.activation, "norm": parts.norm, "model": plan.model, "loss": plan.loss}
     checks: dict[str, Callable[[], None]] = {
         "activation": lambda: _gradcheck(parts.act().double(), torch.randn(3, 5, dtype=torch.double)),
         "norm": lambda: _gradcheck(parts.norm_layer(5, 1).double(), torch.randn(4, 5, dtype=torch.double)),
@@ -82,7 +80,7 @@ def _plugin_gradients(cfg, experiment: Experiment, x: torch.Tensor, y: torch.Ten
     }
     lines = []
     for kind, run in checks.items():
-        name = cfg[kind].name
+        name = chosen[kind].name
         source = {e.name: e.source for e in registry(kind).entries()}[name]
         if source == "dlkit":
             continue

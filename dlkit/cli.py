@@ -12,12 +12,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from dlkit import config
+from dlkit import config, sweep
+from dlkit import overrides as overrides_text
 from dlkit.errors import ConfigError, Diverged, Interrupted
 
 log = logging.getLogger("dlkit")
 USER_ERROR = 2
-SWEEP_SIZE = "DLKIT_SWEEP_SIZE"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -42,9 +42,12 @@ def _ddp_process(config_file: str) -> None:
     not the command (which, for a sweep, would launch the whole sweep again)."""
     from omegaconf import OmegaConf
 
+    from dlkit import plugins
+    from dlkit.plan import Plan
     from dlkit.train import train
 
-    train(OmegaConf.load(config_file))
+    plugins.load_all()
+    train(Plan.from_config(OmegaConf.load(config_file)))
 
 
 def _user_error(exc: ConfigError | Diverged) -> None:
@@ -59,47 +62,59 @@ def _user_error(exc: ConfigError | Diverged) -> None:
 
 def _train_app(argv: list[str]) -> None:
     import hydra
-    from hydra._internal.utils import get_args_parser
     from hydra.core.hydra_config import HydraConfig
 
-    args = get_args_parser().parse_args(argv)
+    from dlkit.internals import hydra_args_parser
+
+    args = hydra_args_parser().parse_args(argv)
     if args.help and not args.multirun and args.config_name is None and args.config_dir is None:
         return print(config.help_text(args.overrides))
     only_prints = args.help or args.hydra_help or args.info or args.shell_completion or args.cfg
+    planned: dict[str, object] = {}  # each job's plan, by fingerprint: a job is planned once, before any starts
     if not only_prints and args.config_name is None and args.config_dir is None:
-        if not args.multirun:  # MLflow's import, on the other core, while this process imports torch
+        if not args.multirun and _recording(args.overrides):  # MLflow's import, on the other core, while this process imports torch
             from dlkit.tracking import recorder
 
             recorder.start()
-        jobs = config.check(args.overrides, multirun=args.multirun)  # every job composes, or nothing starts
-        os.environ[SWEEP_SIZE] = str(jobs)  # an environment variable reaches parallel workers too
+        from dlkit import plugins
 
-    from dlkit import sweep
+        plugins.load_all()  # once, here: a plugin's components are names the configs may use
+        plans = config.check(args.overrides, multirun=args.multirun)  # every job plans, or nothing starts
+        planned = {p.fingerprint: p for p in plans}
+        os.environ[sweep.SWEEP_SIZE] = str(len(plans))  # an environment variable reaches parallel workers too
 
     @hydra.main(config_path=str(config.CONF_DIR), config_name=config.CONFIG_NAME, version_base="1.3")
     def job(cfg) -> None:
+        from omegaconf import OmegaConf
+
+        from dlkit import plugins
+        from dlkit.plan import Plan, fingerprint
         from dlkit.train import train
 
         hydra_cfg = HydraConfig.get()
         multirun = hydra_cfg.mode.name == "MULTIRUN"
-        total = os.environ.get(SWEEP_SIZE, "0")
+        total = os.environ.get(sweep.SWEEP_SIZE, "0")
         prefix = f"[job {hydra_cfg.job.num + 1}/{total if total != '0' else '?'}] " if multirun else ""
+        overrides = list(hydra_cfg.overrides.task)
+        this_sweep = sweep.current()
         try:
-            result = train(cfg, overrides=list(hydra_cfg.overrides.task), progress_prefix=prefix)
+            plugins.load_all()  # in a parallel worker, its first job loads them
+            plan = planned.get(fingerprint(OmegaConf.to_yaml(cfg, resolve=True))) or Plan.from_config(cfg)
+            result = train(plan, overrides, sweep=this_sweep, detached=sweep.runs_here(this_sweep), progress_prefix=prefix)
         except (ConfigError, Diverged) as exc:  # here, or Hydra would print it as a crash
             if not multirun:
                 _user_error(exc)
             log.error("%sdlkit: error: %s", prefix, exc)  # in a sweep the other jobs go on
-            if isinstance(exc, ConfigError) and sweep.current is not None:  # no run records it: the parent does
-                sweep.current.job_failed_early(list(hydra_cfg.overrides.task), str(exc))
+            if isinstance(exc, ConfigError) and this_sweep is not None:  # no run records it: the parent does
+                this_sweep.job_failed_early(overrides, str(exc))
             return math.nan
         except Exception:
             if not multirun:
                 raise
             log.exception("%sthe job failed (its run is FAILED); the other jobs go on", prefix)
             return math.nan
-        _report(result, cfg, prefix)
-        return result.metrics.get(cfg.objective)  # what an optimizing sweeper (optuna) minimizes or maximizes
+        _report(result, plan, prefix)
+        return result.metrics.get(plan.objective)  # what an optimizing sweeper (optuna) minimizes or maximizes
 
     # Hydra reads sys.argv; DDP re-runs it for the other processes, so the program keeps its real path.
     sys.argv = [sys.argv[0] if Path(sys.argv[0]).is_file() else "dlkit", *argv]
@@ -111,15 +126,21 @@ def _train_app(argv: list[str]) -> None:
         raise
     finally:
         sweep.close_abandoned(interrupted)
-    if sweep.outcome == "FAILED":
+    if sweep.outcome is not None and sweep.outcome.status == "FAILED":
         sys.exit(1)
 
 
-def _report(result, cfg, prefix: str) -> None:
+def _recording(overrides: Sequence[str]) -> bool:
+    """Whether a single run will write through a recorder process (unless the command line says otherwise)."""
+    given = overrides_text.pairs(overrides)
+    return given.get("tracking") != "none" and given.get("tracking.enabled") != "false" and given.get("tracking.recorder") != "false"
+
+
+def _report(result, plan, prefix: str) -> None:
     tests = "  ".join(f"{k} {v:.4f}" for k, v in sorted(result.metrics.items()) if k.startswith("test/"))
     log.info("%s%s", prefix, tests)
     if result.run_id and not prefix:  # a sweep's jobs are summed up by the sweep at its end
-        log.info("MLflow run %s (experiment '%s') in %s", result.run_id, cfg.tracking.experiment, result.tracking_uri)
+        log.info("MLflow run %s (experiment '%s') in %s", result.run_id, plan.tracking.experiment, result.tracking_uri)
         log.info(
             "Browse it: dlkit ui   then open http://127.0.0.1:5000/#/experiments/%s/runs/%s",
             result.experiment_id,
@@ -136,7 +157,7 @@ def _store_config(overrides: list[str]):
 
 
 def list_command(argv: list[str]) -> None:
-    from dlkit import build, plugins  # noqa: F401  (importing build registers the built-ins)
+    from dlkit import plan, plugins  # noqa: F401  (importing plan registers the built-ins)
     from dlkit.registry import KINDS, registry
 
     parser = argparse.ArgumentParser(prog="dlkit list", description="Registered components and where each comes from.")
@@ -172,13 +193,16 @@ def ui_command(argv: list[str]) -> None:
 
 
 def check_command(argv: list[str]) -> None:
+    from dlkit import plugins
     from dlkit.check import check
+    from dlkit.plan import Plan
 
     if argv and argv[0] in ("-h", "--help"):
         print("usage: dlkit check [overrides...]\n\nBuild the configured model without training: each layer's output shape and"
               " parameters, one forward and backward pass on a real batch, numerical gradient checks of plugin components.")
         return
-    print(check(argv))
+    plugins.load_all()
+    print(check(Plan.from_config(config.compose(argv))))
 
 
 def report_command(argv: list[str]) -> None:
@@ -217,7 +241,7 @@ def resume_command(argv: list[str]) -> None:
     uri = _store_config(args.overrides).tracking.uri
     from mlflow.exceptions import MlflowException
 
-    from dlkit.tracking import store
+    from dlkit.tracking import store, tags
 
     client = store.client(uri)
     try:
@@ -226,15 +250,19 @@ def resume_command(argv: list[str]) -> None:
         raise ConfigError(f"no run '{args.run_id}' in {uri}; the run ids are in `dlkit ui` (or pass the overrides that pick its store).") from None
     if run.info.status == "FINISHED":
         raise ConfigError(f"run {args.run_id} has FINISHED: there is nothing to resume.")
-    if run.data.tags.get("dlkit.sweep") == "parent":
+    if run.data.tags.get(tags.SWEEP) == tags.SWEEP_PARENT:
         raise ConfigError(f"run {args.run_id} is a sweep's parent: launch the same sweep command again to resume it.")
     with tempfile.TemporaryDirectory() as tmp:
         cfg = OmegaConf.load(client.download_artifacts(args.run_id, "config.yaml", tmp))
         overrides = yaml.safe_load(Path(client.download_artifacts(args.run_id, "overrides.yaml", tmp)).read_text()) or []
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)  # as a run prints
+    from dlkit import plugins
+    from dlkit.plan import Plan
     from dlkit.train import train
 
-    _report(train(cfg, overrides, resume=args.run_id), cfg, "")
+    plugins.load_all()
+    plan = Plan.from_config(cfg)
+    _report(train(plan, overrides, resume=args.run_id), plan, "")
 
 
 def studies_command(argv: list[str]) -> None:

@@ -3,7 +3,9 @@ composition errors in one line with a close match (Hydra's own advice for a miss
 it with `+`, which is wrong)."""
 from __future__ import annotations
 
+import copy
 import difflib
+import itertools
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,6 +13,8 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from dlkit.errors import ConfigError, did_you_mean
+from dlkit.internals import apply_value_overrides
+from dlkit.overrides import key as override_key
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # An installed wheel carries conf/ inside the package; a source checkout has it beside the package.
@@ -34,41 +38,56 @@ def compose(overrides: Sequence[str] = (), with_hydra: bool = False) -> DictConf
         raise explain(exc, overrides) from None
 
 
-def check(overrides: Sequence[str], multirun: bool) -> int:
-    """Compose and validate every job a command would launch, so a bad value fails before any job starts.
+def check(overrides: Sequence[str], multirun: bool) -> list:
+    """Compose and plan every job a command would launch, so a bad value fails before any job starts.
 
-    Returns the number of jobs (0 when the sweeper decides it, as for ranges)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+    Returns the jobs' plans (none when the sweeper decides the jobs, as for ranges)."""
+    from dlkit.plan import Plan  # imports torch and Lightning: not needed to compose or for --help
 
-    own = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
-    jobs = [own]
-    if multirun:
-        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-
-        try:
-            parsed = OverridesParser.create().parse_overrides(own)
-        except Exception as exc:
-            raise explain(exc, own) from None
-        # A preset (a study) may declare the sweep itself, in hydra.sweeper.params.
-        base = [o for o, p in zip(own, parsed) if not p.is_sweep_override()]
-        params = compose(base, with_hydra=True).hydra.sweeper.get("params") or {}
-        given = {p.get_key_element().lstrip("+~") for p in parsed}
-        extra = [f"{k}={v}" for k, v in params.items() if k not in given]
-        parsed += OverridesParser.create().parse_overrides(extra)
-        if any(o.is_sweep_override() and not o.is_discrete_sweep() for o in parsed):
-            return 0  # ranges and intervals: the sweeper picks the jobs
-        jobs = BasicSweeper.split_arguments(parsed, None)[0]
-    from dlkit.schema import validate
-
+    jobs = job_overrides(overrides, multirun)
     composed: dict[tuple[str, ...], DictConfig] = {}
     groups = set(group_options())
+    plans = []
     for number, job in enumerate(jobs):
         try:
-            validate(_compose_job(job, composed, groups))
+            plans.append(Plan.from_config(_compose_job(job, composed, groups)))
         except ConfigError as exc:
             where = f"job {number + 1} of {len(jobs)} ({','.join(job)}): " if len(jobs) > 1 else ""
             raise ConfigError(where + str(exc)) from None
-    return len(jobs)
+    return plans
+
+
+def parse(overrides: Sequence[str]) -> list:
+    """Hydra's reading of the overrides (hydra.core's Override objects); a syntax error explained in one line."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        return OverridesParser.create().parse_overrides(list(overrides))
+    except Exception as exc:
+        raise explain(exc, overrides) from None
+
+
+def job_overrides(overrides: Sequence[str], multirun: bool) -> list[list[str]]:
+    """Each job's overrides, as Hydra's basic sweeper expands them: the cartesian product of the swept values
+    (in the order given; a key given twice keeps its last values). No jobs when the sweeper picks them (ranges)."""
+    own = [o for o in overrides if not override_key(o).startswith("hydra")]
+    if not multirun:
+        return [own]
+    parsed = parse(own)
+    # A preset (a study) may declare the sweep itself, in hydra.sweeper.params.
+    base = [o for o, p in zip(own, parsed) if not p.is_sweep_override()]
+    params = compose(base, with_hydra=True).hydra.sweeper.get("params") or {}
+    given = {override_key(p.get_key_element()) for p in parsed}
+    parsed += parse([f"{k}={v}" for k, v in params.items() if k not in given])
+    if any(p.is_sweep_override() and not p.is_discrete_sweep() for p in parsed):
+        return []  # ranges and intervals: the sweeper picks the jobs
+    choices: dict[str, list[str]] = {}
+    for p in parsed:
+        key = p.get_key_element()
+        values = list(p.sweep_string_iterator()) if p.is_sweep_override() else [p.get_value_element_as_str()]
+        choices.pop(key, None)
+        choices[key] = [f"{key}={v}" if p.value_type is not None else key for v in values]
+    return [list(job) for job in itertools.product(*choices.values())]
 
 
 def _compose_job(overrides: Sequence[str], composed: dict[tuple[str, ...], DictConfig], groups: set[str]) -> DictConfig:
@@ -77,22 +96,14 @@ def _compose_job(overrides: Sequence[str], composed: dict[tuple[str, ...], DictC
     Hydra composes in two stages: group choices pick the YAML files, then the other overrides are
     applied to the result. Jobs of a sweep often differ in the second stage only (seed=0,1,2,...);
     each compose costs about 0.1 s, each application a few milliseconds."""
-    import copy
-
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    try:
-        parsed = OverridesParser.create().parse_overrides(list(overrides))
-    except Exception as exc:
-        raise explain(exc, overrides) from None
+    parsed = parse(overrides)
     values = [p for p in parsed if p.package is None and "/" not in p.key_or_group and p.key_or_group not in groups]
     choices = tuple(o for o, p in zip(overrides, parsed) if all(p is not v for v in values))
     if choices not in composed:
         composed[choices] = compose(choices)
     cfg = copy.deepcopy(composed[choices])
     try:
-        ConfigLoaderImpl._apply_overrides_to_config(values, cfg)  # the second stage, as Hydra applies it
+        apply_value_overrides(values, cfg)
     except Exception as exc:
         raise explain(exc, overrides) from None
     return cfg
@@ -118,22 +129,13 @@ def explain(exc: Exception, overrides: Sequence[str]) -> ConfigError:
     found = re.search(r"Could not override '([^']+)'", message)
     if found:
         key = found.group(1)
-        rest = [o for o in overrides if not o.lstrip("+~").startswith(key + "=")]
+        rest = [o for o in overrides if override_key(o) != key]
         tree = OmegaConf.to_container(compose(rest), resolve=False)
         close = _close_key(key, tree)
         hint = f" did you mean '{close}'?" if close else f" top-level keys and groups: {', '.join(sorted(tree))}."
         return ConfigError(f"'{key}' is not a key of the config;{hint} (to add a new key on purpose, write +{key}=...)")
     first_line = message.splitlines()[0] if message else type(exc).__name__
     return ConfigError(first_line)
-
-
-def _walk(node: object, prefix: str = ""):
-    """(dotted path, value, is a leaf) for every key of a nested dict, parents before children."""
-    for key, value in node.items():
-        leaf = not (isinstance(value, dict) and value)
-        yield f"{prefix}{key}", value, leaf
-        if not leaf:
-            yield from _walk(value, f"{prefix}{key}.")
 
 
 def _close_key(key: str, tree: dict) -> str | None:
@@ -151,11 +153,6 @@ def _close_key(key: str, tree: dict) -> str | None:
         node = node[part]
     mended = ".".join(path)
     return mended if mended != key else None
-
-
-def flatten(cfg: DictConfig) -> dict[str, object]:
-    """{'optimizer.lr': 0.001, 'model.hidden': [128], ...}: the params a run logs."""
-    return {path: value for path, value, leaf in _walk(OmegaConf.to_container(cfg, resolve=True)) if leaf}
 
 
 def group_options() -> dict[str, list[str]]:

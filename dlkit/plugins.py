@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dlkit import registry
+from dlkit.tracking import tags
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,11 @@ def load_all() -> list[Plugin]:
     return [p for p in plugins if p.loaded]
 
 
+def labels(discovered: bool = False) -> list[str]:
+    """How plugins are named in a run's tags: those loaded, or (discovered=True) every one found that has not failed."""
+    return [tags.plugin_label(p.name, p.origin) for p in discover() if (discovered and not p.error) or p.loaded]
+
+
 def reset(switch: bool | None = None) -> None:
     """Forget what was discovered; switch=False turns plugins off, None follows DLKIT_PLUGINS."""
     global _discovered, _switch
@@ -84,6 +90,9 @@ def reset(switch: bool | None = None) -> None:
 def failure_hint() -> str:
     failed = [p for p in discover() if p.error]
     return "".join(f" Note: plugin '{p.name}' ({p.origin}) failed to import: {p.error}" for p in failed)
+
+
+registry.unknown_name_hints.append(failure_hint)
 
 
 def _folder_plugins(folder: Path) -> list[Plugin]:

@@ -1,24 +1,29 @@
 """Names to components: one registry per kind, filled by `@register` decorators.
 
 Configs name registry keys (`activation: {name: relu}`), never import paths, so a config can
-only reach what dlkit or a plugin chose to register.
+only reach what dlkit or a plugin chose to register. `Registry.spec` checks a config section against
+the entry's signature (names, parameters, ranges) without calling it: the result, a `Spec`, builds
+the component later, when what it needs from elsewhere (a layer's width, the model's parameters) is known.
 """
 from __future__ import annotations
 
 import contextlib
-import functools
+import copy
 import inspect
 import sys
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from dlkit.errors import ConfigError, did_you_mean, unknown
+from dlkit.schema import check_value, hints
 
 KINDS = ("model", "activation", "norm", "dropout", "residual", "loss", "optimizer", "scheduler", "data", "task")
 
 # Where entries registered right now come from; the plugin loader sets it while importing a plugin.
 _current_source: str | None = None
+# Called for a note on an unknown name (the plugin loader adds one: a plugin that failed to import may be the one meant).
+unknown_name_hints: list[Callable[[], str]] = []
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,24 @@ class Entry:
     name: str
     obj: Callable[..., Any]
     source: str  # "dlkit", "plugins/swish.py", "dlkit-extras 1.0 (entry point)", ...
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One chosen component with its checked parameters. Calling it builds the component, with the arguments
+    only known then (`spec(num_features=64, dim=1)`); each call gets its own copy of the parameters."""
+
+    kind: str
+    name: str
+    _params: dict[str, Any] = field(repr=False)
+    factory: Callable[..., Any] = field(repr=False, compare=False)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return copy.deepcopy(self._params)
+
+    def __call__(self, *args: Any, **context: Any) -> Any:
+        return self.factory(*args, **self.params, **context)
 
 
 class Registry:
@@ -48,31 +71,23 @@ class Registry:
 
     def get(self, name: str) -> Callable[..., Any]:
         if name not in self._entries:
-            from dlkit import plugins  # a plugin that failed to import may be the one that was meant
-
-            raise unknown(self.kind, name, self._entries, plugins.failure_hint())
+            raise unknown(self.kind, name, self._entries, "".join(hint() for hint in unknown_name_hints))
         return self._entries[name].obj
 
-    def build(self, cfg: Mapping[str, Any], **context: Any) -> Any:
-        """Call the entry named by cfg['name'] with the rest of cfg, and context, as keyword arguments."""
-        name, params = self._split(cfg)
-        factory = self.get(name)
-        _check_params(self.kind, name, factory, params, context, complete=True)
-        return factory(**params, **context)
-
-    def partial(self, cfg: Mapping[str, Any]) -> Callable[..., Any]:
-        """Like build, for entries that need arguments known only later (an optimizer's parameters)."""
-        name, params = self._split(cfg)
-        factory = self.get(name)
-        _check_params(self.kind, name, factory, params, {}, complete=False)
-        return functools.partial(factory, **params)
-
-    def _split(self, cfg: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-        params = dict(cfg)
+    def spec(self, cfg: Mapping[str, Any], context: Iterable[str] = ()) -> Spec:
+        """Check cfg ({'name': ..., parameters...}) against the entry; `context`: the arguments dlkit passes
+        when it builds the component, which the config may not set and which need not be given now."""
+        params = copy.deepcopy(dict(cfg))
         name = params.pop("name", None)
         if name is None:
             raise ConfigError(f"the {self.kind} config has no 'name' key; it needs one of: {', '.join(self.names())}.")
-        return name, params
+        factory = self.get(name)
+        _check_params(self.kind, name, factory, params, tuple(context))
+        return Spec(self.kind, name, params, factory)
+
+    def build(self, cfg: Mapping[str, Any], **context: Any) -> Any:
+        """Check cfg and build the entry at once, with context as keyword arguments."""
+        return self.spec(cfg, context)(**context)
 
     def names(self) -> list[str]:
         return sorted(self._entries)
@@ -81,13 +96,14 @@ class Registry:
         return [self._entries[n] for n in self.names()]
 
 
-def _check_params(kind: str, name: str, factory: Callable, params: dict, context: dict, complete: bool) -> None:
-    """Reject a misspelled or missing parameter, or a value of the wrong type or range, before the call."""
-    from dlkit.schema import check_value, hints
-
+def _check_params(kind: str, name: str, factory: Callable, params: dict, context: tuple[str, ...]) -> None:
+    """Reject a misspelled, missing or dlkit-owned parameter, or a value of the wrong type or range."""
     what = f"{kind} '{name}'"
     signature = inspect.signature(factory)
     accepted = [p for p in signature.parameters if p not in context]
+    taken = [p for p in params if p in context and p in signature.parameters]
+    if taken:
+        raise ConfigError(f"{what}: '{taken[0]}' is set by dlkit and cannot be configured.")
     if not any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
         for key in params:
             if key not in signature.parameters:
@@ -95,10 +111,13 @@ def _check_params(kind: str, name: str, factory: Callable, params: dict, context
                     f"{what} has no parameter '{key}';{did_you_mean(key, accepted)}"
                     f" it takes: {', '.join(accepted) or '(nothing)'}."
                 )
-    try:
-        (signature.bind if complete else signature.bind_partial)(**params, **context)
-    except TypeError as exc:
-        raise ConfigError(f"{what}: {exc}.") from None
+    missing = [
+        p.name for p in signature.parameters.values()
+        if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and p.name not in params and p.name not in context and p.name != "self"
+    ]
+    if missing:
+        raise ConfigError(f"{what}: missing a required argument: '{missing[0]}'.")
     annotations = hints(factory)
     for key, value in params.items():
         if key in annotations:

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from dlkit.errors import ConfigError
 from dlkit.plots import pyplot
-from dlkit.sweep import FACTOR_PREFIX, PARENT_TAG, latest_attempts
+from dlkit.tracking import tags as tag
+from dlkit.tracking.sweeps import latest_attempts
 
 REPLICATE_KEYS = {"seed"}
 T_THRESHOLD = 2.0  # |Welch t| at which a difference counts as more than the seed-to-seed spread
@@ -132,7 +133,7 @@ def load(uri: str, sweep_id: str | None = None, experiment: str | None = None, m
         raise ConfigError(f"the store {uri} holds no experiment yet: run a sweep first (dlkit -m ...).")
     parent = None
     if sweep_id is None and experiment is None:
-        which = f"tags.`dlkit.study` = '{study}'" if study else "tags.`dlkit.sweep` = 'parent'"
+        which = f"tags.`{tag.STUDY}` = '{study}'" if study else f"tags.`{tag.SWEEP}` = '{tag.SWEEP_PARENT}'"
         parents = client.search_runs(ids, filter_string=which, order_by=["attributes.start_time DESC"], max_results=1)
         if not parents:
             raise ConfigError(f"no {'study ' + study if study else 'sweep'} in {uri}: run one with dlkit -m ..., or name an experiment with --experiment.")
@@ -143,19 +144,19 @@ def load(uri: str, sweep_id: str | None = None, experiment: str | None = None, m
         except Exception:
             raise ConfigError(f"no run '{sweep_id}' in {uri}; `dlkit report` without --sweep takes the latest sweep.") from None
     if parent is not None:
-        found = latest_attempts(client.search_runs([parent.info.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'"))
-        factors = [f for f in parent.data.tags.get("dlkit.factors", "").split(",") if f and f not in REPLICATE_KEYS]
+        found = latest_attempts(client.search_runs([parent.info.experiment_id], filter_string=f"tags.`{tag.PARENT}` = '{parent.info.run_id}'"))
+        factors = [f for f in parent.data.tags.get(tag.FACTORS, "").split(",") if f and f not in REPLICATE_KEYS]
         title = f"{parent.info.run_name} ({parent.info.run_id})"
     else:
-        found = [r for r in client.search_runs(ids) if r.data.tags.get("dlkit.sweep") != "parent"]
-        factors = sorted({k[len(FACTOR_PREFIX):] for r in found for k in r.data.tags if k.startswith(FACTOR_PREFIX)} - REPLICATE_KEYS)
+        found = [r for r in client.search_runs(ids) if r.data.tags.get(tag.SWEEP) != tag.SWEEP_PARENT]
+        factors = sorted({k[len(tag.FACTOR_PREFIX):] for r in found for k in r.data.tags if k.startswith(tag.FACTOR_PREFIX)} - REPLICATE_KEYS)
         title = f"experiment {experiment}"
     if not found:
         raise ConfigError(f"{title} has no runs to report on.")
     runs = [
         Run(
-            r.info.run_id, r.info.run_name, r.info.status + (f" ({r.data.tags['dlkit.failure']})" if "dlkit.failure" in r.data.tags else ""),
-            {k[len(FACTOR_PREFIX):]: v for k, v in r.data.tags.items() if k.startswith(FACTOR_PREFIX)},
+            r.info.run_id, r.info.run_name, r.info.status + (f" ({r.data.tags[tag.FAILURE]})" if tag.FAILURE in r.data.tags else ""),
+            {k[len(tag.FACTOR_PREFIX):]: v for k, v in r.data.tags.items() if k.startswith(tag.FACTOR_PREFIX)},
             dict(r.data.metrics), f"{r.data.tags.get('device.accelerator', '?')}: {r.data.tags.get('device.name', '?')}", r.info.start_time,
         )
         for r in found
@@ -187,10 +188,10 @@ def derive(metric: str, runs: list[Run], client) -> None:
 
 
 def _study(tags: dict[str, str]) -> Study | None:
-    if "dlkit.study" not in tags:
+    if tag.STUDY not in tags:
         return None
-    get = lambda key: tags.get(f"dlkit.study.{key}", "")  # noqa: E731
-    return Study(tags["dlkit.study"], get("claim"), get("factor"), get("control"), get("treatment"), get("metric"), get("direction") or "higher")
+    get = lambda key: tags.get(f"{tag.STUDY}.{key}", "")  # noqa: E731
+    return Study(tags[tag.STUDY], get("claim"), get("factor"), get("control"), get("treatment"), get("metric"), get("direction") or "higher")
 
 
 # --- rendering -----------------------------------------------------------------------------------

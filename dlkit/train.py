@@ -1,13 +1,12 @@
-"""The whole story of one run: config → components → Lightning → MLflow.
+"""The whole story of one run: plan → components → Lightning → MLflow.
 
-    train(cfg) validates the config and builds the experiment from the registries (a mistake fails
-    here, before any run exists), opens the MLflow run, logs the config, fits, tests, and closes the
-    run with its status: FINISHED; FAILED, tagged with the reason (a diverged loss, an error); or
-    KILLED on Ctrl-C/SIGTERM, leaving a checkpoint that `train(cfg, resume=run_id)` continues.
+    train(plan) builds the experiment from the plan (what only the data can reveal fails here, before any
+    run exists), opens the MLflow run, logs the config, fits, tests, and closes the run with its status:
+    FINISHED; FAILED, tagged with the reason (a diverged loss, an error); or KILLED on Ctrl-C/SIGTERM,
+    leaving a checkpoint that `train(plan, resume=run_id)` continues.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import signal
@@ -20,21 +19,21 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 import yaml
-from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from dlkit import plugins, sweep, tracking
+from dlkit import plugins
 from dlkit.build import Experiment, build
+from dlkit.config import DDP_CONFIG
+from dlkit.callbacks import (CHECKPOINT_ARTIFACT, BestWeights, EpochLogger, EpochProgress, MemoryCheckpointIO,
+                             Snapshot, confusion)
 from dlkit.data.tensors import Chunks
-from dlkit.config import DDP_CONFIG, flatten
 from dlkit.errors import ConfigError, Diverged, Interrupted
-from dlkit.progress import EpochProgress
-from dlkit.schema import validate
-from dlkit.tracking import checkpoint
-from dlkit.tracking.artifacts import BestWeights, log_run_artifacts
-from dlkit.tracking.logger import EpochLogger
+from dlkit.plan import Plan
+from dlkit.tracking import tags as tag
 from dlkit.tracking.provenance import device_tags, run_tags
+from dlkit.tracking.run import NoRun, Run, open_run
+from dlkit.tracking.sweeps import Sweep
 
 log = logging.getLogger("dlkit")
 
@@ -43,7 +42,8 @@ for noisy in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 warnings.filterwarnings("ignore", message=".*treespec.*")  # Lightning 2.6 on torch 2.13, not actionable
 warnings.filterwarnings("ignore", message=".*sync_dist=True.*")  # dlkit reduces its epoch sums across DDP processes itself
-warnings.filterwarnings("ignore", message=".*length of `Chunks` across ranks is zero.*")  # trainer.limit_val_batches=0: no validation, as asked
+# trainer.limit_val_batches=0: no validation, as asked.
+warnings.filterwarnings("ignore", message=".*length of `Chunks` across ranks is zero.*")
 
 # How rank 0 tells the DDP processes Lightning starts beside it what to run (they re-run the command line).
 DDP_CHECKPOINT = "DLKIT_DDP_CHECKPOINT"
@@ -59,55 +59,51 @@ class Result:
     skipped: bool = False  # a relaunched sweep's job that had already finished
 
 
-def train(cfg: DictConfig, overrides: Sequence[str] = (), progress_prefix: str = "", resume: str | None = None) -> Result:
-    """resume: the id of an interrupted run to continue from its last checkpoint, with this same config."""
-    if cfg.threads:
-        torch.set_num_threads(int(cfg.threads))
-    pl.seed_everything(int(cfg.seed), verbose=False)
-    loaded = [p.name + f" ({p.origin})" for p in plugins.load_all()]
-    validate(cfg)
-    fingerprint = hashlib.sha256(OmegaConf.to_yaml(cfg, resolve=True).encode()).hexdigest()[:16]
+def train(plan: Plan, overrides: Sequence[str] = (), *, sweep: Sweep | None = None, detached: bool = False,
+          progress_prefix: str = "", resume: str | None = None) -> Result:
+    """sweep: the sweep this job belongs to (its run is a child of the sweep's parent); detached: the job runs in
+    its sweep's own process, so its run may be created and ended without waiting (the sweep flushes the recorder
+    before it counts its jobs); resume: the id of an interrupted run to continue from its last checkpoint."""
+    if plan.threads:
+        torch.set_num_threads(plan.threads)
+    pl.seed_everything(plan.seed, verbose=False)
     rank = rank_zero_only.rank  # > 0 in a DDP process beside rank 0: it trains its shard in lockstep and records nothing
-    if sweep.current is not None and resume is None and rank == 0:  # a relaunched sweep skips what finished, resumes what was cut
-        earlier = sweep.current.earlier_attempt(fingerprint)
+    if sweep is not None and resume is None and rank == 0:  # a relaunched sweep skips what finished, resumes what was cut
+        earlier = sweep.earlier_attempt(plan.fingerprint)
         if earlier is not None and earlier.info.status == "FINISHED":
             log.info("%salready finished in run %s: skipped", progress_prefix, earlier.info.run_id)
-            return Result(dict(earlier.data.metrics), earlier.info.run_id, earlier.info.experiment_id, sweep.current.uri, skipped=True)
+            return Result(dict(earlier.data.metrics), earlier.info.run_id, earlier.info.experiment_id, sweep.uri, skipped=True)
         if earlier is not None and earlier.info.status in ("KILLED", "RUNNING"):  # RUNNING: its process died
             resume = earlier.info.run_id
 
-    experiment = build(cfg)
-    logger, best = EpochLogger(), BestWeights()
-    snapshot = checkpoint.Snapshot(experiment.loaders["train"], logger)
-    trainer = _trainer(cfg, logger, [EpochProgress(progress_prefix), best, snapshot])
-    experiment.task.clip_val = cfg.trainer.get("gradient_clip_val")
-    experiment.task.clip_algorithm = cfg.trainer.get("gradient_clip_algorithm") or "norm"
-
+    experiment = build(plan)
+    logger, best, io = EpochLogger(), BestWeights(), MemoryCheckpointIO()
+    snapshot = Snapshot(experiment.loaders["train"], logger, io)
+    trainer = _trainer(plan, logger, [EpochProgress(progress_prefix), best, snapshot], io)
     if trainer.strategy.root_device.type != "cpu":  # in-memory data lives on the GPU: no copy per batch
         for loader in experiment.loaders.values():
             loader.to(trainer.strategy.root_device)
 
     environment = {k: os.environ.get(k) for k in (*DDP_ENVIRONMENT, DDP_CONFIG, DDP_CHECKPOINT)}
-    detached = sweep.runs_here()  # a job in its sweep's own process: the recorder creates and ends its run while jobs train
-    run = _open_run(cfg, overrides, loaded, resume, wait=not detached) if rank == 0 else tracking.NullRun()
+    run = _open_run(plan, overrides, sweep, resume, wait=not detached) if rank == 0 else NoRun()
     logger.run = run
     status = "FAILED"
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            last = checkpoint.download(run, Path(tmp)) if resume else None
+            last = run.download(CHECKPOINT_ARTIFACT, Path(tmp)) if resume else None
             if rank > 0:
                 last = os.environ.get(DDP_CHECKPOINT) or None
             elif resume is None:
-                _log_config(run, cfg, overrides, experiment, trainer.world_size)
+                _log_config(run, plan, overrides, experiment, trainer.world_size)
             else:
                 log.info("%sresuming run %s %s", progress_prefix, resume, "from its checkpoint" if last else "from the start (no epoch had ended)")
-            run.set_tags({**device_tags(trainer), sweep.CONFIG_HASH_TAG: fingerprint})
-            _fit(trainer, experiment, cfg, last, Path(tmp))
+            run.set_tags({**device_tags(trainer), tag.CONFIG_HASH: plan.fingerprint})
+            _fit(trainer, experiment, plan, last, Path(tmp))
         trainer.test(experiment.task, [experiment.loaders["test"], experiment.loaders["train_eval"]], verbose=False)
         # The task's own metrics, and any a plugin task logged through Lightning's self.log.
         metrics = {**{k: float(v) for k, v in trainer.callback_metrics.items()}, **experiment.task.metrics}
-        if cfg.tracking.get("artifacts", False):
-            log_run_artifacts(run, logger.history, best, experiment.task, experiment.loaders["test"])
+        if plan.tracking.artifacts and run.run_id is not None:  # (asked before the figures are queued)
+            _log_artifacts(run, logger, best, experiment)
         status = "FINISHED"
     except (KeyboardInterrupt, SystemExit) as exc:  # Lightning turns Ctrl-C into SystemExit(1), SIGTERM into SIGTERMException
         status = "KILLED"
@@ -116,8 +112,7 @@ def train(cfg: DictConfig, overrides: Sequence[str] = (), progress_prefix: str =
         raise Interrupted(run.run_id, saved, 128 + signum) from None
     except Exception as exc:
         exc.run_id = run.run_id  # for the one-line message that names the FAILED run
-        run.set_tags({"dlkit.failure": "diverged" if isinstance(exc, Diverged) else type(exc).__name__,
-                      "dlkit.failure_reason": str(exc)[:5000]})
+        run.set_tags(tag.failure("diverged" if isinstance(exc, Diverged) else type(exc).__name__, str(exc)))
         raise
     finally:
         run.finish(status, wait=not detached)
@@ -125,13 +120,21 @@ def train(cfg: DictConfig, overrides: Sequence[str] = (), progress_prefix: str =
     return Result(metrics, run.run_id, run.experiment_id, run.uri)
 
 
-def _fit(trainer: pl.Trainer, experiment: Experiment, cfg: DictConfig, last: str | None, tmp: Path) -> None:
+def _log_artifacts(run: Run, logger: EpochLogger, best: BestWeights, experiment: Experiment) -> None:
+    """best.pt is written here; the figures are drawn by the run's backend (the recorder process), from numbers."""
+    best.save_to(run)
+    task = experiment.task
+    matrix = confusion(task, experiment.loaders["test"]) if getattr(task, "output", None) in ("softmax", "sigmoid") else None
+    run.log_figures({k: list(v) for k, v in logger.history.items()}, matrix)
+
+
+def _fit(trainer: pl.Trainer, experiment: Experiment, plan: Plan, last: str | None, tmp: Path) -> None:
     if trainer.world_size > 1 and rank_zero_only.rank == 0:  # what the other DDP processes run, whatever command started this one
-        (tmp / "ddp-config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        (tmp / "ddp-config.yaml").write_text(plan.config_yaml)
         os.environ.update({DDP_CONFIG: str(tmp / "ddp-config.yaml"), DDP_CHECKPOINT: str(last or "")})
-    steps = 1 if trainer.world_size > 1 else int(cfg.steps_per_call)  # DDP syncs gradients once per Lightning step
-    batches = Chunks(experiment.loaders["train"], steps, cfg.trainer.get("limit_train_batches"))
-    val = Chunks(experiment.loaders["val"], steps, cfg.trainer.get("limit_val_batches"))
+    steps = 1 if trainer.world_size > 1 else plan.steps_per_call  # DDP syncs gradients once per Lightning step
+    batches = Chunks(experiment.loaders["train"], steps, plan.trainer.limit_train_batches)
+    val = Chunks(experiment.loaders["val"], steps, plan.trainer.limit_val_batches)
     trainer.fit(experiment.task, batches, val, ckpt_path=last, weights_only=True)
 
 
@@ -149,35 +152,34 @@ def _end_ddp(environment: dict[str, str | None]) -> None:
             os.environ[key] = value
 
 
-def _open_run(cfg: DictConfig, overrides: Sequence[str], loaded: list[str], resume: str | None, wait: bool) -> tracking.NullRun:
-    name = cfg.tracking.get("run_name") or ",".join(overrides) or "defaults"
-    tags = run_tags(loaded) if cfg.tracking.enabled and resume is None else {}
-    if sweep.current is not None:  # a job of a sweep: a child of the sweep's parent run
-        name = sweep.current.child_name(overrides) or name
-        tags.update(sweep.current.child_tags(overrides))
-    return tracking.open_run(cfg.tracking, run_name=name, tags=tags, run_id=resume, wait=wait)
+def _open_run(plan: Plan, overrides: Sequence[str], sweep: Sweep | None, resume: str | None, wait: bool) -> Run:
+    name = plan.tracking.run_name or ",".join(overrides) or "defaults"
+    tags = run_tags(plugins.labels()) if plan.tracking.enabled and resume is None else {}
+    if sweep is not None:  # a job of a sweep: a child of the sweep's parent run
+        name = sweep.child_name(overrides) or name
+        tags.update(sweep.child_tags(overrides))
+    return open_run(plan.tracking, run_name=name, tags=tags, run_id=resume, wait=wait)
 
 
-def _log_config(run: tracking.NullRun, cfg: DictConfig, overrides: Sequence[str], experiment: Experiment, world_size: int) -> None:
+def _log_config(run: Run, plan: Plan, overrides: Sequence[str], experiment: Experiment, world_size: int) -> None:
     run.log_params({
-        **flatten(cfg),
+        **plan.params,
         "optimizer.batch_size": experiment.batch_size,  # null (full batch) as a number
         "optimizer.global_batch_size": experiment.batch_size * world_size,  # per process × DDP processes
     })
-    run.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+    run.log_text(plan.config_yaml, "config.yaml")
     run.log_text(yaml.safe_dump(list(overrides)), "overrides.yaml")
 
 
-def _trainer(cfg: DictConfig, logger: EpochLogger, callbacks: list[pl.Callback]) -> pl.Trainer:
+def _trainer(plan: Plan, logger: EpochLogger, callbacks: list[pl.Callback], io: MemoryCheckpointIO) -> pl.Trainer:
     from lightning_fabric.utilities.exceptions import MisconfigurationException
 
-    options = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items() if v is not None}
-    # The task clips (it steps the optimizer itself); Chunks limits the batches (Lightning would count chunks).
-    for key in ("gradient_clip_val", "gradient_clip_algorithm", "limit_train_batches", "limit_val_batches"):
-        options.pop(key, None)
+    options = plan.trainer.options
+    plugins_given = options.pop("plugins", None) or []
     try:
         return pl.Trainer(
             **options,
+            plugins=[*(plugins_given if isinstance(plugins_given, list) else [plugins_given]), io],
             logger=logger,
             callbacks=callbacks,
             enable_progress_bar=False,
@@ -185,7 +187,7 @@ def _trainer(cfg: DictConfig, logger: EpochLogger, callbacks: list[pl.Callback])
             enable_checkpointing=True,  # by dlkit's Snapshot alone: the last epoch in memory, no file per epoch
             num_sanity_val_steps=0,
             log_every_n_steps=1,  # only epoch-level metrics are logged; this just silences a warning
-            default_root_dir=cfg.paths.output_dir,
+            default_root_dir=plan.output_dir,
         )
     except (MisconfigurationException, ValueError) as exc:  # a trainer value Lightning rejects: a user error, in one line
         raise ConfigError(f"trainer: {str(exc).strip().splitlines()[0]}") from None

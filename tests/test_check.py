@@ -1,8 +1,9 @@
 """`dlkit check`: shapes and parameters per layer, one real forward/backward, plugin gradient checks."""
 import textwrap
 
-from dlkit.check import check
+import dlkit
 from conftest import dlkit_cli
+from dlkit.check import check
 
 BAD_PLUGIN = textwrap.dedent(
     '''
@@ -38,7 +39,7 @@ BAD_PLUGIN = textwrap.dedent(
 
 
 def test_check_lists_layers_with_shapes_and_parameters():
-    report = check(["model=lenet5", "data.limit=16"])
+    report = check(dlkit.plan_for(["model=lenet5", "data.limit=16"]))
     lines = report.splitlines()
     assert lines[0].startswith("model 'lenet5' on data 'digits' (inputs (1, 32, 32), 10 classes)")
     assert any("Conv2d" in line and "(16, 6, 28, 28)" in line and "156" in line for line in lines)  # 6·(5·5·1) + 6

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import dlkit.build  # noqa: F401  (registers the built-ins)
+import dlkit.plan  # noqa: F401  (registers the built-ins)
 from dlkit.errors import ConfigError
 from dlkit.models.conv import output_size
 from dlkit.registry import registry
@@ -35,7 +35,7 @@ def test_activations_match_their_formulas():
 def test_without_activation_a_deep_mlp_is_one_affine_map():
     from dlkit.models.parts import LayerParts
 
-    parts = LayerParts({"name": "identity"}, {"name": "none"}, {"name": "none"}, {"name": "none"})
+    parts = LayerParts.from_configs(activation={"name": "identity"}, norm={"name": "none"}, dropout={"name": "none"}, residual={"name": "none"})
     net = registry("model").build({"name": "mlp", "hidden": [16, 16, 16]}, input_shape=(4,), output_shape=(3,), parts=parts)
     x, y = torch.randn(4), torch.randn(4)
     f = lambda v: net(v[None])[0]  # noqa: E731

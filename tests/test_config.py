@@ -7,6 +7,7 @@ import torch
 import dlkit
 from dlkit import config
 from dlkit.build import build
+from dlkit.plan import Plan
 from dlkit.errors import ConfigError
 from idx_files import write_mnist
 
@@ -53,7 +54,7 @@ def test_every_option_trains_one_epoch(group, option, idx_root, tmp_path):
     if group != "tracking":
         overrides.append("tracking=none")
     cfg = config.compose(overrides)
-    experiment = build(cfg)
+    experiment = build(Plan.from_config(cfg))
     x, y = next(iter(experiment.loaders["train"]))
     outputs = experiment.task(x)
     assert outputs.shape == (len(y), *type(experiment.task).output_shape(experiment.dataset))
@@ -106,7 +107,8 @@ def test_mistakes_get_one_line_with_a_close_match(override, expected):
 
 
 def test_a_sweep_is_checked_job_by_job_before_launch():
-    assert config.check(["activation=relu,tanh", "seed=0,1,2"], multirun=True) == 6
+    plans = config.check(["activation=relu,tanh", "seed=0,1,2"], multirun=True)
+    assert [(p.parts.activation.name, p.seed) for p in plans] == [(a, s) for a in ("relu", "tanh") for s in (0, 1, 2)]
     with pytest.raises(ConfigError, match=r"job 2 of 2 \(activation=tanhh\): activation 'tanhh' is unknown; did you mean 'tanh'"):
         config.check(["activation=relu,tanhh"], multirun=True)
 
@@ -133,8 +135,8 @@ def test_a_bad_value_in_a_later_job_of_a_sweep_is_still_named():
         config.check(["seed=0,1", "optimizer.lrr=3"], multirun=True)
 
 
-def test_flatten_gives_dotted_params():
-    flat = config.flatten(config.compose([]))
+def test_a_plans_params_are_the_flattened_resolved_config():
+    flat = dlkit.plan_for([]).params
     assert flat["optimizer.lr"] == 0.001 and flat["model.hidden"] == [256, 128]
     assert flat["tracking.uri"].startswith("sqlite:////")
 
@@ -142,13 +144,13 @@ def test_flatten_gives_dotted_params():
 def test_lenet5_on_raw_8x8_digits_is_rejected_with_the_formula():
     cfg = config.compose(["model=lenet5", "data.resize=null", "data.limit=16"])
     with pytest.raises(ConfigError, match=r"lenet5 conv2: output size \(input 2 − kernel 5 \+ 2·padding 0\) / stride 1 \+ 1 = -2 is below 1"):
-        build(cfg)
-    assert build(config.compose(["model=lenet5", "data.limit=16"])).dataset.input_shape == (1, 32, 32)  # resized: valid
+        build(Plan.from_config(cfg))
+    assert build(dlkit.plan_for(["model=lenet5", "data.limit=16"])).dataset.input_shape == (1, 32, 32)  # resized: valid
 
 
 def test_same_seed_same_batches():
-    a = build(config.compose(["seed=3", "data.limit=64"])).loaders["train"]
-    b = build(config.compose(["seed=3", "data.limit=64"])).loaders["train"]
-    c = build(config.compose(["seed=4", "data.limit=64"])).loaders["train"]
+    a = build(dlkit.plan_for(["seed=3", "data.limit=64"])).loaders["train"]
+    b = build(dlkit.plan_for(["seed=3", "data.limit=64"])).loaders["train"]
+    c = build(dlkit.plan_for(["seed=4", "data.limit=64"])).loaders["train"]
     ya, yb, yc = (torch.cat([y for _, y in loader]) for loader in (a, b, c))
     assert torch.equal(ya, yb) and not torch.equal(ya, yc)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from idx_files import idx_bytes, write_mnist
 
-import dlkit.build  # noqa: F401
+import dlkit.plan  # noqa: F401
 from dlkit.data.idx import read_idx
 from dlkit.data.tensors import split, split_indices
 from dlkit.errors import ConfigError

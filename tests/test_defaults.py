@@ -6,7 +6,7 @@ stem, the single file of the group that names the entry (conf/residual/off.yaml 
 canonical option that the factory's signature declares with a default must equal that default, compared as
 plain Python (lists and tuples element-wise, mappings by value). Other files naming the same entry are variants
 chosen on purpose (conf/model/mlp_lenet_sized.yaml is a small `mlp`) and are not compared. Keys the signature
-does not declare, or declares without a default, are not compared: build.plan() consumes some itself (optimizer
+does not declare, or declares without a default, are not compared: plan.plan() consumes some itself (optimizer
 batch_size, data resize) and Hydra reads `defaults`.
 """
 from __future__ import annotations
@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 import yaml
 
-import dlkit.build  # noqa: F401  (registers the built-ins)
+import dlkit.plan  # noqa: F401  (registers the built-ins)
 from dlkit.config import CONF_DIR
 from dlkit.registry import KINDS, registry
 
-# Keys of an option file that are not its factory's parameters: read by build.plan() or by Hydra.
+# Keys of an option file that are not its factory's parameters: read by plan.plan() or by Hydra.
 NOT_PARAMETERS = {"optimizer": {"batch_size"}, "data": {"resize"}}
 HYDRA_KEYS = {"defaults"}
 

@@ -20,10 +20,11 @@ def test_a_ddp_run_is_one_mlflow_run_with_metrics_over_every_process(outputs, st
 
     # The logged test accuracy is over the whole test split, not rank 0's half: evaluate the final weights here.
     from dlkit.build import build
+    from dlkit.plan import Plan
 
     cfg = OmegaConf.load(client.download_artifacts(run.info.run_id, "config.yaml", str(outputs)))
     weights = torch.load(client.download_artifacts(run.info.run_id, "best.pt", str(outputs)), weights_only=True)  # 1 epoch: best = last
-    experiment = build(cfg)
+    experiment = build(Plan.from_config(cfg))
     model = experiment.task.model
     model.load_state_dict(weights)
     model.eval()

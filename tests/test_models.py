@@ -6,7 +6,7 @@ import torch
 
 from dlkit.models.parts import LayerParts
 from dlkit.registry import registry
-import dlkit.build  # noqa: F401
+import dlkit.plan  # noqa: F401
 
 IMAGES = (1, 8, 8)
 MODELS = [("mlp", IMAGES, {}), ("lenet5", (1, 32, 32), {}), ("resnet", IMAGES, {})]
@@ -15,7 +15,7 @@ VARIANTS = list(itertools.product(["none", "batch", "layer"], ["none", "identity
 
 def parts(norm="none", residual="none", dropout="none", activation="relu"):
     drop = {"name": dropout} if dropout == "none" else {"name": dropout, "p": 0.3}
-    return LayerParts({"name": activation}, {"name": norm}, drop, {"name": residual})
+    return LayerParts.from_configs(activation={"name": activation}, norm={"name": norm}, dropout=drop, residual={"name": residual})
 
 
 @pytest.mark.parametrize("model,shape,params", MODELS)
@@ -65,13 +65,13 @@ def test_lenet5_has_the_chapters_shape():
 
 
 def test_the_single_neuron_and_the_single_layer_are_the_smallest_mlps():
-    from dlkit import config
+    import dlkit
     from dlkit.build import build
 
-    neuron = build(config.compose(["task=binary", "data=moons", "loss=bce", "model.hidden=[]", "data.limit=8"])).task.model
+    neuron = build(dlkit.plan_for(["task=binary", "data=moons", "loss=bce", "model.hidden=[]", "data.limit=8"])).task.model
     linears = [m for m in neuron.modules() if isinstance(m, torch.nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linears] == [(2, 1)]  # h = f(wᵀx + b), f = σ in the loss
     x = torch.randn(5, 2)
     assert torch.allclose(neuron(x), x @ linears[0].weight[0] + linears[0].bias)
-    layer = build(config.compose(["model.hidden=[]", "data.limit=8"])).task.model
+    layer = build(dlkit.plan_for(["model.hidden=[]", "data.limit=8"])).task.model
     assert [(m.in_features, m.out_features) for m in layer.modules() if isinstance(m, torch.nn.Linear)] == [(64, 10)]  # a = Wx + b

@@ -3,7 +3,7 @@ from torch import nn
 
 from dlkit.errors import ConfigError
 from dlkit.registry import Registry, register, registry
-import dlkit.build  # noqa: F401  (registers the built-ins)
+import dlkit.plan  # noqa: F401  (registers the built-ins)
 
 
 def test_unknown_name_names_the_kind_suggests_and_lists():
@@ -38,12 +38,24 @@ def test_build_needs_a_name():
         registry("loss").build({"reduction": "mean"})
 
 
-def test_partial_checks_params_now_and_binds_the_rest_later():
-    make = registry("optimizer").partial({"name": "sgd", "lr": 0.5})
+def test_a_spec_checks_params_now_and_builds_later():
+    make = registry("optimizer").spec({"name": "sgd", "lr": 0.5}, context=["params"])
     opt = make(nn.Linear(2, 1).parameters())
     assert opt.param_groups[0]["lr"] == 0.5
     with pytest.raises(ConfigError, match="has no parameter 'lrr'; did you mean 'lr'"):
-        registry("optimizer").partial({"name": "sgd", "lrr": 0.5})
+        registry("optimizer").spec({"name": "sgd", "lrr": 0.5}, context=["params"])
+    with pytest.raises(ConfigError, match="optimizer 'sgd': missing a required argument: 'params'"):
+        registry("optimizer").spec({"name": "sgd"})  # not in the context: nobody would pass it
+    with pytest.raises(ConfigError, match="norm 'batch': 'dim' is set by dlkit and cannot be configured"):
+        registry("norm").spec({"name": "batch", "dim": 2}, context=["num_features", "dim"])
+
+
+def test_a_spec_gives_each_build_its_own_parameters():
+    spec = registry("model").spec({"name": "mlp", "hidden": [4]}, context=["input_shape", "output_shape", "parts"])
+    spec.params["hidden"].append(99)  # a copy: the spec is not changed through it
+    assert spec.params == {"hidden": [4]}
+    with pytest.raises(AttributeError):
+        spec.name = "cnn"
 
 
 def test_entries_remember_where_they_come_from():

@@ -8,7 +8,8 @@ import pytest
 
 from dlkit import config
 from dlkit.errors import ConfigError
-from dlkit.schema import Fraction, PositiveInt, check_value, validate
+from dlkit.plan import Plan
+from dlkit.schema import Fraction, PositiveInt, check_value
 from conftest import QUICK, all_runs, dlkit_cli
 
 
@@ -67,7 +68,7 @@ def test_check_value_follows_the_annotation(value, annotation, ok):
 )
 def test_bad_values_are_named_with_what_is_allowed(overrides, message):
     with pytest.raises(ConfigError) as err:
-        validate(config.compose(overrides))
+        Plan.from_config(config.compose(overrides))
     assert message in str(err.value)
     assert "\n" not in str(err.value)
 
@@ -78,7 +79,7 @@ def test_every_shipped_option_validates():
                            "data": ["mnist1d", "spirals", "reverse", "regression_outliers", "imbalanced", "mnist"],
                            "model": ["cnn", "lenet5", "resnet"]}.items():
         for option in options:
-            validate(config.compose([f"{group}={option}"]))
+            Plan.from_config(config.compose([f"{group}={option}"]))
 
 
 def test_a_plugin_declares_its_ranges_in_its_signature():

@@ -81,7 +81,7 @@ def test_seq2seq_metrics_ignore_padding():
 )
 def test_mismatches_fail_before_training(overrides, message):
     with pytest.raises(ConfigError) as err:
-        build(config.compose([*overrides, "data.limit=32"]))
+        build(dlkit.plan_for([*overrides, "data.limit=32"]))
     assert message in str(err.value)
 
 
@@ -95,7 +95,7 @@ def test_data_picks_its_task_and_loss_unless_told_otherwise():
 @pytest.mark.parametrize("optimizer,expected", [("gd", 48), ("sgd", 1), ("minibatch", 32), ("adam", 32)])
 def test_gradient_descent_variants_set_their_batch_size(optimizer, expected, tmp_path):
     overrides = [f"optimizer={optimizer}", "data.limit=48", "trainer.max_epochs=1", f"paths.output_dir={tmp_path}"]
-    assert build(config.compose(overrides)).batch_size == expected
+    assert build(dlkit.plan_for(overrides)).batch_size == expected
     result = dlkit.run(overrides)
     from mlflow.tracking import MlflowClient
 
@@ -104,13 +104,13 @@ def test_gradient_descent_variants_set_their_batch_size(optimizer, expected, tmp
 
 
 def test_full_batch_gd_makes_one_update_per_epoch():
-    experiment = build(config.compose(["optimizer=gd", "data.limit=48"]))
+    experiment = build(dlkit.plan_for(["optimizer=gd", "data.limit=48"]))
     assert len(experiment.loaders["train"]) == 1
 
 
 def test_cnn_is_1d_for_signals_and_2d_for_images():
-    signal = build(config.compose(["model=cnn", "data=mnist1d", "data.limit=8"])).task.model
-    image = build(config.compose(["model=cnn", "data.limit=8"])).task.model
+    signal = build(dlkit.plan_for(["model=cnn", "data=mnist1d", "data.limit=8"])).task.model
+    image = build(dlkit.plan_for(["model=cnn", "data.limit=8"])).task.model
     assert isinstance(signal[0], torch.nn.Conv1d) and isinstance(image[0], torch.nn.Conv2d)
 
 
@@ -143,7 +143,7 @@ def test_gradient_clipping_changes_the_updates():
 def test_limit_train_batches_counts_batches_not_calls():
     from dlkit.data.tensors import Chunks
 
-    loader = build(config.compose(["data.limit=150", "optimizer.batch_size=16"])).loaders["train"]  # 10 batches
+    loader = build(dlkit.plan_for(["data.limit=150", "optimizer.batch_size=16"])).loaders["train"]  # 10 batches
     assert [len(chunk) for chunk in Chunks(loader, 3)] == [3, 3, 3, 1]
     assert [len(chunk) for chunk in Chunks(loader, 3, limit=4)] == [3, 1] and len(Chunks(loader, 3, limit=4)) == 2
     assert sum(len(chunk) for chunk in Chunks(loader, 64, limit=0.5)) == 5

@@ -99,7 +99,7 @@ def test_review_artifacts_confusion_matrix_and_best_weights(recorded):
     from dlkit import config
     from dlkit.build import build
 
-    fresh = build(config.compose(["data.limit=8"])).task.model  # the same architecture as the recorded run
+    fresh = build(dlkit.plan_for(["data.limit=8"])).task.model  # the same architecture as the recorded run
     fresh.load_state_dict(weights)  # strict: every key and shape matches
     best_epoch = int(run.data.tags["dlkit.best_epoch"])
     val_losses = {m.step: m.value for m in client.get_metric_history(result.run_id, "val/loss")}
@@ -135,7 +135,7 @@ def test_compiled_model_trains_like_eager_and_keeps_its_parameter_names(tmp_path
     from dlkit import config
     from dlkit.build import build
 
-    build(config.compose(["data.limit=8"])).task.model.load_state_dict(weights)  # strict: no '_orig_mod.' keys
+    build(dlkit.plan_for(["data.limit=8"])).task.model.load_state_dict(weights)  # strict: no '_orig_mod.' keys
     torch._dynamo.reset()
 
 

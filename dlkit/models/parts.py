@@ -9,33 +9,38 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from dlkit.registry import registry
+from dlkit.registry import Spec, registry
+
+
+# What dlkit passes each layer option when a model asks for one: the config may not set these.
+CONTEXT = {"activation": (), "norm": ("num_features", "dim"), "dropout": (), "residual": ("in_features", "out_features", "dim", "stride")}
 
 
 @dataclass(frozen=True)
 class LayerParts:
-    activation: Mapping[str, Any]
-    norm: Mapping[str, Any]
-    dropout: Mapping[str, Any]
-    residual: Mapping[str, Any]
+    """The layer options a config chose (checked Specs); a model asks for fresh layers of each."""
+
+    activation: Spec
+    norm: Spec
+    dropout: Spec
+    residual: Spec
+
+    @classmethod
+    def from_configs(cls, **sections: Mapping[str, Any]) -> LayerParts:
+        """From config sections ({'name': 'relu'}, ...), each checked against its registry entry."""
+        return cls(**{kind: registry(kind).spec(sections[kind], CONTEXT[kind]) for kind in CONTEXT})
 
     def act(self) -> nn.Module:
-        return registry("activation").build(self.activation)
+        return self.activation()
 
     def norm_layer(self, num_features: int, dim: int) -> nn.Module:
-        return registry("norm").build(self.norm, num_features=num_features, dim=dim)
+        return self.norm(num_features=num_features, dim=dim)
 
     def drop(self) -> nn.Module:
-        return registry("dropout").build(self.dropout)
+        return self.dropout()
 
     def skip(self, in_features: int, out_features: int, dim: int, stride: int = 1) -> nn.Module | None:
-        return registry("residual").build(
-            self.residual, in_features=in_features, out_features=out_features, dim=dim, stride=stride
-        )
-
-    def check(self) -> None:
-        """Build each option once, so a typo in a name or a parameter fails before any model is built."""
-        self.act(), self.norm_layer(1, 1), self.drop(), self.skip(1, 1, 1)
+        return self.residual(in_features=in_features, out_features=out_features, dim=dim, stride=stride)
 
 
 class Reshape(nn.Module):

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from dlkit.data.tensors import Dataset
 from dlkit.errors import ConfigError, Diverged
+from dlkit.internals import count_optimizer_step
 
 TEST_STAGES = ("test", "train_eval")  # the test split, then the training split in eval mode (no dropout)
 
@@ -131,9 +132,7 @@ class Supervised(pl.LightningModule):
 
     def _direct_step(self, optimizer: torch.optim.Optimizer) -> None:
         optimizer.step()
-        progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress  # counts trainer.global_step
-        progress.increment_ready()
-        progress.increment_completed()
+        count_optimizer_step(self.trainer)
 
     def _diverged(self, stage: str, value: float) -> None:
         raise Diverged(

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from dlkit.tracking import tags as tag
+
 
 def _git_commit(cwd: Path) -> dict[str, str]:
     try:
@@ -24,22 +26,17 @@ def _git_commit(cwd: Path) -> dict[str, str]:
 def run_tags(plugins: list[str]) -> dict[str, str]:
     from importlib.metadata import version
 
-    import pytorch_lightning
-    import torch
-
-    import dlkit
-
     tags = {
         "mlflow.user": getpass.getuser(),
         "mlflow.source.name": "dlkit",
         "mlflow.source.type": "LOCAL",
-        "dlkit.version": dlkit.__version__,
-        "dlkit.command": " ".join(["dlkit", *sys.argv[1:]]) if Path(sys.argv[0]).name in ("dlkit", "__main__.py") else "",
-        "dlkit.plugins": ", ".join(plugins) or "none",
+        "dlkit.version": version("dlkit"),
+        tag.COMMAND: " ".join(["dlkit", *sys.argv[1:]]) if Path(sys.argv[0]).name in ("dlkit", "__main__.py") else "",
+        tag.PLUGINS: ", ".join(plugins) or "none",
         "version.python": platform.python_version(),
-        "version.torch": torch.__version__,
-        "version.pytorch_lightning": pytorch_lightning.__version__,
-        "version.mlflow": version("mlflow"),  # not imported here: the recorder process writes to MLflow
+        "version.torch": version("torch"),  # read from the installed metadata: nothing is imported for a tag
+        "version.pytorch_lightning": version("pytorch-lightning"),
+        "version.mlflow": version("mlflow"),
         "host.name": platform.node(),
     }
     tags.update(_git_commit(Path.cwd()))

@@ -31,7 +31,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from dlkit.tracking.run import NullRun, StoreRun
+from dlkit.tracking import tags as tag
+from dlkit.tracking.store import StoreRun
 
 WRITE_EVERY_S = 1.0  # how late a metric may reach the store (the MLflow UI) while a run trains
 PAUSE_S = 0.05  # a pause this long in the messages writes the metrics gathered so far
@@ -96,7 +97,7 @@ def start() -> Recorder:
     return _recorder
 
 
-class RecordedRun(NullRun):
+class RecordedRun:
     """A run as the training process sees it: each call is a message to the recorder, about this run's
     handle (a number this process gives it); its MLflow run id is asked for when first needed."""
 
@@ -205,7 +206,7 @@ class Service:
         run = self.runs.pop(handle)
         errors = self.errors.get(handle)
         if errors and status == "FINISHED":
-            run.set_tags({"dlkit.failure": "recording", "dlkit.failure_reason": "; ".join(errors)[:5000]})
+            run.set_tags(tag.failure("recording", "; ".join(errors)))
             status = "FAILED"
         run.finish(status)
 
@@ -242,7 +243,7 @@ class Service:
         """The training process is gone without finishing these runs: KILLED, with why."""
         self.write_metrics()
         for run in self.runs.values():
-            run.set_tags({"dlkit.killed_reason": LOST_REASON})
+            run.set_tags({tag.KILLED_REASON: LOST_REASON})
             run.finish("KILLED")
         self.runs.clear()
 

@@ -1,10 +1,19 @@
-"""The MLflow store: a client for its URI, the experiment (created once, with its artifacts under outputs/)."""
+"""The MLflow store: a client for its URI, the experiment (created once, with its artifacts under outputs/),
+and `StoreRun`, a run written directly through the client."""
 from __future__ import annotations
 
 import functools
 import logging
 import re
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
+
+MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
+BATCH = 100  # MLflow's limit on params per log_batch call
+MAX_METRICS = 1000  # and on metrics
 
 
 @functools.lru_cache(maxsize=8)  # one client (one connection pool) per store, however many runs
@@ -34,3 +43,67 @@ def experiment_id(mlflow_client, name: str, artifact_root: str | Path | None) ->
         if found is None:
             raise
         return found.experiment_id
+
+
+class StoreRun:
+    """A run written synchronously through MlflowClient: by the recorder process, or by the training
+    process itself when tracking.recorder=false. Not the fluent API or Lightning's MLFlowLogger: no global
+    active run to leak between jobs, no 250-character cut of param values, and the status is dlkit's to set."""
+
+    def __init__(self, uri: str, experiment: str, artifact_root: str | None, run_name: str, tags: Mapping[str, str],
+                 run_id: str | None = None):
+        """run_id: reopen that run (to resume it) instead of creating one."""
+        self.uri = uri
+        self.client = client(uri)
+        if run_id is None:
+            self.experiment_id = experiment_id(self.client, experiment, artifact_root)
+            self.run_id = self.client.create_run(self.experiment_id, run_name=run_name, tags=dict(tags)).info.run_id
+        else:
+            self.experiment_id, self.run_id = self.client.get_run(run_id).info.experiment_id, run_id
+            self.client.update_run(run_id, status="RUNNING")
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:MAX_PARAM_CHARS]) for k, v in params.items()]
+        for i in range(0, len(items), BATCH):
+            self.client.log_batch(self.run_id, params=items[i : i + BATCH])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        now = int(time.time() * 1000)
+        self.write_metrics([(k, float(v), now, step) for k, v in metrics.items()])
+
+    def write_metrics(self, points: Sequence[tuple[str, float, int, int]]) -> None:
+        """points: (key, value, timestamp in ms, step)."""
+        from mlflow.entities import Metric
+
+        metrics = [Metric(*point) for point in points]
+        for i in range(0, len(metrics), MAX_METRICS):
+            self.client.log_batch(self.run_id, metrics=metrics[i : i + MAX_METRICS])
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_text(self, text: str, path: str) -> None:
+        self.client.log_text(self.run_id, text, path)
+
+    def log_artifact(self, path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_figures(self, history: Mapping[str, list[tuple[int, float]]], confusion: list[list[int]] | None) -> None:
+        from dlkit.tracking import figures
+
+        with tempfile.TemporaryDirectory() as tmp:
+            for path in figures.draw(dict(history), confusion, Path(tmp)):
+                self.log_artifact(path)
+
+    def download(self, artifact: str, into: Path) -> Path | None:
+        folder = str(Path(artifact).parent) if Path(artifact).parent != Path(".") else None
+        if artifact not in [f.path for f in self.client.list_artifacts(self.run_id, folder)]:
+            return None
+        return Path(self.client.download_artifacts(self.run_id, artifact, str(into)))
+
+    def finish(self, status: str, wait: bool = True) -> None:
+        self.client.set_terminated(self.run_id, status=status)

@@ -1,0 +1,204 @@
+"""What Lightning calls back while a run trains: the console line, the metrics handed to the run,
+the best epoch's weights, and the in-memory snapshot an interrupted run resumes from.
+
+The snapshot: at the end of an epoch (the first, then at most every SNAPSHOT_EVERY_S seconds) the whole
+training state (Lightning's checkpoint: weights, optimizer, scheduler, loop counters, callback states, plus
+the random-number states that decide dropout masks and batch order) is copied in memory, not written. On
+Ctrl-C or SIGTERM that copy is written as the run's artifact `checkpoints/last.ckpt`; the epochs after it are
+dropped, so a resumed run replays them with the same random numbers and ends with the same metrics as a run
+never interrupted. It goes through Lightning's public `trainer.save_checkpoint` into `MemoryCheckpointIO`.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from pytorch_lightning.plugins import TorchCheckpointIO
+from lightning_utilities.core.apply_func import apply_to_collection
+from pytorch_lightning import Callback
+from pytorch_lightning.callbacks import Checkpoint
+from pytorch_lightning.loggers.logger import Logger
+from pytorch_lightning.utilities.rank_zero import rank_zero_only
+
+from dlkit.data.tensors import TensorBatches
+from dlkit.tracking import tags
+from dlkit.tracking.run import NoRun, Run
+
+log = logging.getLogger("dlkit")
+HIDDEN = {"train/lr", "train/epoch_seconds"}  # logged to MLflow, too much for the console line
+CHECKPOINT_ARTIFACT = "checkpoints/last.ckpt"
+SNAPSHOT_EVERY_S = 2.0  # the snapshot is refreshed at the first epoch end at least this long after the last one
+IN_MEMORY = "memory://last"  # the path trainer.save_checkpoint is given for the snapshot
+
+
+class EpochProgress(Callback):
+    """One line per epoch (rate-limited), instead of a progress bar redrawn at every tiny step."""
+
+    def __init__(self, prefix: str = "", min_interval_s: float = 2.0):
+        self.prefix, self.min_interval_s = prefix, min_interval_s
+        self._last_print = 0.0
+        self._epoch_start = 0.0
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        # The previous epoch's metrics are complete only now: the task publishes them after this callback's epoch end.
+        if trainer.current_epoch > 0:
+            self._report(trainer, trainer.current_epoch - 1, last=False)
+        self._epoch_start = time.perf_counter()
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._report(trainer, trainer.current_epoch - 1, last=True)
+
+    def _report(self, trainer, epoch: int, last: bool) -> None:
+        now = time.perf_counter()
+        if not (last or epoch == 0 or now - self._last_print >= self.min_interval_s):
+            return
+        self._last_print = now
+        metrics = trainer.lightning_module.metrics
+        shown = {k: v for k, v in metrics.items() if k.startswith(("train/", "val/")) and k not in HIDDEN}
+        line = "  ".join(f"{k} {float(v):.4f}" for k, v in sorted(shown.items()))
+        log.info("%sepoch %d/%d  %s  (%.2fs/epoch)", self.prefix, epoch + 1, trainer.max_epochs, line, now - self._epoch_start)
+
+
+class EpochLogger(Logger):
+    """Hands epoch metrics to the run, with step = epoch, and keeps them for the run's own plots."""
+
+    def __init__(self, run: Run | None = None):
+        super().__init__()
+        self.run: Run = run or NoRun()  # set to the real run once it is opened
+        self.history: dict[str, list[tuple[int, float]]] = defaultdict(list)
+
+    @property
+    def name(self) -> str:
+        return "dlkit"
+
+    @property
+    def version(self) -> str:
+        return self.run.run_id or "none"
+
+    @property
+    def experiment(self) -> Run:
+        return self.run
+
+    @rank_zero_only
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        pass  # dlkit logs the whole resolved config itself, uncut
+
+    @rank_zero_only
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        # Lightning adds the epoch to every epoch-level log call; the chapter's curves are per epoch.
+        epoch = metrics.pop("epoch", None)
+        if metrics:
+            step = int(epoch) if epoch is not None else int(step or 0)
+            self.run.log_metrics(metrics, step=step)
+            for key, value in metrics.items():
+                self.history[key].append((step, float(value)))
+
+
+class BestWeights(Callback):
+    """Remembers the model's weights at its lowest validation loss (a copy in memory: no file per epoch)."""
+
+    def __init__(self, monitor: str = "val/loss"):
+        self.monitor = monitor
+        self.best: float | None = None
+        self.epoch: int | None = None
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        value = pl_module.metrics.get(self.monitor)
+        if value is None or trainer.sanity_checking:
+            return
+        value = float(value)
+        if self.best is None or value < self.best:
+            self.best, self.epoch = value, trainer.current_epoch
+            self.state = copy.deepcopy({k: v.detach().cpu() for k, v in pl_module.model.state_dict().items()})
+
+    def state_dict(self) -> dict:  # kept in the checkpoint, so a resumed run knows its best epoch so far
+        return {"best": self.best, "epoch": self.epoch, "state": self.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.epoch, self.state = state["best"], state["epoch"], state["state"]
+
+    def save_to(self, run: Run) -> None:
+        """best.pt, a plain state dict (loads with torch.load(weights_only=True)), and its epoch as tags."""
+        if self.state is None:
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            torch.save(self.state, Path(tmp) / "best.pt")
+            run.log_artifact(Path(tmp) / "best.pt")
+        run.set_tags({tags.BEST_EPOCH: str(self.epoch), tags.BEST_VAL_LOSS: f"{self.best:.6g}"})
+
+
+class MemoryCheckpointIO(TorchCheckpointIO):
+    """Keeps the checkpoint saved to IN_MEMORY as a copy of its tensors instead of writing a file; any other
+    path (a resumed run's last.ckpt) is read and written as Lightning's own TorchCheckpointIO does."""
+
+    def __init__(self):
+        super().__init__()
+        self.kept: dict | None = None
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        if str(path) != IN_MEMORY:
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        # A copy of every tensor (they change in place as training goes on); containers are rebuilt, plain values shared.
+        self.kept = apply_to_collection(checkpoint, torch.Tensor, lambda t: t.detach().clone())
+
+    def remove_checkpoint(self, path) -> None:
+        if str(path) != IN_MEMORY:
+            super().remove_checkpoint(path)
+
+
+class Snapshot(Checkpoint):  # a Checkpoint runs after the module's epoch-end hook, like Lightning's own
+    def __init__(self, train_loader: TensorBatches, logger: EpochLogger, io: MemoryCheckpointIO):
+        self.loader, self.logger, self.io = train_loader, logger, io
+        self.epoch = -1  # the last complete epoch in the snapshot
+        self._taken = 0.0
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        due = self.io.kept is None or time.monotonic() - self._taken >= SNAPSHOT_EVERY_S
+        if not trainer.strategy.broadcast(due, src=0):  # under DDP every process saves together, as rank 0 decides
+            return  # short epochs: a copy every few seconds is enough, an interrupt loses at most that much
+        self._taken = time.monotonic()
+        self.epoch = trainer.current_epoch
+        trainer.save_checkpoint(IN_MEMORY, weights_only=False)
+
+    def state_dict(self) -> dict:
+        return {"torch_rng": torch.get_rng_state(), "loader_rng": self.loader.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        torch.set_rng_state(state["torch_rng"])
+        self.loader.generator.set_state(state["loader_rng"])
+        self.logger.history.update({k: [tuple(p) for p in v] for k, v in state.get("history", {}).items()})
+
+    def save(self, run: Run) -> bool:
+        """Write the last complete epoch as the run's checkpoint artifact; False when there is none."""
+        if self.io.kept is None or run.run_id is None:
+            return False
+        checkpoint = self.io.kept
+        # The curves so far, up to that epoch (the logger has the partial epoch too): the resumed run draws them whole.
+        history = {k: [(s, v) for s, v in points if s <= self.epoch] for k, points in self.logger.history.items()}
+        checkpoint["callbacks"][self.state_key]["history"] = history
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / Path(CHECKPOINT_ARTIFACT).name
+            torch.save(checkpoint, path)
+            run.log_artifact(path, str(Path(CHECKPOINT_ARTIFACT).parent))
+        return True
+
+
+@torch.no_grad()
+def confusion(task, loader) -> list[list[int]]:
+    """Counts of (true, predicted) class pairs on the test split: rows true, columns predicted."""
+    task.eval()
+    predicted, true = [], []
+    for x, y in loader:
+        outputs = task(x.to(task.device))
+        predicted.append(outputs.argmax(dim=1) if task.output == "softmax" else (outputs > 0).long())
+        true.append(y.to(outputs.device).long())
+    classes = outputs.shape[1] if task.output == "softmax" else 2
+    pairs = torch.cat(true) * classes + torch.cat(predicted)
+    return pairs.bincount(minlength=classes * classes).view(classes, classes).tolist()

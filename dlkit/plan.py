@@ -1,0 +1,242 @@
+"""One job, planned: the composed config checked once and turned into an immutable `Plan`.
+
+Everything a config can get wrong without data is found here: the fixed keys' types and ranges, the
+Lightning trainer's arguments and the machine's devices, each component's name and parameters (checked
+against its registered signature, without building it), and whether the loss fits the task. `dlkit check`,
+`train`, the sweep's pre-launch check and `dlkit.run` all take a Plan; nothing after it reads the raw config.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import inspect
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from dlkit import components, data, models, tasks  # noqa: F401  (importing registers the built-ins)
+from dlkit.errors import ConfigError, did_you_mean
+from dlkit.models.parts import LayerParts
+from dlkit.registry import Spec, registry
+from dlkit.schema import NonNegativeFloat, NonNegativeInt, PositiveInt, check_value, is_a
+
+# The keys that belong to no component, with what they may be.
+FIXED: dict[str, Any] = {
+    "seed": NonNegativeInt,
+    "threads": NonNegativeInt,
+    "steps_per_call": PositiveInt,
+    "objective": str,
+    "paths.output_dir": str,
+    "trainer.max_epochs": PositiveInt,
+    "trainer.gradient_clip_val": NonNegativeFloat | None,
+    "trainer.deterministic": bool,
+    "tracking.enabled": bool,
+    "tracking.artifacts": bool,
+    "tracking.resume": bool,
+    "tracking.recorder": bool,
+    "tracking.experiment": str,
+    "tracking.uri": str,
+}
+REQUIRED = ("seed", "trainer.max_epochs")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's modes
+# Trainer arguments dlkit passes itself; a config that sets them would silently fight dlkit.
+OWN_TRAINER_ARGS = (
+    "logger", "callbacks", "enable_progress_bar", "enable_model_summary", "enable_checkpointing", "default_root_dir"
+)
+# Trainer keys dlkit applies itself: the task clips (it steps the optimizer), data.Chunks limits the batches.
+APPLIED_BY_DLKIT = ("gradient_clip_val", "gradient_clip_algorithm", "limit_train_batches", "limit_val_batches")
+# What dlkit passes each component when it builds it: the config may not set these.
+CONTEXT = {
+    "model": ("input_shape", "output_shape", "parts", "input_vocab"),
+    "loss": ("output",),
+    "optimizer": ("params",),
+    "scheduler": ("optimizer", "max_epochs"),
+    "task": ("model", "loss", "optimizer", "scheduler", "shape"),
+    "data": (),
+}
+
+
+@dataclass(frozen=True)
+class TrainerPlan:
+    max_epochs: int
+    clip_val: float | None
+    clip_algorithm: str
+    limit_train_batches: int | float | None
+    limit_val_batches: int | float | None
+    _options: dict[str, Any] = field(repr=False)  # the other Lightning Trainer arguments, checked
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return copy.deepcopy(self._options)
+
+
+@dataclass(frozen=True)
+class TrackingPlan:
+    enabled: bool
+    uri: str | None = None
+    experiment: str = "dlkit"
+    artifact_root: str | None = None
+    run_name: str | None = None
+    artifacts: bool = True
+    resume: bool = True
+    recorder: bool = True  # write through a recorder process (False: from the training process itself)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every choice of one job, checked: build.build(plan) makes the things Lightning trains from it."""
+
+    parts: LayerParts
+    model: Spec
+    loss: Spec
+    optimizer: Spec
+    scheduler: Spec
+    task: Spec
+    data: Spec
+    batch_size: int | None  # None: the whole training split (gradient descent)
+    resize: int | None  # images scaled to resize×resize (LeNet-5's 32×32)
+    seed: int
+    threads: int
+    compile: str | None
+    steps_per_call: int
+    objective: str
+    output_dir: str
+    trainer: TrainerPlan
+    tracking: TrackingPlan
+    config_yaml: str = field(repr=False)  # the resolved config: what a run logs, and how it is known again
+    fingerprint: str = ""
+    _params: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """{'optimizer.lr': 0.001, 'model.hidden': [256, 128], ...}: the resolved config, flattened, as a run logs it."""
+        return copy.deepcopy(self._params)
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> Plan:
+        return plan(cfg)
+
+
+def plan(cfg: DictConfig) -> Plan:
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    _check_fixed(cfg)
+    sections = {k: _section(resolved, k) for k in ("activation", "norm", "dropout", "residual", *CONTEXT)}
+    parts = LayerParts.from_configs(**{k: sections[k] for k in ("activation", "norm", "dropout", "residual")})
+    batch_size = sections["optimizer"].pop("batch_size", None)
+    check_value("optimizer.batch_size", batch_size, PositiveInt | None)
+    resize = sections["data"].pop("resize", None)  # for any image data set: a transform, not a data set's parameter
+    specs = {kind: registry(kind).spec(sections[kind], context) for kind, context in CONTEXT.items()}
+    output = getattr(specs["task"].factory, "output", "softmax")
+    specs["loss"](output=output)  # a loss checks that it serves the task's output when it is made (a cheap module)
+    yaml = OmegaConf.to_yaml(cfg, resolve=True)
+    return Plan(
+        parts=parts, **specs, batch_size=batch_size, resize=resize,
+        seed=int(cfg.seed), threads=int(cfg.get("threads") or 0), compile=_compile_mode(cfg.get("compile")),
+        steps_per_call=int(cfg.get("steps_per_call") or 1), objective=str(cfg.get("objective") or "val/loss"),
+        output_dir=str(cfg.paths.output_dir), trainer=_trainer(resolved["trainer"]), tracking=_tracking(resolved),
+        config_yaml=yaml, fingerprint=fingerprint(yaml), _params=dict(_flatten(resolved)),
+    )
+
+
+def fingerprint(config_yaml: str) -> str:
+    """A job's identity: its resolved config, hashed (a relaunched sweep knows the jobs it ran by it)."""
+    return hashlib.sha256(config_yaml.encode()).hexdigest()[:16]
+
+
+def _flatten(tree: dict, prefix: str = ""):
+    """(dotted key, value) for every leaf of a nested dict; an empty dict is a leaf."""
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def _section(resolved: dict, key: str) -> dict[str, Any]:
+    value = resolved.get(key)
+    if not isinstance(value, dict):
+        raise ConfigError(f"'{key}' must be a mapping with a 'name' key, got {value!r}.")
+    return value
+
+
+def _check_fixed(cfg: DictConfig) -> None:
+    for key, annotation in FIXED.items():
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None or key in REQUIRED:
+            check_value(key, value, annotation)
+    for key in ("trainer.limit_train_batches", "trainer.limit_val_batches"):  # applied by dlkit (data.Chunks)
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None and not ((is_a(value, int) and value >= 0) or (isinstance(value, float) and 0 <= value <= 1)):
+            raise ConfigError(f"{key} must be a whole number of batches ≥ 0 or a fraction in [0, 1], got {value!r}.")
+
+
+def _compile_mode(mode: Any) -> str | None:
+    if mode is None or mode is False:
+        return None
+    if mode is True:
+        return "default"
+    if mode in COMPILE_MODES:
+        return mode
+    raise ConfigError(
+        f"compile={mode!r} is not a torch.compile mode;{did_you_mean(str(mode), COMPILE_MODES)}"
+        f" use one of {', '.join(COMPILE_MODES)}, true (= default), or null (eager)."
+    )
+
+
+def _trainer(options: dict[str, Any]) -> TrainerPlan:
+    check_trainer(options)
+    applied = {k: options.get(k) for k in APPLIED_BY_DLKIT}
+    rest = {k: v for k, v in options.items() if v is not None and k not in APPLIED_BY_DLKIT}
+    return TrainerPlan(
+        max_epochs=int(options["max_epochs"]), clip_val=applied["gradient_clip_val"],
+        clip_algorithm=applied["gradient_clip_algorithm"] or "norm",
+        limit_train_batches=applied["limit_train_batches"], limit_val_batches=applied["limit_val_batches"],
+        _options=rest,
+    )
+
+
+def _tracking(resolved: dict) -> TrackingPlan:
+    given = resolved.get("tracking") or {}
+    if not given.get("enabled", True):
+        return TrackingPlan(enabled=False)
+    known = {k: given[k] for k in TrackingPlan.__dataclass_fields__ if k in given and given[k] is not None}
+    return TrackingPlan(**{**known, "enabled": True})
+
+
+def check_trainer(options: dict[str, Any]) -> None:
+    import pytorch_lightning as pl
+
+    accepted = [p for p in inspect.signature(pl.Trainer.__init__).parameters if p not in ("self", *OWN_TRAINER_ARGS)]
+    for key in options:
+        if key in OWN_TRAINER_ARGS:
+            raise ConfigError(f"trainer.{key} is set by dlkit itself and cannot be configured.")
+        if key not in accepted:
+            raise ConfigError(
+                f"trainer.{key} is not a Lightning Trainer argument;{did_you_mean(key, accepted)}"
+                " (see `dlkit --cfg job` for the trainer keys)"
+            )
+    _check_devices(options.get("accelerator", "auto"), options.get("devices", "auto"))
+
+
+def _check_devices(accelerator: str, devices: Any) -> None:
+    """More devices than the machine has fail here, naming what it has."""
+    import torch
+
+    gpus = torch.cuda.device_count()
+    if isinstance(devices, int) and not isinstance(devices, bool):
+        wanted = devices
+    else:
+        wanted = len(devices) if isinstance(devices, (list, tuple)) else None
+    has = f"this machine has {gpus} CUDA GPU{'s' if gpus != 1 else ''} and {os.cpu_count()} CPU cores"
+    if accelerator in ("gpu", "cuda") and gpus == 0:
+        raise ConfigError(f"trainer.accelerator={accelerator} needs a CUDA GPU; {has} (use trainer=cpu or trainer.accelerator=auto).")
+    if wanted is None:
+        return
+    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and gpus > 0)
+    available = gpus if on_gpu else os.cpu_count() or 1
+    if wanted > available or wanted == 0 or wanted < -1:
+        raise ConfigError(
+            f"trainer.devices={devices} on {'GPU' if on_gpu else 'CPU'}: {has} (use a number from 1 to {available}, or -1 for all)."
+        )

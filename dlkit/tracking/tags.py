@@ -1,0 +1,40 @@
+"""The names of the tags dlkit writes on MLflow runs: one place, so that writers and readers agree."""
+from __future__ import annotations
+
+MAX_REASON = 5000  # characters of an error message kept in a tag (MLflow allows 8,000 per value)
+
+# Why a run did not finish.
+FAILURE = "dlkit.failure"  # diverged, recording, or the exception's type
+FAILURE_REASON = "dlkit.failure_reason"
+KILLED_REASON = "dlkit.killed_reason"
+
+# Sweeps: the parent run and its children.
+PARENT = "mlflow.parentRunId"
+SWEEP = "dlkit.sweep"  # "parent" on a sweep's parent run
+SWEEP_PARENT = "parent"
+SWEEP_ID = "dlkit.sweep_id"
+SWEEP_KEY = "dlkit.sweep_key"  # the hash of a sweep's experiment and overrides: the same sweep launched again has the same key
+CONFIG_HASH = "dlkit.config_hash"  # a job's resolved config, hashed: how a relaunched sweep knows a job it already ran
+FACTORS = "dlkit.factors"
+JOBS = "dlkit.jobs"
+FACTOR_PREFIX = "factor."
+EARLY_FAILURE_PREFIX = "dlkit.failed_job."  # on the parent: a job that failed before its run existed
+BEST_RUN_ID = "dlkit.best_run_id"
+BEST_RUN_NAME = "dlkit.best_run_name"
+STUDY = "dlkit.study"  # a study's name; its claim and how to decide it under dlkit.study.<key>
+
+# Provenance.
+COMMAND = "dlkit.command"
+PLUGINS = "dlkit.plugins"
+BEST_EPOCH = "dlkit.best_epoch"
+BEST_VAL_LOSS = "dlkit.best_val_loss"
+
+
+def failure(kind: str, reason: str) -> dict[str, str]:
+    """The tags of a run that failed: what kind of failure, and the message (cut to what a tag holds)."""
+    return {FAILURE: kind, FAILURE_REASON: reason[:MAX_REASON]}
+
+
+def plugin_label(name: str, origin: str) -> str:
+    """How a plugin is named in the dlkit.plugins tag: 'swish (plugins/swish)'."""
+    return f"{name} ({origin})"

@@ -1,0 +1,64 @@
+"""Pins on the non-public Hydra and Lightning APIs dlkit uses (all in dlkit/internals.py): a release that
+changes one fails here, by name."""
+from __future__ import annotations
+
+import pytest
+import pytorch_lightning as pl
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from dlkit import config, internals
+
+
+class Direct(pl.LightningModule):
+    """Steps PyTorch's optimizer itself, as dlkit's task does, and counts the step."""
+
+    def __init__(self):
+        super().__init__()
+        self.automatic_optimization = False
+        self.layer = nn.Linear(2, 1)
+
+    def training_step(self, batch, batch_idx):
+        optimizer = self.optimizers().optimizer
+        optimizer.zero_grad()
+        self.layer(batch[0]).sum().backward()
+        optimizer.step()
+        internals.count_optimizer_step(self.trainer)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def _fit(**options) -> pl.Trainer:
+    trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         **options)
+    trainer.fit(Direct(), DataLoader(TensorDataset(torch.randn(10, 2)), batch_size=2))
+    return trainer
+
+
+def test_count_optimizer_step_counts_global_steps_and_max_steps_honours_them():
+    assert _fit(max_epochs=2).global_step == 10  # 5 batches, 2 epochs
+    assert _fit(max_epochs=5, max_steps=3).global_step == 3  # Lightning stops on the count
+
+
+def test_hydra_args_parser_reads_hydras_flags():
+    parser = internals.hydra_args_parser()
+    args = parser.parse_args(["-m", "seed=0,1", "model=lenet5"])
+    assert args.multirun and args.overrides == ["seed=0,1", "model=lenet5"]
+    args = parser.parse_args(["--cfg", "job", "seed=1"])
+    assert args.cfg == "job" and not args.multirun
+    for flag, attribute in [("--help", "help"), ("--hydra-help", "hydra_help"), ("--info", "info")]:
+        assert getattr(parser.parse_args([flag]), attribute)
+    args = parser.parse_args([])
+    assert args.config_name is None and args.config_dir is None and args.shell_completion is False
+
+
+def test_apply_value_overrides_sets_adds_and_deletes_as_hydra():
+    cfg = OmegaConf.create({"a": 1, "b": {"c": 2, "d": 3}})
+    OmegaConf.set_struct(cfg, True)  # as Hydra composes: a key must exist to be set without +
+    internals.apply_value_overrides(config.parse(["a=5", "+e=1", "~b.c", "++b.d=7", "++f=[1,2]"]), cfg)
+    assert OmegaConf.to_container(cfg) == {"a": 5, "b": {"d": 7}, "e": 1, "f": [1, 2]}
+    with pytest.raises(Exception, match="Could not override 'x'"):
+        internals.apply_value_overrides(config.parse(["x=1"]), cfg)
