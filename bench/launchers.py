@@ -6,6 +6,7 @@
 Both are real `dlkit -m` processes with default tracking (MLflow in sqlite), run one after the other in
 the same session; each job trains the MLP on MNIST-1D.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,14 +28,26 @@ def main() -> None:
     parser.add_argument("--out", default="bench/launcher_results.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "dlkit", *CASE, "trainer.max_epochs=1", f"paths.output_dir={tmp}/warm"],
-                       check=True, capture_output=True)  # MNIST-1D generated and cached; the store format known
+        subprocess.run(
+            [sys.executable, "-m", "dlkit", *CASE, "trainer.max_epochs=1", f"paths.output_dir={tmp}/warm"],
+            check=True,
+            capture_output=True,
+        )  # MNIST-1D generated and cached; the store format known
         seeds = list(range(args.jobs))
         basic = sweep_wall(seeds, args.epochs, Path(tmp) / "basic", [*CASE, "hydra/launcher=basic"])
         parallel = sweep_wall(seeds, args.epochs, Path(tmp) / "parallel", [*CASE, "hydra/launcher=parallel"])
-    result = {"jobs": args.jobs, "epochs": args.epochs, "case": CASE, "basic_s": basic, "parallel_s": parallel,
-              "speed_up": basic / parallel}
-    print(f"{args.jobs} jobs of {args.epochs} epochs: basic launcher {basic:.1f} s, parallel {parallel:.1f} s ({basic / parallel:.2f}x)")
+    result = {
+        "jobs": args.jobs,
+        "epochs": args.epochs,
+        "case": CASE,
+        "basic_s": basic,
+        "parallel_s": parallel,
+        "speed_up": basic / parallel,
+    }
+    print(
+        f"{args.jobs} jobs of {args.epochs} epochs: basic launcher {basic:.1f} s, parallel {parallel:.1f} s "
+        f"({basic / parallel:.2f}x)"
+    )
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(f"Written: {args.out}")
 

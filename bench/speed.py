@@ -11,6 +11,7 @@ over repeats, all within one process. With --compile MODE (e.g. reduce-overhead:
 repeat also runs dlkit with `compile=MODE` and reports its seconds per epoch against eager dlkit's; the first
 epoch of the first repeat, which compiles (later repeats find the kernels in torch's cache), is reported apart.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -70,11 +71,21 @@ def with_dlkit(overrides: list[str], epochs: int, outputs: Path, device: str) ->
     """(median s/epoch after the first, last training loss, whole-run wall seconds, first epoch's seconds)."""
     start = time.perf_counter()
     trainer = ["trainer=gpu"] if device == "cuda" else []
-    result = dlkit.run([*overrides, *trainer, f"trainer.max_epochs={epochs}", f"paths.output_dir={outputs}", "tracking.artifacts=false"])
+    result = dlkit.run(
+        [
+            *overrides,
+            *trainer,
+            f"trainer.max_epochs={epochs}",
+            f"paths.output_dir={outputs}",
+            "tracking.artifacts=false",
+        ]
+    )
     wall = time.perf_counter() - start
     from mlflow.tracking import MlflowClient
 
-    history = sorted(MlflowClient(result.tracking_uri).get_metric_history(result.run_id, "train/epoch_seconds"), key=lambda m: m.step)
+    history = sorted(
+        MlflowClient(result.tracking_uri).get_metric_history(result.run_id, "train/epoch_seconds"), key=lambda m: m.step
+    )
     return statistics.median(m.value for m in history[1:]), result.metrics["train/loss"], wall, history[0].value
 
 
@@ -84,7 +95,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default="bench/results.json")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--compile", metavar="MODE", help="also time dlkit with compile=MODE (default, reduce-overhead, ...)")
+    parser.add_argument(
+        "--compile", metavar="MODE", help="also time dlkit with compile=MODE (default, reduce-overhead, ...)"
+    )
     args = parser.parse_args()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,28 +106,60 @@ def main() -> None:
             for _ in range(args.repeats):
                 hand_s, hand_loss = hand_written(overrides, args.epochs, args.device)
                 dl_s, dl_loss, wall, _ = with_dlkit(overrides, args.epochs, Path(tmp) / name, args.device)
-                rows.append({"hand_s_per_epoch": hand_s, "dlkit_s_per_epoch": dl_s, "ratio": dl_s / hand_s,
-                             "hand_final_loss": hand_loss, "dlkit_final_loss": dl_loss, "dlkit_wall_s": wall})
+                rows.append(
+                    {
+                        "hand_s_per_epoch": hand_s,
+                        "dlkit_s_per_epoch": dl_s,
+                        "ratio": dl_s / hand_s,
+                        "hand_final_loss": hand_loss,
+                        "dlkit_final_loss": dl_loss,
+                        "dlkit_wall_s": wall,
+                    }
+                )
                 if args.compile:
-                    c_s, c_loss, _, c_first = with_dlkit([*overrides, f"compile={args.compile}"], args.epochs, Path(tmp) / name, args.device)
-                    rows[-1].update({"compiled_s_per_epoch": c_s, "compiled_vs_eager": c_s / dl_s,
-                                     "compiled_first_epoch_s": c_first, "compiled_final_loss": c_loss})
+                    c_s, c_loss, _, c_first = with_dlkit(
+                        [*overrides, f"compile={args.compile}"], args.epochs, Path(tmp) / name, args.device
+                    )
+                    rows[-1].update(
+                        {
+                            "compiled_s_per_epoch": c_s,
+                            "compiled_vs_eager": c_s / dl_s,
+                            "compiled_first_epoch_s": c_first,
+                            "compiled_final_loss": c_loss,
+                        }
+                    )
             ratio = statistics.median(r["ratio"] for r in rows)
             results[name] = {"overrides": overrides, "epochs": args.epochs, "repeats": rows, "median_ratio": ratio}
-            print(f"{name:<15} hand {statistics.median(r['hand_s_per_epoch'] for r in rows):.4f} s/epoch   "
-                  f"dlkit {statistics.median(r['dlkit_s_per_epoch'] for r in rows):.4f} s/epoch   ratio {ratio:.2f}   "
-                  f"final loss hand {rows[-1]['hand_final_loss']:.6f} dlkit {rows[-1]['dlkit_final_loss']:.6f}", flush=True)
+            print(
+                f"{name:<15} hand {statistics.median(r['hand_s_per_epoch'] for r in rows):.4f} s/epoch   "
+                f"dlkit {statistics.median(r['dlkit_s_per_epoch'] for r in rows):.4f} s/epoch   ratio {ratio:.2f}   "
+                f"final loss hand {rows[-1]['hand_final_loss']:.6f} dlkit {rows[-1]['dlkit_final_loss']:.6f}",
+                flush=True,
+            )
             if args.compile:
                 results[name]["median_compiled_vs_eager"] = statistics.median(r["compiled_vs_eager"] for r in rows)
-                print(f"{'':<15} compile={args.compile} {statistics.median(r['compiled_s_per_epoch'] for r in rows):.4f} s/epoch   "
-                      f"compiled/eager {results[name]['median_compiled_vs_eager']:.2f}   first epoch of the first repeat (compiling) "
-                      f"{rows[0]['compiled_first_epoch_s']:.1f} s   final loss {rows[-1]['compiled_final_loss']:.6f}", flush=True)
-    machine = {"cpu": platform.processor() or platform.machine(), "cores": torch.get_num_threads(), "torch": torch.__version__,
-               "python": platform.python_version(), "device": args.device, "compile": args.compile}
+                print(
+                    f"{'':<15} compile={args.compile} {statistics.median(r['compiled_s_per_epoch'] for r in rows):.4f} "
+                    "s/epoch   "
+                    f"compiled/eager {results[name]['median_compiled_vs_eager']:.2f}   first epoch of the first repeat "
+                    "(compiling) "
+                    f"{rows[0]['compiled_first_epoch_s']:.1f} s   final loss {rows[-1]['compiled_final_loss']:.6f}",
+                    flush=True,
+                )
+    machine = {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": args.device,
+        "compile": args.compile,
+    }
     if args.device == "cuda":
         machine["gpu"] = torch.cuda.get_device_name(0)
     try:
-        machine["cpu"] = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+        machine["cpu"] = next(
+            line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     Path(args.out).write_text(json.dumps({"machine": machine, "cases": results}, indent=2))

@@ -3,12 +3,13 @@
     python bench/startup.py [--repeats 5] [--out bench/startup_results.json]
 
 Each measurement is a fresh `python -m dlkit` process, timed from its launch. The baseline is a bare Lightning
-script (a one-layer model, no Hydra, no MLflow), timed the same way in the same session. For the first training step, the
-process runs dlkit's own command line with one addition: the task's training_step (patched as dlkit imports it)
-notes the time it is first called and ends the process there (the run it opened is left behind in a temporary store). The run uses the
-default config (MLP on digits, MLflow in sqlite) in a store that already exists, as every run after a user's
-first does.
+script (a one-layer model, no Hydra, no MLflow), timed the same way in the same session. For the first training
+step, the process runs dlkit's own command line with one addition: the task's training_step (patched as dlkit
+imports it) notes the time it is first called and ends the process there (the run it opened is left behind in a
+temporary store). The run uses the default config (MLP on digits, MLflow in sqlite) in a store that already
+exists, as every run after a user's first does.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,7 +30,8 @@ def first_step(self, *args):
     print(f"FIRST_STEP {time.time() - launched:.3f}", flush=True)
     os._exit(0)
 
-class PatchTask(importlib.abc.MetaPathFinder):  # patches the task when dlkit imports it, not before (no early torch import)
+# Patches the task when dlkit imports it, not before (no early torch import).
+class PatchTask(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
         if name != "dlkit.tasks.base":
             return None
@@ -66,7 +68,9 @@ class Tiny(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 data = torch.utils.data.TensorDataset(torch.randn(8, 4), torch.randn(8, 2))
-trainer = pl.Trainer(max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
+trainer = pl.Trainer(
+    max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False
+)
 trainer.fit(Tiny(), torch.utils.data.DataLoader(data, batch_size=4))
 """
 
@@ -79,7 +83,9 @@ def wall(args: list[str]) -> float:
 
 def first_step(script: str, *args: str) -> float:
     launched = time.time()
-    done = subprocess.run([sys.executable, "-c", script, str(launched), *args], check=True, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(launched), *args], check=True, capture_output=True, text=True
+    )
     return float(done.stdout.split("FIRST_STEP ")[1].split()[0])
 
 
@@ -90,12 +96,16 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         outputs = Path(tmp) / "outputs"
-        subprocess.run([sys.executable, "-m", "dlkit", "trainer.max_epochs=1", f"paths.output_dir={outputs}"],
-                       check=True, capture_output=True)  # creates the store: later runs find it
+        subprocess.run(
+            [sys.executable, "-m", "dlkit", "trainer.max_epochs=1", f"paths.output_dir={outputs}"],
+            check=True,
+            capture_output=True,
+        )  # creates the store: later runs find it
         results = {
             "help_s": [wall(["--help"]) for _ in range(args.repeats)],
             "cfg_job_s": [wall(["--cfg", "job"]) for _ in range(args.repeats)],
-            "first_step_s": [], "bare_lightning_first_step_s": [],
+            "first_step_s": [],
+            "bare_lightning_first_step_s": [],
         }
         for _ in range(args.repeats):  # interleaved: both see the same machine load
             results["first_step_s"].append(first_step(FIRST_STEP, f"paths.output_dir={outputs}"))
@@ -105,7 +115,9 @@ def main() -> None:
         print(f"{name:<28} median {median:.2f} s  ({', '.join(f'{t:.2f}' for t in results[name])})")
     overhead = summary["first_step_s"] - summary["bare_lightning_first_step_s"]
     print(f"dlkit's first step comes {overhead:.2f} s after a bare Lightning script's")
-    Path(args.out).write_text(json.dumps({"repeats": results, "median": summary, "dlkit_minus_bare_s": overhead}, indent=2))
+    Path(args.out).write_text(
+        json.dumps({"repeats": results, "median": summary, "dlkit_minus_bare_s": overhead}, indent=2)
+    )
     print(f"Written: {args.out}")
 
 

@@ -8,6 +8,7 @@ tracking, so their difference holds 11 jobs and no process start-up. Each job's 
 cost per job is (wall(12) - wall(1)) / 11 minus the mean hand-written training time: run creation,
 config and param logging, artifacts, trainer set-up and tear-down, closing the run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,16 @@ CASE = ["data=mnist1d", "model=mlp", "model.hidden=[100,100]", "optimizer.batch_
 
 def sweep_wall(seeds: list[int], epochs: int, outputs: Path, case: list[str] = CASE) -> float:
     """The wall time of `dlkit -m seed=<seeds> <case>` as a fresh process."""
-    command = [sys.executable, "-m", "dlkit", "-m", f"seed={','.join(map(str, seeds))}", *case,
-               f"trainer.max_epochs={epochs}", f"paths.output_dir={outputs}"]
+    command = [
+        sys.executable,
+        "-m",
+        "dlkit",
+        "-m",
+        f"seed={','.join(map(str, seeds))}",
+        *case,
+        f"trainer.max_epochs={epochs}",
+        f"paths.output_dir={outputs}",
+    ]
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
     return time.perf_counter() - start
@@ -49,10 +58,22 @@ def main() -> None:
         many = sweep_wall(list(range(args.jobs)), args.epochs, Path(tmp) / "many")
     per_job = (many - one) / (args.jobs - 1)
     fixed = per_job - statistics.fmean(hand)
-    result = {"jobs": args.jobs, "epochs": args.epochs, "case": CASE, "sweep_wall_s": many, "one_job_sweep_wall_s": one,
-              "hand_training_s": hand, "sum_hand_training_s": sum(hand), "per_job_s": per_job, "fixed_cost_per_job_s": fixed}
-    print(f"{args.jobs}-job sweep {many:.1f} s (1-job sweep {one:.1f} s); sum of hand-written trainings {sum(hand):.1f} s;"
-          f" per job {per_job:.2f} s of which fixed {fixed:.2f} s")
+    result = {
+        "jobs": args.jobs,
+        "epochs": args.epochs,
+        "case": CASE,
+        "sweep_wall_s": many,
+        "one_job_sweep_wall_s": one,
+        "hand_training_s": hand,
+        "sum_hand_training_s": sum(hand),
+        "per_job_s": per_job,
+        "fixed_cost_per_job_s": fixed,
+    }
+    print(
+        f"{args.jobs}-job sweep {many:.1f} s (1-job sweep {one:.1f} s); sum of hand-written trainings {sum(hand):.1f} "
+        "s;"
+        f" per job {per_job:.2f} s of which fixed {fixed:.2f} s"
+    )
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(f"Written: {args.out}")
 

@@ -1,9 +1,10 @@
 """dlkit: deep-learning experiments from configuration.
 
-    import dlkit
-    result = dlkit.run(["model=lenet5", "seed=1"])   # same config and overrides as the command line
-    result.metrics["test/acc"], result.run_id
+import dlkit
+result = dlkit.run(["model=lenet5", "seed=1"])   # same config and overrides as the command line
+result.metrics["test/acc"], result.run_id
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

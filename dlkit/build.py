@@ -4,6 +4,7 @@ The plan has checked every name and parameter; what only the data can reveal (a 
 fit the data, a model that cannot read the inputs, an image size for non-images) fails here, still
 before any run is created.
 """
+
 from __future__ import annotations
 
 import functools
@@ -71,7 +72,8 @@ def _model(make: Spec, dataset: Dataset, output_shape: tuple[int, ...], parts: L
         if "input_vocab" not in inspect.signature(make.factory).parameters:
             able = [e.name for e in registry("model").entries() if "input_vocab" in inspect.signature(e.obj).parameters]
             raise ConfigError(
-                f"model '{make.name}' cannot read token inputs ({dataset.describe()}); models that can: {', '.join(able)}."
+                f"model '{make.name}' cannot read token inputs ({dataset.describe()}); models that can: "
+                f"{', '.join(able)}."
             )
         context["input_vocab"] = dataset.input_vocab
     return make(**context)

@@ -8,6 +8,7 @@ Ctrl-C or SIGTERM that copy is written as the run's artifact `checkpoints/last.c
 dropped, so a resumed run replays them with the same random numbers and ends with the same metrics as a run
 never interrupted. It goes through Lightning's public `trainer.save_checkpoint` into `MemoryCheckpointIO`.
 """
+
 from __future__ import annotations
 
 import copy
@@ -19,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from pytorch_lightning.plugins import TorchCheckpointIO
 from lightning_utilities.core.apply_func import apply_to_collection
 from pytorch_lightning import Callback
 from pytorch_lightning.callbacks import Checkpoint
 from pytorch_lightning.loggers.logger import Logger
+from pytorch_lightning.plugins import TorchCheckpointIO
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
 
 from dlkit.data.tensors import TensorBatches
@@ -62,7 +63,14 @@ class EpochProgress(Callback):
         metrics = trainer.lightning_module.metrics
         shown = {k: v for k, v in metrics.items() if k.startswith(("train/", "val/")) and k not in HIDDEN}
         line = "  ".join(f"{k} {float(v):.4f}" for k, v in sorted(shown.items()))
-        log.info("%sepoch %d/%d  %s  (%.2fs/epoch)", self.prefix, epoch + 1, trainer.max_epochs, line, now - self._epoch_start)
+        log.info(
+            "%sepoch %d/%d  %s  (%.2fs/epoch)",
+            self.prefix,
+            epoch + 1,
+            trainer.max_epochs,
+            line,
+            now - self._epoch_start,
+        )
 
 
 class EpochLogger(Logger):
@@ -145,7 +153,8 @@ class MemoryCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         if str(path) != IN_MEMORY:
             return super().save_checkpoint(checkpoint, path, storage_options)
-        # A copy of every tensor (they change in place as training goes on); containers are rebuilt, plain values shared.
+        # A copy of every tensor (they change in place as training goes on); containers are rebuilt, plain values
+        # shared.
         self.kept = apply_to_collection(checkpoint, torch.Tensor, lambda t: t.detach().clone())
 
     def remove_checkpoint(self, path) -> None:

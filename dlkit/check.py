@@ -1,9 +1,10 @@
 """`dlkit check`: build the configured model without training, show every layer's output shape and
 parameter count, run one forward and backward pass on a real batch, and check plugin components'
 gradients numerically (torch.autograd.gradcheck, in double precision)."""
+
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -20,7 +21,8 @@ def check(plan: Plan) -> str:
     experiment = build(plan)
     x, y = next(iter(experiment.loaders["train"]))
     lines = [
-        f"model '{plan.model.name}' on {experiment.dataset.describe()}; task '{plan.task.name}', loss '{plan.loss.name}'",
+        f"model '{plan.model.name}' on {experiment.dataset.describe()}; task '{plan.task.name}', loss "
+        f"'{plan.loss.name}'",
         *_layer_table(experiment.task.model, x),
         *_forward_backward(experiment, x, y),
         *_plugin_gradients(plan, experiment, x, y),
@@ -71,12 +73,21 @@ def _forward_backward(experiment: Experiment, x: torch.Tensor, y: torch.Tensor) 
 def _plugin_gradients(plan: Plan, experiment: Experiment, x: torch.Tensor, y: torch.Tensor) -> list[str]:
     """gradcheck each component of this plan that a plugin (not dlkit) registered."""
     parts = plan.parts
-    chosen: dict[str, Spec] = {"activation": parts.activation, "norm": parts.norm, "model": plan.model, "loss": plan.loss}
+    chosen: dict[str, Spec] = {
+        "activation": parts.activation,
+        "norm": parts.norm,
+        "model": plan.model,
+        "loss": plan.loss,
+    }
     checks: dict[str, Callable[[], None]] = {
         "activation": lambda: _gradcheck(parts.act().double(), torch.randn(3, 5, dtype=torch.double)),
         "norm": lambda: _gradcheck(parts.norm_layer(5, 1).double(), torch.randn(4, 5, dtype=torch.double)),
-        "model": lambda: _gradcheck(experiment.task.model.double().eval(), x[:2].double() if x.is_floating_point() else None),
-        "loss": lambda: _gradcheck(lambda out: experiment.task.loss(out, y[:2]), experiment.task(x[:2]).detach().double()),
+        "model": lambda: _gradcheck(
+            experiment.task.model.double().eval(), x[:2].double() if x.is_floating_point() else None
+        ),
+        "loss": lambda: _gradcheck(
+            lambda out: experiment.task.loss(out, y[:2]), experiment.task(x[:2]).detach().double()
+        ),
     }
     lines = []
     for kind, run in checks.items():
@@ -88,7 +99,9 @@ def _plugin_gradients(plan: Plan, experiment: Experiment, x: torch.Tensor, y: to
             run()
         except GradcheckError as exc:
             first = str(exc).strip().splitlines()[0]
-            raise ConfigError(f"{kind} '{name}' ({source}): its backward does not match numerical gradients ({first})") from None
+            raise ConfigError(
+                f"{kind} '{name}' ({source}): its backward does not match numerical gradients ({first})"
+            ) from None
         lines.append(f"{kind} '{name}' ({source}): gradients match numerical differentiation")
     experiment.task.model.float()
     return lines

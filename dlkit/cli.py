@@ -2,6 +2,7 @@
 
 User errors (ConfigError, bad overrides) print one line and exit 2; DLKIT_DEBUG=1 shows the traceback.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,7 +73,9 @@ def _train_app(argv: list[str]) -> None:
     only_prints = args.help or args.hydra_help or args.info or args.shell_completion or args.cfg
     planned: dict[str, object] = {}  # each job's plan, by fingerprint: a job is planned once, before any starts
     if not only_prints and args.config_name is None and args.config_dir is None:
-        if not args.multirun and _recording(args.overrides):  # MLflow's import, on the other core, while this process imports torch
+        if not args.multirun and _recording(
+            args.overrides
+        ):  # MLflow's import, on the other core, while this process imports torch
             from dlkit.tracking import recorder
 
             recorder.start()
@@ -100,7 +103,9 @@ def _train_app(argv: list[str]) -> None:
         try:
             plugins.load_all()  # in a parallel worker, its first job loads them
             plan = planned.get(fingerprint(OmegaConf.to_yaml(cfg, resolve=True))) or Plan.from_config(cfg)
-            result = train(plan, overrides, sweep=this_sweep, detached=sweep.runs_here(this_sweep), progress_prefix=prefix)
+            result = train(
+                plan, overrides, sweep=this_sweep, detached=sweep.runs_here(this_sweep), progress_prefix=prefix
+            )
         except (ConfigError, Diverged) as exc:  # here, or Hydra would print it as a crash
             if not multirun:
                 _user_error(exc)
@@ -133,7 +138,11 @@ def _train_app(argv: list[str]) -> None:
 def _recording(overrides: Sequence[str]) -> bool:
     """Whether a single run will write through a recorder process (unless the command line says otherwise)."""
     given = overrides_text.pairs(overrides)
-    return given.get("tracking") != "none" and given.get("tracking.enabled") != "false" and given.get("tracking.recorder") != "false"
+    return (
+        given.get("tracking") != "none"
+        and given.get("tracking.enabled") != "false"
+        and given.get("tracking.recorder") != "false"
+    )
 
 
 def _report(result, plan, prefix: str) -> None:
@@ -178,7 +187,9 @@ def ui_command(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="dlkit ui", description="Start the MLflow UI on dlkit's tracking store.")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=5000)
-    parser.add_argument("overrides", nargs="*", help="config overrides that pick the store, e.g. paths.output_dir=elsewhere")
+    parser.add_argument(
+        "overrides", nargs="*", help="config overrides that pick the store, e.g. paths.output_dir=elsewhere"
+    )
     args = parser.parse_args(argv)
     tracking = _store_config(args.overrides).tracking
     from dlkit.tracking import store
@@ -188,7 +199,18 @@ def ui_command(argv: list[str]) -> None:
         # Link to the runs table: MLflow 3 opens an experiment on a GenAI page that shows no training runs.
         print(f"  {experiment.name}: http://{args.host}:{args.port}/#/experiments/{experiment.experiment_id}/runs")
     sys.stdout.flush()
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking.uri, "--host", args.host, "--port", str(args.port)]
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        tracking.uri,
+        "--host",
+        args.host,
+        "--port",
+        str(args.port),
+    ]
     os.execv(sys.executable, command)
 
 
@@ -198,8 +220,12 @@ def check_command(argv: list[str]) -> None:
     from dlkit.plan import Plan
 
     if argv and argv[0] in ("-h", "--help"):
-        print("usage: dlkit check [overrides...]\n\nBuild the configured model without training: each layer's output shape and"
-              " parameters, one forward and backward pass on a real batch, numerical gradient checks of plugin components.")
+        print(
+            "usage: dlkit check [overrides...]\n\nBuild the configured model without training: each layer's output "
+            "shape and"
+            " parameters, one forward and backward pass on a real batch, numerical gradient checks of plugin "
+            "components."
+        )
         return
     plugins.load_all()
     print(check(Plan.from_config(config.compose(argv))))
@@ -208,12 +234,18 @@ def check_command(argv: list[str]) -> None:
 def report_command(argv: list[str]) -> None:
     from dlkit import report
 
-    parser = argparse.ArgumentParser(prog="dlkit report", description="The ablation report of a sweep (default: the latest), from MLflow.")
+    parser = argparse.ArgumentParser(
+        prog="dlkit report", description="The ablation report of a sweep (default: the latest), from MLflow."
+    )
     parser.add_argument("--sweep", help="the parent run id of a sweep")
     parser.add_argument("--experiment", help="report on every run of an experiment instead")
     parser.add_argument("--metric", help="the deciding metric (default: the study's, else test/acc)")
-    parser.add_argument("--out", help="folder for report.md, report.csv and the plots (default: outputs/reports/<sweep>)")
-    parser.add_argument("overrides", nargs="*", help="config overrides that pick the store, e.g. paths.output_dir=elsewhere")
+    parser.add_argument(
+        "--out", help="folder for report.md, report.csv and the plots (default: outputs/reports/<sweep>)"
+    )
+    parser.add_argument(
+        "overrides", nargs="*", help="config overrides that pick the store, e.g. paths.output_dir=elsewhere"
+    )
     args = parser.parse_args(argv)
     cfg = _store_config(args.overrides)
     built = report.load(cfg.tracking.uri, args.sweep, args.experiment, args.metric)
@@ -221,7 +253,10 @@ def report_command(argv: list[str]) -> None:
     files = report.write(built, folder)
     report.attach(built, files)
     report.print_tables(built)
-    print(f"Written: {', '.join(str(f) for f in files)}" + (f"; attached to run {built.parent_run_id}" if built.parent_run_id else ""))
+    print(
+        f"Written: {', '.join(str(f) for f in files)}"
+        + (f"; attached to run {built.parent_run_id}" if built.parent_run_id else "")
+    )
 
 
 def resume_command(argv: list[str]) -> None:
@@ -232,11 +267,13 @@ def resume_command(argv: list[str]) -> None:
 
     parser = argparse.ArgumentParser(
         prog="dlkit resume",
-        description="Continue an interrupted run from its last checkpoint, in the same MLflow run, with the config it was started with."
-        " (A whole sweep resumes by launching the same command again.)",
+        description="Continue an interrupted run from its last checkpoint, in the same MLflow run, with the config it"
+        " was started with. (A whole sweep resumes by launching the same command again.)",
     )
     parser.add_argument("run_id", help="the run's id, as printed when it was interrupted or shown by `dlkit ui`")
-    parser.add_argument("overrides", nargs="*", help="config overrides that pick the store, e.g. paths.output_dir=elsewhere")
+    parser.add_argument(
+        "overrides", nargs="*", help="config overrides that pick the store, e.g. paths.output_dir=elsewhere"
+    )
     args = parser.parse_args(argv)
     uri = _store_config(args.overrides).tracking.uri
     from mlflow.exceptions import MlflowException
@@ -247,14 +284,19 @@ def resume_command(argv: list[str]) -> None:
     try:
         run = client.get_run(args.run_id)
     except MlflowException:
-        raise ConfigError(f"no run '{args.run_id}' in {uri}; the run ids are in `dlkit ui` (or pass the overrides that pick its store).") from None
+        raise ConfigError(
+            f"no run '{args.run_id}' in {uri}; the run ids are in `dlkit ui` (or pass the overrides that pick its "
+            "store)."
+        ) from None
     if run.info.status == "FINISHED":
         raise ConfigError(f"run {args.run_id} has FINISHED: there is nothing to resume.")
     if run.data.tags.get(tags.SWEEP) == tags.SWEEP_PARENT:
         raise ConfigError(f"run {args.run_id} is a sweep's parent: launch the same sweep command again to resume it.")
     with tempfile.TemporaryDirectory() as tmp:
         cfg = OmegaConf.load(client.download_artifacts(args.run_id, "config.yaml", tmp))
-        overrides = yaml.safe_load(Path(client.download_artifacts(args.run_id, "overrides.yaml", tmp)).read_text()) or []
+        overrides = (
+            yaml.safe_load(Path(client.download_artifacts(args.run_id, "overrides.yaml", tmp)).read_text()) or []
+        )
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)  # as a run prints
     from dlkit import plugins
     from dlkit.plan import Plan
@@ -268,7 +310,9 @@ def resume_command(argv: list[str]) -> None:
 def studies_command(argv: list[str]) -> None:
     from dlkit import studies
 
-    parser = argparse.ArgumentParser(prog="dlkit studies", description="Run the chapter's studies and write one document of verdicts.")
+    parser = argparse.ArgumentParser(
+        prog="dlkit studies", description="Run the chapter's studies and write one document of verdicts."
+    )
     parser.add_argument("--full", action="store_true", help="the full variants (default: the quick ones)")
     parser.add_argument("--only", metavar="A,B", help=f"a comma-separated choice of: {', '.join(studies.names())}")
     parser.add_argument("overrides", nargs="*", help="overrides for every study, e.g. paths.output_dir=elsewhere")
@@ -284,6 +328,10 @@ def studies_command(argv: list[str]) -> None:
 
 
 SUBCOMMANDS = {
-    "list": list_command, "ui": ui_command, "check": check_command, "report": report_command, "studies": studies_command,
+    "list": list_command,
+    "ui": ui_command,
+    "check": check_command,
+    "report": report_command,
+    "studies": studies_command,
     "resume": resume_command,
 }

@@ -1,6 +1,7 @@
 """Where dlkit's configs live, how to compose them without the command line, and how to explain
 composition errors in one line with a close match (Hydra's own advice for a misspelled key is to add
 it with `+`, which is wrong)."""
+
 from __future__ import annotations
 
 import copy

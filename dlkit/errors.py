@@ -1,4 +1,5 @@
 """The one exception type for mistakes a user can make, and the did-you-mean helper."""
+
 from __future__ import annotations
 
 import difflib

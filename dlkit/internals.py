@@ -4,6 +4,7 @@ Each is used because the public way costs what dlkit exists to avoid (named belo
 test in tests/test_internals.py: a Hydra or Lightning release that changes one fails that test by name,
 instead of breaking a run somewhere else without a clear error.
 """
+
 from __future__ import annotations
 
 from typing import Any

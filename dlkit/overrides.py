@@ -1,4 +1,5 @@
 """Command-line overrides as text: `key=value`, `+key=value` (add), `++key=value` (add or set), `~key` (delete)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable

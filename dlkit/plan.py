@@ -5,6 +5,7 @@ Lightning trainer's arguments and the machine's devices, each component's name a
 against its registered signature, without building it), and whether the loss fits the task. `dlkit check`,
 `train`, the sweep's pre-launch check and `dlkit.run` all take a Plan; nothing after it reads the raw config.
 """
+
 from __future__ import annotations
 
 import copy
@@ -43,7 +44,12 @@ REQUIRED = ("seed", "trainer.max_epochs")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's modes
 # Trainer arguments dlkit passes itself; a config that sets them would silently fight dlkit.
 OWN_TRAINER_ARGS = (
-    "logger", "callbacks", "enable_progress_bar", "enable_model_summary", "enable_checkpointing", "default_root_dir"
+    "logger",
+    "callbacks",
+    "enable_progress_bar",
+    "enable_model_summary",
+    "enable_checkpointing",
+    "default_root_dir",
 )
 # Trainer keys dlkit applies itself: the task clips (it steps the optimizer), data.Chunks limits the batches.
 APPLIED_BY_DLKIT = ("gradient_clip_val", "gradient_clip_algorithm", "limit_train_batches", "limit_val_batches")
@@ -111,7 +117,7 @@ class Plan:
 
     @property
     def params(self) -> dict[str, Any]:
-        """{'optimizer.lr': 0.001, 'model.hidden': [256, 128], ...}: the resolved config, flattened, as a run logs it."""
+        """{'optimizer.lr': 0.001, 'model.hidden': [256, 128], ...}: the resolved config flattened, as a run logs it."""
         return copy.deepcopy(self._params)
 
     @classmethod
@@ -132,11 +138,21 @@ def plan(cfg: DictConfig) -> Plan:
     specs["loss"](output=output)  # a loss checks that it serves the task's output when it is made (a cheap module)
     yaml = OmegaConf.to_yaml(cfg, resolve=True)
     return Plan(
-        parts=parts, **specs, batch_size=batch_size, resize=resize,
-        seed=int(cfg.seed), threads=int(cfg.get("threads") or 0), compile=_compile_mode(cfg.get("compile")),
-        steps_per_call=int(cfg.get("steps_per_call") or 1), objective=str(cfg.get("objective") or "val/loss"),
-        output_dir=str(cfg.paths.output_dir), trainer=_trainer(resolved["trainer"]), tracking=_tracking(resolved),
-        config_yaml=yaml, fingerprint=fingerprint(yaml), _params=dict(_flatten(resolved)),
+        parts=parts,
+        **specs,
+        batch_size=batch_size,
+        resize=resize,
+        seed=int(cfg.seed),
+        threads=int(cfg.get("threads") or 0),
+        compile=_compile_mode(cfg.get("compile")),
+        steps_per_call=int(cfg.get("steps_per_call") or 1),
+        objective=str(cfg.get("objective") or "val/loss"),
+        output_dir=str(cfg.paths.output_dir),
+        trainer=_trainer(resolved["trainer"]),
+        tracking=_tracking(resolved),
+        config_yaml=yaml,
+        fingerprint=fingerprint(yaml),
+        _params=dict(_flatten(resolved)),
     )
 
 
@@ -168,7 +184,9 @@ def _check_fixed(cfg: DictConfig) -> None:
             check_value(key, value, annotation)
     for key in ("trainer.limit_train_batches", "trainer.limit_val_batches"):  # applied by dlkit (data.Chunks)
         value = OmegaConf.select(cfg, key, default=None)
-        if value is not None and not ((is_a(value, int) and value >= 0) or (isinstance(value, float) and 0 <= value <= 1)):
+        if value is not None and not (
+            (is_a(value, int) and value >= 0) or (isinstance(value, float) and 0 <= value <= 1)
+        ):
             raise ConfigError(f"{key} must be a whole number of batches ≥ 0 or a fraction in [0, 1], got {value!r}.")
 
 
@@ -190,9 +208,11 @@ def _trainer(options: dict[str, Any]) -> TrainerPlan:
     applied = {k: options.get(k) for k in APPLIED_BY_DLKIT}
     rest = {k: v for k, v in options.items() if v is not None and k not in APPLIED_BY_DLKIT}
     return TrainerPlan(
-        max_epochs=int(options["max_epochs"]), clip_val=applied["gradient_clip_val"],
+        max_epochs=int(options["max_epochs"]),
+        clip_val=applied["gradient_clip_val"],
         clip_algorithm=applied["gradient_clip_algorithm"] or "norm",
-        limit_train_batches=applied["limit_train_batches"], limit_val_batches=applied["limit_val_batches"],
+        limit_train_batches=applied["limit_train_batches"],
+        limit_val_batches=applied["limit_val_batches"],
         _options=rest,
     )
 
@@ -231,12 +251,15 @@ def _check_devices(accelerator: str, devices: Any) -> None:
         wanted = len(devices) if isinstance(devices, (list, tuple)) else None
     has = f"this machine has {gpus} CUDA GPU{'s' if gpus != 1 else ''} and {os.cpu_count()} CPU cores"
     if accelerator in ("gpu", "cuda") and gpus == 0:
-        raise ConfigError(f"trainer.accelerator={accelerator} needs a CUDA GPU; {has} (use trainer=cpu or trainer.accelerator=auto).")
+        raise ConfigError(
+            f"trainer.accelerator={accelerator} needs a CUDA GPU; {has} (use trainer=cpu or trainer.accelerator=auto)."
+        )
     if wanted is None:
         return
     on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and gpus > 0)
     available = gpus if on_gpu else os.cpu_count() or 1
     if wanted > available or wanted == 0 or wanted < -1:
         raise ConfigError(
-            f"trainer.devices={devices} on {'GPU' if on_gpu else 'CPU'}: {has} (use a number from 1 to {available}, or -1 for all)."
+            f"trainer.devices={devices} on {'GPU' if on_gpu else 'CPU'}: {has} (use a number from 1 to {available}, or "
+            "-1 for all)."
         )

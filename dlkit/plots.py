@@ -1,4 +1,5 @@
 """Matplotlib for files, not windows: the one place that picks the non-interactive backend."""
+
 from __future__ import annotations
 
 

@@ -5,6 +5,7 @@ plugin's code is imported (and registers its components) only when a run or `dlk
 A plugin package may ship a `conf/` folder of YAML options, laid out like dlkit's own `conf/`.
 Set DLKIT_PLUGINS=0 to switch all plugins off.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -48,7 +49,9 @@ class Plugin:
             self.loaded = True
         except Exception as exc:  # a broken plugin must not break runs that do not use it
             self.error = f"{type(exc).__name__}: {exc}"
-            log.warning("dlkit: plugin '%s' (%s) failed to import and is skipped: %s", self.name, self.origin, self.error)
+            log.warning(
+                "dlkit: plugin '%s' (%s) failed to import and is skipped: %s", self.name, self.origin, self.error
+            )
 
 
 _discovered: list[Plugin] | None = None
@@ -65,7 +68,9 @@ def discover(project_dir: Path | None = None) -> list[Plugin]:
     """Every plugin of the project folder and of the installed distributions, not yet imported."""
     global _discovered
     if _discovered is None:
-        _discovered = _folder_plugins(Path(project_dir or Path.cwd()) / FOLDER) + _entry_point_plugins() if enabled() else []
+        _discovered = (
+            _folder_plugins(Path(project_dir or Path.cwd()) / FOLDER) + _entry_point_plugins() if enabled() else []
+        )
     return _discovered
 
 
@@ -110,7 +115,12 @@ def _folder_plugins(folder: Path) -> list[Plugin]:
         elif (path / "__init__.py").is_file():
             conf = path / "conf"
             found.append(
-                Plugin(path.name, f"{FOLDER}/{path.name}", f"{LOCAL_PACKAGE}.{path.name}", conf_dir=conf if conf.is_dir() else None)
+                Plugin(
+                    path.name,
+                    f"{FOLDER}/{path.name}",
+                    f"{LOCAL_PACKAGE}.{path.name}",
+                    conf_dir=conf if conf.is_dir() else None,
+                )
             )
     return found
 
@@ -120,7 +130,9 @@ def _entry_point_plugins() -> list[Plugin]:
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "unknown distribution"
         module, _, attr = ep.value.partition(":")
-        found.append(Plugin(ep.name, f"{dist} (entry point)", module.strip(), attr.strip() or None, _package_conf(module)))
+        found.append(
+            Plugin(ep.name, f"{dist} (entry point)", module.strip(), attr.strip() or None, _package_conf(module))
+        )
     return found
 
 

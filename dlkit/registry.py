@@ -5,6 +5,7 @@ only reach what dlkit or a plugin chose to register. `Registry.spec` checks a co
 the entry's signature (names, parameters, ranges) without calling it: the result, a `Spec`, builds
 the component later, when what it needs from elsewhere (a layer's width, the model's parameters) is known.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -22,7 +23,8 @@ KINDS = ("model", "activation", "norm", "dropout", "residual", "loss", "optimize
 
 # Where entries registered right now come from; the plugin loader sets it while importing a plugin.
 _current_source: str | None = None
-# Called for a note on an unknown name (the plugin loader adds one: a plugin that failed to import may be the one meant).
+# Called for a note on an unknown name (the plugin loader adds one: a plugin that failed to import may be the one
+# meant).
 unknown_name_hints: list[Callable[[], str]] = []
 
 
@@ -112,9 +114,13 @@ def _check_params(kind: str, name: str, factory: Callable, params: dict, context
                     f" it takes: {', '.join(accepted) or '(nothing)'}."
                 )
     missing = [
-        p.name for p in signature.parameters.values()
-        if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        and p.name not in params and p.name not in context and p.name != "self"
+        p.name
+        for p in signature.parameters.values()
+        if p.default is p.empty
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and p.name not in params
+        and p.name not in context
+        and p.name != "self"
     ]
     if missing:
         raise ConfigError(f"{what}: missing a required argument: '{missing[0]}'.")

@@ -6,6 +6,7 @@ the first two factors; learning curves per level; a breakdown per device; and, f
 and a verdict that weighs the difference against the spread across seeds (Welch's t, |t| ≥ 2).
 Printed as tables, written as Markdown, CSV and PNG, and attached to the parent run as artifacts.
 """
+
 from __future__ import annotations
 
 import csv
@@ -87,7 +88,11 @@ class Report:
     def cell(self, **where: str) -> Cell:
         cell = Cell()
         for run in self.runs:
-            if run.status == "FINISHED" and self.metric in run.metrics and all(run.factors.get(k) == v for k, v in where.items()):
+            if (
+                run.status == "FINISHED"
+                and self.metric in run.metrics
+                and all(run.factors.get(k) == v for k, v in where.items())
+            ):
                 cell.values.append(run.metrics[self.metric])
         return cell
 
@@ -115,7 +120,13 @@ class Report:
         return "inconclusive", diff, t
 
 
-def load(uri: str, sweep_id: str | None = None, experiment: str | None = None, metric: str | None = None, study: str | None = None) -> Report:
+def load(
+    uri: str,
+    sweep_id: str | None = None,
+    experiment: str | None = None,
+    metric: str | None = None,
+    study: str | None = None,
+) -> Report:
     """The report of one sweep: by parent run id, the latest of a study, or the latest of all; or of an experiment."""
     from dlkit.tracking import store
 
@@ -136,34 +147,55 @@ def load(uri: str, sweep_id: str | None = None, experiment: str | None = None, m
         which = f"tags.`{tag.STUDY}` = '{study}'" if study else f"tags.`{tag.SWEEP}` = '{tag.SWEEP_PARENT}'"
         parents = client.search_runs(ids, filter_string=which, order_by=["attributes.start_time DESC"], max_results=1)
         if not parents:
-            raise ConfigError(f"no {'study ' + study if study else 'sweep'} in {uri}: run one with dlkit -m ..., or name an experiment with --experiment.")
+            raise ConfigError(
+                f"no {'study ' + study if study else 'sweep'} in {uri}: run one with dlkit -m ..., or name an "
+                "experiment with --experiment."
+            )
         parent = parents[0]
     elif sweep_id is not None:
         try:
             parent = client.get_run(sweep_id)
         except Exception:
-            raise ConfigError(f"no run '{sweep_id}' in {uri}; `dlkit report` without --sweep takes the latest sweep.") from None
+            raise ConfigError(
+                f"no run '{sweep_id}' in {uri}; `dlkit report` without --sweep takes the latest sweep."
+            ) from None
     if parent is not None:
-        found = latest_attempts(client.search_runs([parent.info.experiment_id], filter_string=f"tags.`{tag.PARENT}` = '{parent.info.run_id}'"))
+        found = latest_attempts(
+            client.search_runs(
+                [parent.info.experiment_id], filter_string=f"tags.`{tag.PARENT}` = '{parent.info.run_id}'"
+            )
+        )
         factors = [f for f in parent.data.tags.get(tag.FACTORS, "").split(",") if f and f not in REPLICATE_KEYS]
         title = f"{parent.info.run_name} ({parent.info.run_id})"
     else:
         found = [r for r in client.search_runs(ids) if r.data.tags.get(tag.SWEEP) != tag.SWEEP_PARENT]
-        factors = sorted({k[len(tag.FACTOR_PREFIX):] for r in found for k in r.data.tags if k.startswith(tag.FACTOR_PREFIX)} - REPLICATE_KEYS)
+        factors = sorted(
+            {k[len(tag.FACTOR_PREFIX) :] for r in found for k in r.data.tags if k.startswith(tag.FACTOR_PREFIX)}
+            - REPLICATE_KEYS
+        )
         title = f"experiment {experiment}"
     if not found:
         raise ConfigError(f"{title} has no runs to report on.")
     runs = [
         Run(
-            r.info.run_id, r.info.run_name, r.info.status + (f" ({r.data.tags[tag.FAILURE]})" if tag.FAILURE in r.data.tags else ""),
-            {k[len(tag.FACTOR_PREFIX):]: v for k, v in r.data.tags.items() if k.startswith(tag.FACTOR_PREFIX)},
-            dict(r.data.metrics), f"{r.data.tags.get('device.accelerator', '?')}: {r.data.tags.get('device.name', '?')}", r.info.start_time,
+            r.info.run_id,
+            r.info.run_name,
+            r.info.status + (f" ({r.data.tags[tag.FAILURE]})" if tag.FAILURE in r.data.tags else ""),
+            {k[len(tag.FACTOR_PREFIX) :]: v for k, v in r.data.tags.items() if k.startswith(tag.FACTOR_PREFIX)},
+            dict(r.data.metrics),
+            f"{r.data.tags.get('device.accelerator', '?')}: {r.data.tags.get('device.name', '?')}",
+            r.info.start_time,
         )
         for r in found
     ]
     declared = _study(parent.data.tags) if parent is not None else None
-    chosen = metric or (declared.metric if declared else None) or next(
-        (m for m in ("test/acc", "test/token_acc", "test/mse", "test/loss") if any(m in r.metrics for r in runs)), "test/loss"
+    chosen = (
+        metric
+        or (declared.metric if declared else None)
+        or next(
+            (m for m in ("test/acc", "test/token_acc", "test/mse", "test/loss") if any(m in r.metrics for r in runs)),
+            "test/loss",
+        )
     )
     derive(chosen, runs, client)
     return Report(title, chosen, runs, factors, declared, parent.info.run_id if parent is not None else None, uri)
@@ -179,7 +211,7 @@ def derive(metric: str, runs: list[Run], client) -> None:
             if a in run.metrics and b in run.metrics:
                 run.metrics[metric] = run.metrics[a] - run.metrics[b]
     elif metric.startswith("epochs_to:"):
-        key, _, target = metric[len("epochs_to:"):].partition(">=")
+        key, _, target = metric[len("epochs_to:") :].partition(">=")
         for run in runs:
             history = sorted(client.get_metric_history(run.run_id, key.strip()), key=lambda m: m.step)
             if history:
@@ -191,7 +223,15 @@ def _study(tags: dict[str, str]) -> Study | None:
     if tag.STUDY not in tags:
         return None
     get = lambda key: tags.get(f"{tag.STUDY}.{key}", "")  # noqa: E731
-    return Study(tags[tag.STUDY], get("claim"), get("factor"), get("control"), get("treatment"), get("metric"), get("direction") or "higher")
+    return Study(
+        tags[tag.STUDY],
+        get("claim"),
+        get("factor"),
+        get("control"),
+        get("treatment"),
+        get("metric"),
+        get("direction") or "higher",
+    )
 
 
 # --- rendering -----------------------------------------------------------------------------------
@@ -201,22 +241,37 @@ def markdown(report: Report, curves: list[str] = ()) -> str:
         verdict, diff, t = report.verdict()
         s = report.study
         lines += [
-            f"**Claim:** {s.claim}", "",
+            f"**Claim:** {s.claim}",
+            "",
             f"**Verdict: {verdict}** — {s.factor}={s.treatment} against {s.factor}={s.control} on `{s.metric}`"
-            f" ({'higher' if s.direction == 'higher' else 'lower'} supports the claim): difference {diff:+.4f}, Welch t = {t:.2f}"
-            f" (|t| ≥ {T_THRESHOLD:g} decides).", "",
+            f" ({'higher' if s.direction == 'higher' else 'lower'} supports the claim): difference {diff:+.4f}, Welch "
+            f"t = {t:.2f}"
+            f" (|t| ≥ {T_THRESHOLD:g} decides).",
+            "",
         ]
     failed = [r for r in report.runs if r.status != "FINISHED"]
-    lines.append(f"Metric `{report.metric}`, mean ± standard deviation over seeds; {len(report.runs)} runs"
-                 + (f", {len(failed)} not finished (left out: {', '.join(f'{r.name} {r.status}' for r in failed)})" if failed else "") + ".")
+    lines.append(
+        f"Metric `{report.metric}`, mean ± standard deviation over seeds; {len(report.runs)} runs"
+        + (
+            f", {len(failed)} not finished (left out: {', '.join(f'{r.name} {r.status}' for r in failed)})"
+            if failed
+            else ""
+        )
+        + "."
+    )
     for factor in report.factors:
         lines += ["", f"### {factor}", "", "| level | mean ± std | Δ to baseline | runs |", "|---|---|---|---|"]
         for row in factor_rows(report, factor):
             lines.append(f"| {row['level']} | {row['mean ± std']} | {row['delta']} | {row['runs']} |")
     if len(report.factors) >= 2:
         a, b = report.factors[:2]
-        lines += ["", f"### {a} × {b}", "", f"| {a} \\ {b} | " + " | ".join(report.levels(b)) + " |",
-                  "|---" * (len(report.levels(b)) + 1) + "|"]
+        lines += [
+            "",
+            f"### {a} × {b}",
+            "",
+            f"| {a} \\ {b} | " + " | ".join(report.levels(b)) + " |",
+            "|---" * (len(report.levels(b)) + 1) + "|",
+        ]
         for level_a in report.levels(a):
             cells = [report.cell(**{a: level_a, b: level_b}) for level_b in report.levels(b)]
             lines.append(f"| {level_a} | " + " | ".join(f"{c.text()} (n={c.n})" for c in cells) + " |")
@@ -226,7 +281,11 @@ def markdown(report: Report, curves: list[str] = ()) -> str:
         for device, runs in devices.items():
             cell = Cell([r.metrics[report.metric] for r in runs if report.metric in r.metrics])
             seconds = [r.metrics["train/epoch_seconds"] for r in runs if "train/epoch_seconds" in r.metrics]
-            lines.append(f"| {device} | {len(runs)} | {cell.text()} | {statistics.fmean(seconds):.3f} |" if seconds else f"| {device} | {len(runs)} | {cell.text()} | – |")
+            lines.append(
+                f"| {device} | {len(runs)} | {cell.text()} | {statistics.fmean(seconds):.3f} |"
+                if seconds
+                else f"| {device} | {len(runs)} | {cell.text()} | – |"
+            )
     for path in curves:
         lines += ["", f"![learning curves]({Path(path).name})"]
     return "\n".join(lines) + "\n"
@@ -234,14 +293,25 @@ def markdown(report: Report, curves: list[str] = ()) -> str:
 
 def factor_rows(report: Report, factor: str) -> list[dict[str, str]]:
     levels = report.levels(factor)
-    baseline = report.study.control if report.study and report.study.factor == factor else (levels[0] if levels else None)
+    baseline = (
+        report.study.control if report.study and report.study.factor == factor else (levels[0] if levels else None)
+    )
     base = report.cell(**{factor: baseline}) if baseline is not None else Cell()
     rows = []
     for level in levels:
         cell = report.cell(**{factor: level})
         delta = "baseline" if level == baseline else (f"{cell.mean - base.mean:+.4f}" if cell.n and base.n else "–")
-        rows.append({"factor": factor, "level": level, "mean": f"{cell.mean:.6f}", "std": f"{cell.std:.6f}",
-                     "mean ± std": cell.text(), "delta": delta, "runs": str(cell.n)})
+        rows.append(
+            {
+                "factor": factor,
+                "level": level,
+                "mean": f"{cell.mean:.6f}",
+                "std": f"{cell.std:.6f}",
+                "mean ± std": cell.text(),
+                "delta": delta,
+                "runs": str(cell.n),
+            }
+        )
     return rows
 
 
@@ -276,7 +346,9 @@ def learning_curves(report: Report, folder: Path) -> list[Path]:
                             by_step[m.step].append(m.value)
                 if by_step:
                     steps = sorted(by_step)
-                    ax.plot([s + 1 for s in steps], [statistics.fmean(by_step[s]) for s in steps], label=f"{factor}={level}")
+                    ax.plot(
+                        [s + 1 for s in steps], [statistics.fmean(by_step[s]) for s in steps], label=f"{factor}={level}"
+                    )
         for ax, key in zip(axes, (curve, "train/loss")):
             ax.set_xlabel("epoch")
             ax.set_ylabel(key)

@@ -4,6 +4,7 @@ A component declares its parameters' ranges in its own signature, with the annot
 vocabulary (`lr: Annotated[float, Gt(0)]`, or the aliases below); the registry checks every value a
 config gives against them, and dlkit/plan.py the keys that belong to no component.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -33,7 +34,11 @@ def check_value(key: str, value: Any, annotation: Any) -> None:
             raise ConfigError(f"{key} must be set ({_describe(options, constraints)}), got null.")
         return
     simple = [t for t in options if t in _TYPE_WORDS]
-    if simple and not any(is_a(value, t) for t in simple) and len(simple) == len([t for t in options if t is not type(None)]):
+    if (
+        simple
+        and not any(is_a(value, t) for t in simple)
+        and len(simple) == len([t for t in options if t is not type(None)])
+    ):
         raise ConfigError(f"{key} must be {_describe(options, constraints)}, got {value!r}.")
     for constraint in _flat(constraints):
         if not _holds(constraint, value):
@@ -70,7 +75,12 @@ def _flat(constraints: list) -> list:
     return flat
 
 
-_OPS = {at.Gt: (">", lambda v, b: v > b), at.Ge: ("≥", lambda v, b: v >= b), at.Lt: ("<", lambda v, b: v < b), at.Le: ("≤", lambda v, b: v <= b)}
+_OPS = {
+    at.Gt: (">", lambda v, b: v > b),
+    at.Ge: ("≥", lambda v, b: v >= b),
+    at.Lt: ("<", lambda v, b: v < b),
+    at.Le: ("≤", lambda v, b: v <= b),
+}
 
 
 def _bound(constraint) -> Any:
@@ -90,7 +100,8 @@ def _describe(options: tuple, constraints: list) -> str:
     low = next((c for c in flat if isinstance(c, (at.Gt, at.Ge))), None)
     high = next((c for c in flat if isinstance(c, (at.Lt, at.Le))), None)
     if low is not None and high is not None:
-        words += f" in {'(' if isinstance(low, at.Gt) else '['}{_bound(low)}, {_bound(high)}{')' if isinstance(high, at.Lt) else ']'}"
+        opening, closing = "(" if isinstance(low, at.Gt) else "[", ")" if isinstance(high, at.Lt) else "]"
+        words += f" in {opening}{_bound(low)}, {_bound(high)}{closing}"
     elif low is not None or high is not None:
         c = low if low is not None else high
         words += f" {_OPS[type(c)][0]} {_bound(c)}"

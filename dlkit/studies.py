@@ -1,5 +1,6 @@
 """`dlkit studies`: run the chapter's studies (the quick variants by default) and write one document
 with each claim, its numbers and its verdict."""
+
 from __future__ import annotations
 
 import subprocess
@@ -35,9 +36,14 @@ def run_all(selected: list[str], full: bool, overrides: list[str]) -> Path:
     document = Path(cfg.paths.output_dir) / "reports" / ("studies.md" if full else "studies_quick.md")
     document.parent.mkdir(parents=True, exist_ok=True)
     header = [
-        f"# The chapter's claims, tested ({'full' if full else 'quick'} variants)", "",
-        "Each verdict weighs treatment − control against the spread across seeds (Welch's t; |t| ≥ 2 decides).", "",
-        "| study | claim | verdict | difference | t |", "|---|---|---|---|---|", *summary, "",
+        f"# The chapter's claims, tested ({'full' if full else 'quick'} variants)",
+        "",
+        "Each verdict weighs treatment − control against the spread across seeds (Welch's t; |t| ≥ 2 decides).",
+        "",
+        "| study | claim | verdict | difference | t |",
+        "|---|---|---|---|---|",
+        *summary,
+        "",
     ]
     document.write_text("\n".join(header) + "\n" + "\n".join(sections))
     return document

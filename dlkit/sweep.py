@@ -7,6 +7,7 @@ pickled into joblib and submitit workers): `current()` is what the job function 
 is closed when the sweep ends (dlkit/tracking/sweeps.py decides its status); `close_abandoned` closes it when
 Hydra skips `on_multirun_end` (KILLED when the sweep was interrupted).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -22,7 +23,9 @@ from dlkit.overrides import key as override_key
 from dlkit.tracking import tags as tag
 from dlkit.tracking.sweeps import Outcome, Sweep
 
-SWEEP_SIZE = "DLKIT_SWEEP_SIZE"  # the number of jobs, set by the launching command (an environment variable reaches workers)
+SWEEP_SIZE = (
+    "DLKIT_SWEEP_SIZE"  # the number of jobs, set by the launching command (an environment variable reaches workers)
+)
 
 _current: Sweep | None = None  # the sweep of the job running in this process, between on_job_start and on_job_end
 _opened: list[Sweep] = []  # parents this process opened and has not closed yet
@@ -73,8 +76,10 @@ class SweepCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.sweep is not None:
             ended = close(self.sweep)
-            print(f"Sweep {ended.status}: parent run {self.sweep.parent_run_id}"
-                  f" (experiment '{config.tracking.experiment}') in {self.sweep.uri}")
+            print(
+                f"Sweep {ended.status}: parent run {self.sweep.parent_run_id}"
+                f" (experiment '{config.tracking.experiment}') in {self.sweep.uri}"
+            )
             for failure in ended.failures:
                 print(f"  not finished: {failure}")
             print("Report: dlkit report   Browse: dlkit ui")
@@ -120,8 +125,10 @@ def _open_parent(config: DictConfig) -> Sweep:
         for early in [t for t in earlier.data.tags if t.startswith(tag.EARLY_FAILURE_PREFIX)]:
             client.delete_tag(run_id, early)  # those jobs run again
         client.set_tag(run_id, tag.JOBS, tags[tag.JOBS])
-        print(f"Resuming sweep {run_id}: jobs that finished are skipped, interrupted ones resume"
-              " (tracking.resume=false starts afresh)")
+        print(
+            f"Resuming sweep {run_id}: jobs that finished are skipped, interrupted ones resume"
+            " (tracking.resume=false starts afresh)"
+        )
     else:
         run_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
         client.set_tag(run_id, tag.SWEEP_ID, run_id)
@@ -133,8 +140,7 @@ def _open_parent(config: DictConfig) -> Sweep:
 def close(sweep: Sweep, failed: bool = False, status: str | None = None) -> Outcome:
     """Close the parent once the recorder has written and ended the runs of the jobs that ran in this process."""
     global outcome
-    from dlkit.tracking import recorder
-    from dlkit.tracking import sweeps
+    from dlkit.tracking import recorder, sweeps
 
     try:
         recorder.flush()

@@ -1,10 +1,11 @@
 """The whole story of one run: plan → components → Lightning → MLflow.
 
-    train(plan) builds the experiment from the plan (what only the data can reveal fails here, before any
-    run exists), opens the MLflow run, logs the config, fits, tests, and closes the run with its status:
-    FINISHED; FAILED, tagged with the reason (a diverged loss, an error); or KILLED on Ctrl-C/SIGTERM,
-    leaving a checkpoint that `train(plan, resume=run_id)` continues.
+train(plan) builds the experiment from the plan (what only the data can reveal fails here, before any
+run exists), opens the MLflow run, logs the config, fits, tests, and closes the run with its status:
+FINISHED; FAILED, tagged with the reason (a diverged loss, an error); or KILLED on Ctrl-C/SIGTERM,
+leaving a checkpoint that `train(plan, resume=run_id)` continues.
 """
+
 from __future__ import annotations
 
 import logging
@@ -24,9 +25,16 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from dlkit import plugins
 from dlkit.build import Experiment, build
+from dlkit.callbacks import (
+    CHECKPOINT_ARTIFACT,
+    BestWeights,
+    EpochLogger,
+    EpochProgress,
+    MemoryCheckpointIO,
+    Snapshot,
+    confusion,
+)
 from dlkit.config import DDP_CONFIG
-from dlkit.callbacks import (CHECKPOINT_ARTIFACT, BestWeights, EpochLogger, EpochProgress, MemoryCheckpointIO,
-                             Snapshot, confusion)
 from dlkit.data.tensors import Chunks
 from dlkit.errors import ConfigError, Diverged, Interrupted
 from dlkit.plan import Plan
@@ -41,13 +49,21 @@ for noisy in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
     logging.getLogger(noisy).setLevel(logging.WARNING)  # "GPU available: False ..." banners
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 warnings.filterwarnings("ignore", message=".*treespec.*")  # Lightning 2.6 on torch 2.13, not actionable
-warnings.filterwarnings("ignore", message=".*sync_dist=True.*")  # dlkit reduces its epoch sums across DDP processes itself
+warnings.filterwarnings(
+    "ignore", message=".*sync_dist=True.*"
+)  # dlkit reduces its epoch sums across DDP processes itself
 # trainer.limit_val_batches=0: no validation, as asked.
 warnings.filterwarnings("ignore", message=".*length of `Chunks` across ranks is zero.*")
 
 # How rank 0 tells the DDP processes Lightning starts beside it what to run (they re-run the command line).
 DDP_CHECKPOINT = "DLKIT_DDP_CHECKPOINT"
-DDP_ENVIRONMENT = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")  # set by Lightning's DDP launcher
+DDP_ENVIRONMENT = (
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "NODE_RANK",
+    "LOCAL_RANK",
+    "WORLD_SIZE",
+)  # set by Lightning's DDP launcher
 
 
 @dataclass
@@ -59,20 +75,33 @@ class Result:
     skipped: bool = False  # a relaunched sweep's job that had already finished
 
 
-def train(plan: Plan, overrides: Sequence[str] = (), *, sweep: Sweep | None = None, detached: bool = False,
-          progress_prefix: str = "", resume: str | None = None) -> Result:
+def train(
+    plan: Plan,
+    overrides: Sequence[str] = (),
+    *,
+    sweep: Sweep | None = None,
+    detached: bool = False,
+    progress_prefix: str = "",
+    resume: str | None = None,
+) -> Result:
     """sweep: the sweep this job belongs to (its run is a child of the sweep's parent); detached: the job runs in
     its sweep's own process, so its run may be created and ended without waiting (the sweep flushes the recorder
     before it counts its jobs); resume: the id of an interrupted run to continue from its last checkpoint."""
     if plan.threads:
         torch.set_num_threads(plan.threads)
     pl.seed_everything(plan.seed, verbose=False)
-    rank = rank_zero_only.rank  # > 0 in a DDP process beside rank 0: it trains its shard in lockstep and records nothing
-    if sweep is not None and resume is None and rank == 0:  # a relaunched sweep skips what finished, resumes what was cut
+    rank = (
+        rank_zero_only.rank
+    )  # > 0 in a DDP process beside rank 0: it trains its shard in lockstep and records nothing
+    if (
+        sweep is not None and resume is None and rank == 0
+    ):  # a relaunched sweep skips what finished, resumes what was cut
         earlier = sweep.earlier_attempt(plan.fingerprint)
         if earlier is not None and earlier.info.status == "FINISHED":
             log.info("%salready finished in run %s: skipped", progress_prefix, earlier.info.run_id)
-            return Result(dict(earlier.data.metrics), earlier.info.run_id, earlier.info.experiment_id, sweep.uri, skipped=True)
+            return Result(
+                dict(earlier.data.metrics), earlier.info.run_id, earlier.info.experiment_id, sweep.uri, skipped=True
+            )
         if earlier is not None and earlier.info.status in ("KILLED", "RUNNING"):  # RUNNING: its process died
             resume = earlier.info.run_id
 
@@ -96,7 +125,12 @@ def train(plan: Plan, overrides: Sequence[str] = (), *, sweep: Sweep | None = No
             elif resume is None:
                 _log_config(run, plan, overrides, experiment, trainer.world_size)
             else:
-                log.info("%sresuming run %s %s", progress_prefix, resume, "from its checkpoint" if last else "from the start (no epoch had ended)")
+                log.info(
+                    "%sresuming run %s %s",
+                    progress_prefix,
+                    resume,
+                    "from its checkpoint" if last else "from the start (no epoch had ended)",
+                )
             run.set_tags({**device_tags(trainer), tag.CONFIG_HASH: plan.fingerprint})
             _fit(trainer, experiment, plan, last, Path(tmp))
         trainer.test(experiment.task, [experiment.loaders["test"], experiment.loaders["train_eval"]], verbose=False)
@@ -105,7 +139,10 @@ def train(plan: Plan, overrides: Sequence[str] = (), *, sweep: Sweep | None = No
         if plan.tracking.artifacts and run.run_id is not None:  # (asked before the figures are queued)
             _log_artifacts(run, logger, best, experiment)
         status = "FINISHED"
-    except (KeyboardInterrupt, SystemExit) as exc:  # Lightning turns Ctrl-C into SystemExit(1), SIGTERM into SIGTERMException
+    except (
+        KeyboardInterrupt,
+        SystemExit,
+    ) as exc:  # Lightning turns Ctrl-C into SystemExit(1), SIGTERM into SIGTERMException
         status = "KILLED"
         saved = snapshot.save(run)
         signum = signal.SIGTERM if isinstance(exc, SIGTERMException) else signal.SIGINT
@@ -124,12 +161,16 @@ def _log_artifacts(run: Run, logger: EpochLogger, best: BestWeights, experiment:
     """best.pt is written here; the figures are drawn by the run's backend (the recorder process), from numbers."""
     best.save_to(run)
     task = experiment.task
-    matrix = confusion(task, experiment.loaders["test"]) if getattr(task, "output", None) in ("softmax", "sigmoid") else None
+    matrix = (
+        confusion(task, experiment.loaders["test"]) if getattr(task, "output", None) in ("softmax", "sigmoid") else None
+    )
     run.log_figures({k: list(v) for k, v in logger.history.items()}, matrix)
 
 
 def _fit(trainer: pl.Trainer, experiment: Experiment, plan: Plan, last: str | None, tmp: Path) -> None:
-    if trainer.world_size > 1 and rank_zero_only.rank == 0:  # what the other DDP processes run, whatever command started this one
+    if (
+        trainer.world_size > 1 and rank_zero_only.rank == 0
+    ):  # what the other DDP processes run, whatever command started this one
         (tmp / "ddp-config.yaml").write_text(plan.config_yaml)
         os.environ.update({DDP_CONFIG: str(tmp / "ddp-config.yaml"), DDP_CHECKPOINT: str(last or "")})
     steps = 1 if trainer.world_size > 1 else plan.steps_per_call  # DDP syncs gradients once per Lightning step
@@ -162,11 +203,13 @@ def _open_run(plan: Plan, overrides: Sequence[str], sweep: Sweep | None, resume:
 
 
 def _log_config(run: Run, plan: Plan, overrides: Sequence[str], experiment: Experiment, world_size: int) -> None:
-    run.log_params({
-        **plan.params,
-        "optimizer.batch_size": experiment.batch_size,  # null (full batch) as a number
-        "optimizer.global_batch_size": experiment.batch_size * world_size,  # per process × DDP processes
-    })
+    run.log_params(
+        {
+            **plan.params,
+            "optimizer.batch_size": experiment.batch_size,  # null (full batch) as a number
+            "optimizer.global_batch_size": experiment.batch_size * world_size,  # per process × DDP processes
+        }
+    )
     run.log_text(plan.config_yaml, "config.yaml")
     run.log_text(yaml.safe_dump(list(overrides)), "overrides.yaml")
 
@@ -189,5 +232,8 @@ def _trainer(plan: Plan, logger: EpochLogger, callbacks: list[pl.Callback], io: 
             log_every_n_steps=1,  # only epoch-level metrics are logged; this just silences a warning
             default_root_dir=plan.output_dir,
         )
-    except (MisconfigurationException, ValueError) as exc:  # a trainer value Lightning rejects: a user error, in one line
+    except (
+        MisconfigurationException,
+        ValueError,
+    ) as exc:  # a trainer value Lightning rejects: a user error, in one line
         raise ConfigError(f"trainer: {str(exc).strip().splitlines()[0]}") from None

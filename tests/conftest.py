@@ -1,4 +1,5 @@
 """Shared fixtures: a private outputs/ folder per test, quick overrides, and helpers to run the real CLI."""
+
 from __future__ import annotations
 
 import os
@@ -34,7 +35,9 @@ def all_runs(client) -> list:
     return client.search_runs([e.experiment_id for e in experiments])
 
 
-def dlkit_cli(*args: str, cwd: Path = REPO, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def dlkit_cli(
+    *args: str, cwd: Path = REPO, env: dict | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     """Run the installed `dlkit` command as a user would, in a fresh process."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DLKIT_")}
     environment.update({"PYTHONUNBUFFERED": "1", **(env or {})})
@@ -47,7 +50,11 @@ def start_dlkit(*args: str) -> subprocess.Popen:
     background starts it with SIGINT ignored, and Python would then never raise KeyboardInterrupt."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DLKIT_")}
     return subprocess.Popen(
-        [sys.executable, "-m", "dlkit", *args], cwd=REPO, env={**environment, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "dlkit", *args],
+        cwd=REPO,
+        env={**environment, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )

@@ -1,4 +1,5 @@
 """Small IDX files written by the tests, in the standard MNIST layout."""
+
 import gzip
 import struct
 from pathlib import Path
@@ -7,7 +8,12 @@ import numpy as np
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
-    return b"\x00\x00\x08" + bytes([array.ndim]) + struct.pack(f">{array.ndim}i", *array.shape) + array.astype(np.uint8).tobytes()
+    return (
+        b"\x00\x00\x08"
+        + bytes([array.ndim])
+        + struct.pack(f">{array.ndim}i", *array.shape)
+        + array.astype(np.uint8).tobytes()
+    )
 
 
 def write_mnist(folder: Path, train: int = 48, test: int = 16, gz: bool = False, seed: int = 0) -> Path:

@@ -1,4 +1,5 @@
 """`dlkit check`: shapes and parameters per layer, one real forward/backward, plugin gradient checks."""
+
 import textwrap
 
 import dlkit
@@ -6,7 +7,7 @@ from conftest import dlkit_cli
 from dlkit.check import check
 
 BAD_PLUGIN = textwrap.dedent(
-    '''
+    """
     import torch
     from torch import nn
     from dlkit.registry import register
@@ -34,7 +35,7 @@ BAD_PLUGIN = textwrap.dedent(
     class GoodSoftplus(nn.Module):
         def forward(self, x):
             return torch.log1p(torch.exp(x))
-    '''
+    """
 )
 
 

@@ -1,4 +1,5 @@
 """The `dlkit` command as a user types it: real processes, the real store."""
+
 import signal
 
 import pytest
@@ -50,17 +51,23 @@ def test_help_lists_groups_and_their_options():
     assert done.returncode == 0
     listed = dict(line.split(": ", 1) for line in done.stdout.splitlines() if ": " in line and not line.startswith(" "))
     for folder in (REPO / "conf").iterdir():
-        if folder.is_dir() and folder.name != "hydra":  # conf/hydra/launcher: presets of Hydra's own group (--hydra-help)
+        if (
+            folder.is_dir() and folder.name != "hydra"
+        ):  # conf/hydra/launcher: presets of Hydra's own group (--hydra-help)
             assert set(listed[folder.name].split(", ")) >= {f.stem for f in folder.glob("*.yaml")}, folder.name
     assert "swish" in listed["activation"].split(", ")  # the plugin's option
     assert "dlkit list" in done.stdout and "dlkit ui" in done.stdout
 
 
 def test_sweep_runs_each_job_and_shows_which_of_how_many(outputs, store):
-    done = dlkit_cli("-m", "activation=relu,tanh", "trainer.max_epochs=1", "data.limit=60", f"paths.output_dir={outputs}")
+    done = dlkit_cli(
+        "-m", "activation=relu,tanh", "trainer.max_epochs=1", "data.limit=60", f"paths.output_dir={outputs}"
+    )
     assert done.returncode == 0, done.stderr
     assert "[job 1/2]" in done.stdout and "[job 2/2]" in done.stdout
-    runs = [r for r in all_runs(store()) if "mlflow.parentRunId" in r.data.tags]  # the children; test_sweep.py checks the parent
+    runs = [
+        r for r in all_runs(store()) if "mlflow.parentRunId" in r.data.tags
+    ]  # the children; test_sweep.py checks the parent
     assert sorted(r.data.params["activation.name"] for r in runs) == ["relu", "tanh"]
     assert all(r.info.status == "FINISHED" for r in runs)
     assert (outputs / "multirun").is_dir()

@@ -1,4 +1,5 @@
 """Every component against the chapter's formula, on numbers worked out by hand in the comments."""
+
 import math
 import re
 
@@ -35,8 +36,12 @@ def test_activations_match_their_formulas():
 def test_without_activation_a_deep_mlp_is_one_affine_map():
     from dlkit.models.parts import LayerParts
 
-    parts = LayerParts.from_configs(activation={"name": "identity"}, norm={"name": "none"}, dropout={"name": "none"}, residual={"name": "none"})
-    net = registry("model").build({"name": "mlp", "hidden": [16, 16, 16]}, input_shape=(4,), output_shape=(3,), parts=parts)
+    parts = LayerParts.from_configs(
+        activation={"name": "identity"}, norm={"name": "none"}, dropout={"name": "none"}, residual={"name": "none"}
+    )
+    net = registry("model").build(
+        {"name": "mlp", "hidden": [16, 16, 16]}, input_shape=(4,), output_shape=(3,), parts=parts
+    )
     x, y = torch.randn(4), torch.randn(4)
     f = lambda v: net(v[None])[0]  # noqa: E731
     zero = f(torch.zeros(4))
@@ -60,9 +65,13 @@ def test_output_size_is_the_chapters_formula():
     assert output_size(28, 2, 2, layer="p") == 14  # (28 − 2)/2 + 1
     assert output_size(7, 3, 2, 1, layer="c") == 4  # (7 − 3 + 2)/2 + 1
     assert output_size(5, 5, layer="c") == 1
-    with pytest.raises(ConfigError, match=r"c: output size \(input 2 − kernel 5 \+ 2·padding 0\) / stride 1 \+ 1 = -2 is below 1"):
+    with pytest.raises(
+        ConfigError, match=r"c: output size \(input 2 − kernel 5 \+ 2·padding 0\) / stride 1 \+ 1 = -2 is below 1"
+    ):
         output_size(2, 5, layer="c")
-    with pytest.raises(ConfigError, match=r"output size \(input 8 − kernel 3 \+ 2·padding 1\) / stride 2 \+ 1 = 4.5 is not whole"):
+    with pytest.raises(
+        ConfigError, match=r"output size \(input 8 − kernel 3 \+ 2·padding 1\) / stride 2 \+ 1 = 4.5 is not whole"
+    ):
         output_size(8, 3, 2, 1, layer="c")
 
 
@@ -98,7 +107,9 @@ def test_both_dropout_forms_keep_the_expected_activation(form):
     assert torch.allclose(kept, torch.full_like(kept, 1 / (1 - p) if form == "inverted" else 1.0))
     drop.eval()
     test_out = drop(torch.ones(3))
-    assert torch.allclose(test_out, torch.full((3,), 1.0 if form == "inverted" else 1 - p))  # chapter: × (1 − p) at test
+    assert torch.allclose(
+        test_out, torch.full((3,), 1.0 if form == "inverted" else 1 - p)
+    )  # chapter: × (1 − p) at test
     assert train_out.mean().item() == pytest.approx(test_out[0].item(), abs=0.005)  # expectation kept
 
 
@@ -169,13 +180,19 @@ def test_focal_loss_by_hand_and_gamma_zero_is_cross_entropy():
     assert loss("focal", "softmax", gamma=0.0)(logits, labels).item() == pytest.approx(
         loss("cross_entropy", "softmax")(logits, labels).item(), rel=1e-6
     )
-    assert loss("focal", "sigmoid", gamma=0.0)(z, y).item() == pytest.approx(loss("bce", "sigmoid")(z, y).item(), rel=1e-6)
+    assert loss("focal", "sigmoid", gamma=0.0)(z, y).item() == pytest.approx(
+        loss("bce", "sigmoid")(z, y).item(), rel=1e-6
+    )
 
 
 @pytest.mark.parametrize(
     "name,output,message",
     [
-        ("bce", "softmax", "loss 'bce' does not fit a classification task (softmax output); it serves: binary (task=binary)."),
+        (
+            "bce",
+            "softmax",
+            "loss 'bce' does not fit a classification task (softmax output); it serves: binary (task=binary).",
+        ),
         ("mse", "sequence", "loss 'mse' does not fit a seq2seq task"),
         ("cross_entropy", "identity", "loss 'cross_entropy' does not fit a regression task"),
     ],

@@ -1,4 +1,5 @@
 """Composition of every option, the overrides users type, and the messages for the ones they mistype."""
+
 from pathlib import Path
 
 import pytest
@@ -7,8 +8,8 @@ import torch
 import dlkit
 from dlkit import config
 from dlkit.build import build
-from dlkit.plan import Plan
 from dlkit.errors import ConfigError
+from dlkit.plan import Plan
 from idx_files import write_mnist
 
 GROUPS = sorted(p.name for p in config.CONF_DIR.iterdir() if p.is_dir())
@@ -21,7 +22,19 @@ RUNNABLE = [o for o in OPTIONS if o not in ELSEWHERE]
 
 
 def test_every_issue_group_exists():
-    for group in ("model", "activation", "norm", "dropout", "residual", "loss", "optimizer", "data", "trainer", "tracking", "task"):
+    for group in (
+        "model",
+        "activation",
+        "norm",
+        "dropout",
+        "residual",
+        "loss",
+        "optimizer",
+        "data",
+        "trainer",
+        "tracking",
+        "task",
+    ):
         assert group in GROUPS
     stems = {g: {o for gg, o in OPTIONS if gg == g} for g in GROUPS}
     assert {"mlp", "lenet5", "resnet"} <= stems["model"]
@@ -48,7 +61,13 @@ def idx_root(tmp_path_factory):
 
 @pytest.mark.parametrize("group,option", RUNNABLE)
 def test_every_option_trains_one_epoch(group, option, idx_root, tmp_path):
-    overrides = [f"{group}={option}", "trainer.max_epochs=1", "data.limit=48", f"paths.output_dir={tmp_path}", *COMPANIONS.get((group, option), [])]
+    overrides = [
+        f"{group}={option}",
+        "trainer.max_epochs=1",
+        "data.limit=48",
+        f"paths.output_dir={tmp_path}",
+        *COMPANIONS.get((group, option), []),
+    ]
     if group == "data" and option in ("mnist", "fashion_mnist"):
         overrides.append(f"data.root={write_mnist(idx_root / option)}")
     if group != "tracking":
@@ -109,29 +128,38 @@ def test_mistakes_get_one_line_with_a_close_match(override, expected):
 def test_a_sweep_is_checked_job_by_job_before_launch():
     plans = config.check(["activation=relu,tanh", "seed=0,1,2"], multirun=True)
     assert [(p.parts.activation.name, p.seed) for p in plans] == [(a, s) for a in ("relu", "tanh") for s in (0, 1, 2)]
-    with pytest.raises(ConfigError, match=r"job 2 of 2 \(activation=tanhh\): activation 'tanhh' is unknown; did you mean 'tanh'"):
+    with pytest.raises(
+        ConfigError, match=r"job 2 of 2 \(activation=tanhh\): activation 'tanhh' is unknown; did you mean 'tanh'"
+    ):
         config.check(["activation=relu,tanhh"], multirun=True)
 
 
-@pytest.mark.parametrize("job", [
-    ["seed=1"],
-    ["model=lenet5", "seed=2", "optimizer.lr=0.5"],
-    ["model=mlp", "model.hidden=[100,100]", "+tracking.run_name=x", "optimizer=sgd"],
-    ["trainer.max_epochs=3", "++extra.key=1", "~data.val_fraction"],
-])
+@pytest.mark.parametrize(
+    "job",
+    [
+        ["seed=1"],
+        ["model=lenet5", "seed=2", "optimizer.lr=0.5"],
+        ["model=mlp", "model.hidden=[100,100]", "+tracking.run_name=x", "optimizer=sgd"],
+        ["trainer.max_epochs=3", "++extra.key=1", "~data.val_fraction"],
+    ],
+)
 def test_a_sweeps_jobs_compose_as_hydra_composes_them_one_by_one(job):
     from omegaconf import OmegaConf
 
     shared = {}
     groups = set(config.group_options())
-    config._compose_job(["model=lenet5", "seed=9"], shared, groups)  # a job before it that picked the same group options
+    config._compose_job(
+        ["model=lenet5", "seed=9"], shared, groups
+    )  # a job before it that picked the same group options
     assert OmegaConf.to_yaml(config._compose_job(job, shared, groups)) == OmegaConf.to_yaml(config.compose(job))
 
 
 def test_a_bad_value_in_a_later_job_of_a_sweep_is_still_named():
     with pytest.raises(ConfigError, match=r"job 3 of 3 \(optimizer.lr=-0.3\): optimizer.lr must be a number > 0"):
         config.check(["optimizer.lr=0.1,0.2,-0.3"], multirun=True)
-    with pytest.raises(ConfigError, match=r"^'optimizer.lrr' is not a key.*did you mean 'optimizer.lr'"):  # every job's mistake
+    with pytest.raises(
+        ConfigError, match=r"^'optimizer.lrr' is not a key.*did you mean 'optimizer.lr'"
+    ):  # every job's mistake
         config.check(["seed=0,1", "optimizer.lrr=3"], multirun=True)
 
 
@@ -143,7 +171,10 @@ def test_a_plans_params_are_the_flattened_resolved_config():
 
 def test_lenet5_on_raw_8x8_digits_is_rejected_with_the_formula():
     cfg = config.compose(["model=lenet5", "data.resize=null", "data.limit=16"])
-    with pytest.raises(ConfigError, match=r"lenet5 conv2: output size \(input 2 − kernel 5 \+ 2·padding 0\) / stride 1 \+ 1 = -2 is below 1"):
+    with pytest.raises(
+        ConfigError,
+        match=r"lenet5 conv2: output size \(input 2 − kernel 5 \+ 2·padding 0\) / stride 1 \+ 1 = -2 is below 1",
+    ):
         build(Plan.from_config(cfg))
     assert build(dlkit.plan_for(["model=lenet5", "data.limit=16"])).dataset.input_shape == (1, 32, 32)  # resized: valid
 

@@ -1,16 +1,17 @@
 """The data sets: shapes, splits, the IDX reader and its errors, the synthetic sets' properties."""
+
 import gzip
 
 import numpy as np
 import pytest
 import torch
-from idx_files import idx_bytes, write_mnist
 
 import dlkit.plan  # noqa: F401
 from dlkit.data.idx import read_idx
 from dlkit.data.tensors import split, split_indices
 from dlkit.errors import ConfigError
 from dlkit.registry import registry
+from idx_files import idx_bytes, write_mnist
 
 
 def data(name, **params):
@@ -159,9 +160,11 @@ def test_spirals_need_a_non_linear_boundary():
 
 def test_regression_outliers_corrupt_only_the_training_targets():
     d = data("regression_outliers", outlier_fraction=0.2, outlier_scale=20.0)
-    residual = lambda s: s.y - torch.linalg.lstsq(  # noqa: E731
-        torch.cat([d.test.x, torch.ones(len(d.test), 1)], 1), d.test.y[:, None]
-    ).solution.flatten() @ torch.cat([s.x, torch.ones(len(s), 1)], 1).T
+    fit = torch.linalg.lstsq(torch.cat([d.test.x, torch.ones(len(d.test), 1)], 1), d.test.y[:, None]).solution.flatten()
+
+    def residual(s):
+        return s.y - fit @ torch.cat([s.x, torch.ones(len(s), 1)], 1).T
+
     assert (residual(d.train).abs() > 5).float().mean().item() == pytest.approx(0.2, abs=0.05)
     assert residual(d.test).abs().max().item() < 1.0 and residual(d.val).abs().max().item() < 1.0
 

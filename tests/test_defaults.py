@@ -9,6 +9,7 @@ chosen on purpose (conf/model/mlp_lenet_sized.yaml is a small `mlp`) and are not
 does not declare, or declares without a default, are not compared: plan.plan() consumes some itself (optimizer
 batch_size, data resize) and Hydra reads `defaults`.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -98,8 +99,9 @@ def test_canonical_options_agree_with_signature_defaults():
     """A disagreement means `dlkit` and a direct call build different things from the same 'default'."""
     pairs, _ = _compare()
     wrong = [(f, k, y, s) for f, k, y, s in pairs if _plain(y) != _plain(s)]
-    unexpected = [f"conf/{f}: {k} is {y!r} in the YAML, {s!r} in the signature" for f, k, y, s in wrong
-                  if (f, k) not in EXEMPT]
+    unexpected = [
+        f"conf/{f}: {k} is {y!r} in the YAML, {s!r} in the signature" for f, k, y, s in wrong if (f, k) not in EXEMPT
+    ]
     assert not unexpected, "YAML and signature defaults disagree:\n" + "\n".join(unexpected)
     stale = set(EXEMPT) - {(f, k) for f, k, _, _ in wrong}
     assert not stale, f"exempt pairs that now agree (or are gone): drop them from EXEMPT: {sorted(stale)}"
@@ -108,8 +110,12 @@ def test_canonical_options_agree_with_signature_defaults():
 def test_every_entry_with_a_same_named_option_is_covered():
     """An entry with its own conf/<group>/<name>.yaml must be compared, not skipped by a lookup that went wrong."""
     _, covered = _compare()
-    expected = {(kind, e.name) for kind in KINDS for e in registry(kind).entries()
-                if (CONF_DIR / kind / f"{e.name}.yaml").is_file()}
+    expected = {
+        (kind, e.name)
+        for kind in KINDS
+        for e in registry(kind).entries()
+        if (CONF_DIR / kind / f"{e.name}.yaml").is_file()
+    }
     assert expected, f"no registry entry has an option file under {CONF_DIR}"
     missed = sorted(expected - covered)
     assert not missed, f"entries with their own option file that were not compared: {missed}"
@@ -134,4 +140,3 @@ def test_option_keys_are_parameters(kind):
             continue
         extra = set(doc) - {"name"} - HYDRA_KEYS - NOT_PARAMETERS.get(kind, set()) - set(parameters)
         assert not extra, f"conf/{file}: {sorted(extra)} are not parameters of {kind} '{doc['name']}'"
-

@@ -1,4 +1,6 @@
-"""Devices and scale-out: DDP on two CPU processes (gloo), alone and under a Hydra multirun; GPU tests skip without one."""
+"""Devices and scale-out: DDP on two CPU processes (gloo), alone and under a Hydra multirun; GPU tests skip
+without one."""
+
 from __future__ import annotations
 
 import pytest
@@ -23,7 +25,9 @@ def test_a_ddp_run_is_one_mlflow_run_with_metrics_over_every_process(outputs, st
     from dlkit.plan import Plan
 
     cfg = OmegaConf.load(client.download_artifacts(run.info.run_id, "config.yaml", str(outputs)))
-    weights = torch.load(client.download_artifacts(run.info.run_id, "best.pt", str(outputs)), weights_only=True)  # 1 epoch: best = last
+    weights = torch.load(
+        client.download_artifacts(run.info.run_id, "best.pt", str(outputs)), weights_only=True
+    )  # 1 epoch: best = last
     experiment = build(Plan.from_config(cfg))
     model = experiment.task.model
     model.load_state_dict(weights)

@@ -1,5 +1,6 @@
 """Pins on the non-public Hydra and Lightning APIs dlkit uses (all in dlkit/internals.py): a release that
 changes one fails here, by name."""
+
 from __future__ import annotations
 
 import pytest
@@ -32,8 +33,9 @@ class Direct(pl.LightningModule):
 
 
 def _fit(**options) -> pl.Trainer:
-    trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         **options)
+    trainer = pl.Trainer(
+        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, **options
+    )
     trainer.fit(Direct(), DataLoader(TensorDataset(torch.randn(10, 2)), batch_size=2))
     return trainer
 

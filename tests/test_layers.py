@@ -3,6 +3,7 @@
 Every `import` and `from ... import` in dlkit/ counts, function-level ones included (a lazy import is still a
 dependency). A failure names the file, the line and the edge.
 """
+
 from __future__ import annotations
 
 import ast
@@ -81,7 +82,8 @@ def test_imports_point_down_the_layers():
     upward = [
         f"dlkit/{MODULES[a].relative_to(PACKAGE)}:{line} imports {b}: the {LAYERS[layer(a)][0]} layer"
         f" may not import the {LAYERS[layer(b)][0]} layer above it"
-        for a, line, b in edges() if layer(b) > layer(a)
+        for a, line, b in edges()
+        if layer(b) > layer(a)
     ]
     assert not upward, "\n".join(upward)
 
@@ -91,8 +93,10 @@ def test_lower_layers_know_nothing_of_the_frameworks_above_them(name, banned):
     rank = [n for n, _ in LAYERS].index(name)
     wrong = [
         f"dlkit/{MODULES[m].relative_to(PACKAGE)}:{line} imports {target}"
-        for m in MODULES if layer(m) == rank
-        for line, target in imports(m) if target.split(".")[0] in banned
+        for m in MODULES
+        if layer(m) == rank
+        for line, target in imports(m)
+        if target.split(".")[0] in banned
     ]
     assert not wrong, f"the {name} layer may not import {', '.join(banned)}:\n" + "\n".join(wrong)
 
@@ -109,7 +113,7 @@ def test_no_import_cycles():
         path.append(module)
         for _, target in graph[module]:
             if state.get(target) == 1:
-                return path[path.index(target):] + [target]
+                return path[path.index(target) :] + [target]
             if target not in state and (cycle := visit(target)):
                 return cycle
         state[module] = 2

@@ -1,4 +1,5 @@
 """A wheel (not the source checkout) carries the configs and runs from any directory."""
+
 import os
 import subprocess
 import sys
@@ -16,7 +17,11 @@ def installed(tmp_path_factory):
     subprocess.run(build, check=True, capture_output=True)
     (wheel,) = root.glob("dlkit-*.whl")
     site = root / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(site), str(wheel)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(site), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
     return wheel, site
 
 
@@ -35,7 +40,11 @@ def test_installed_package_trains_from_another_directory(installed, tmp_path):
     env = {"PYTHONPATH": str(site)}
     where = dlkit_cli("--cfg", "job", cwd=tmp_path, env=env)
     probe = subprocess.run(
-        [sys.executable, "-c", "import dlkit.config as c; print(c.CONF_DIR)"], cwd=tmp_path, env={**os.environ, **env}, capture_output=True, text=True
+        [sys.executable, "-c", "import dlkit.config as c; print(c.CONF_DIR)"],
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
     )
     assert probe.stdout.strip() == str(site / "dlkit" / "conf")
     assert where.returncode == 0 and "name: mlp" in where.stdout

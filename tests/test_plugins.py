@@ -1,4 +1,5 @@
 """Both plugin routes, end to end: the project's plugins/ folder and an installed entry point."""
+
 import base64
 import hashlib
 import subprocess
@@ -74,7 +75,17 @@ def site(tmp_path_factory) -> Path:
     """The demo distribution pip-installed into a private folder, visible only through PYTHONPATH."""
     root = tmp_path_factory.mktemp("ep")
     target = root / "site"
-    pip = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--target", str(target), str(build_wheel(root))]
+    pip = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--no-deps",
+        "--no-index",
+        "--target",
+        str(target),
+        str(build_wheel(root)),
+    ]
     subprocess.run(pip, check=True, capture_output=True)
     return target
 
@@ -104,7 +115,9 @@ def test_entry_point_plugin_adds_an_activation_and_a_task(site, outputs, store, 
     env = {"PYTHONPATH": str(site)}
     listing = dlkit_cli("list", "task", cwd=tmp_path, env=env)
     assert "counting         dlkit-ep-demo 0.3.0 (entry point)" in listing.stdout
-    done = dlkit_cli("activation=softsign", "task=counting", *QUICK, f"paths.output_dir={outputs}", cwd=tmp_path, env=env)
+    done = dlkit_cli(
+        "activation=softsign", "task=counting", *QUICK, f"paths.output_dir={outputs}", cwd=tmp_path, env=env
+    )
     assert done.returncode == 0, done.stderr
     (run,) = all_runs(store())
     assert run.data.params["task.name"] == "counting" and run.data.params["activation.name"] == "softsign"
@@ -114,7 +127,13 @@ def test_entry_point_plugin_adds_an_activation_and_a_task(site, outputs, store, 
 
 
 def test_plugins_can_be_switched_off(site, tmp_path):
-    done = dlkit_cli("activation=softsign", "tracking=none", *QUICK, cwd=tmp_path, env={"PYTHONPATH": str(site), "DLKIT_PLUGINS": "0"})
+    done = dlkit_cli(
+        "activation=softsign",
+        "tracking=none",
+        *QUICK,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(site), "DLKIT_PLUGINS": "0"},
+    )
     assert done.returncode == 2 and "activation 'softsign' is unknown" in done.stderr
     off = dlkit_cli("activation=swish", "tracking=none", *QUICK, env={"DLKIT_PLUGINS": "0"})
     assert off.returncode == 2 and "activation 'swish' is unknown" in off.stderr

@@ -1,5 +1,6 @@
 """The recorder process: it writes what the training process sends, reports what the store refused,
 and ends the runs of a training process that died without closing them."""
+
 from __future__ import annotations
 
 import time
@@ -12,7 +13,11 @@ from dlkit.tracking import recorder
 
 @pytest.fixture
 def settings(outputs):
-    return {"uri": f"sqlite:///{outputs.resolve()}/mlflow.db", "experiment": "recorder", "artifact_root": str(outputs / "artifacts")}
+    return {
+        "uri": f"sqlite:///{outputs.resolve()}/mlflow.db",
+        "experiment": "recorder",
+        "artifact_root": str(outputs / "artifacts"),
+    }
 
 
 def _wait_for(condition, seconds: float = 30):
@@ -61,7 +66,9 @@ def test_a_run_ended_without_waiting_is_ended_once_written_and_failed_if_a_write
     bad.finish("FINISHED", wait=False)
     with pytest.raises(recorder.RecorderError, match="lr"):
         recorder.flush()  # what a sweep does before it counts its runs
-    assert store().get_run(good.run_id).info.status == "FINISHED" and store().get_run(good.run_id).data.metrics == {"loss": 0.5}
+    assert store().get_run(good.run_id).info.status == "FINISHED" and store().get_run(good.run_id).data.metrics == {
+        "loss": 0.5
+    }
     failed = store().get_run(bad.run_id)
     assert failed.info.status == "FAILED" and "lr" in failed.data.tags["dlkit.failure_reason"]
     recorder.flush()  # told once

@@ -1,9 +1,9 @@
 import pytest
 from torch import nn
 
-from dlkit.errors import ConfigError
-from dlkit.registry import Registry, register, registry
 import dlkit.plan  # noqa: F401  (registers the built-ins)
+from dlkit.errors import ConfigError
+from dlkit.registry import Registry, registry
 
 
 def test_unknown_name_names_the_kind_suggests_and_lists():
@@ -29,7 +29,9 @@ def test_unknown_kind():
 def test_build_passes_yaml_params_and_rejects_a_misspelled_one():
     act = registry("activation").build({"name": "leaky_relu", "negative_slope": 0.2})
     assert isinstance(act, nn.LeakyReLU) and act.negative_slope == 0.2
-    with pytest.raises(ConfigError, match="activation 'leaky_relu' has no parameter 'negative_slop'; did you mean 'negative_slope'"):
+    with pytest.raises(
+        ConfigError, match="activation 'leaky_relu' has no parameter 'negative_slop'; did you mean 'negative_slope'"
+    ):
         registry("activation").build({"name": "leaky_relu", "negative_slop": 0.2})
 
 

@@ -1,4 +1,5 @@
 """`dlkit report` and the studies: numbers checked against a hand computation from the stored metrics."""
+
 import math
 import statistics
 
@@ -13,8 +14,15 @@ from dlkit.report import Cell, Report, Run, Study
 def swept(tmp_path_factory):
     """A 2 × 2 factor sweep with 2 seeds: one parent, eight children."""
     outputs = tmp_path_factory.mktemp("report") / "outputs"
-    done = dlkit_cli("-m", "activation=relu,tanh", "norm=none,batch", "seed=0,1", "trainer.max_epochs=2", "data.limit=64",
-                     f"paths.output_dir={outputs}")
+    done = dlkit_cli(
+        "-m",
+        "activation=relu,tanh",
+        "norm=none,batch",
+        "seed=0,1",
+        "trainer.max_epochs=2",
+        "data.limit=64",
+        f"paths.output_dir={outputs}",
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     from mlflow.tracking import MlflowClient
 
@@ -27,9 +35,9 @@ def test_eight_tagged_children_under_one_parent(swept):
     (parent,) = [r for r in runs if r.data.tags.get("dlkit.sweep") == "parent"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert len(children) == 8 and len(runs) == 9
-    assert {(c.data.tags["factor.activation"], c.data.tags["factor.norm"], c.data.tags["factor.seed"]) for c in children} == {
-        (a, n, s) for a in ("relu", "tanh") for n in ("none", "batch") for s in ("0", "1")
-    }
+    assert {
+        (c.data.tags["factor.activation"], c.data.tags["factor.norm"], c.data.tags["factor.seed"]) for c in children
+    } == {(a, n, s) for a in ("relu", "tanh") for n in ("none", "batch") for s in ("0", "1")}
 
 
 def test_report_numbers_equal_a_hand_computation_from_the_store(swept):
@@ -52,7 +60,11 @@ def test_report_numbers_equal_a_hand_computation_from_the_store(swept):
         other = next(level for level in levels if level != baseline)
         assert float(rows[other]["delta"]) == pytest.approx(means[other] - means[baseline], abs=1e-4)
     grid = built.cell(activation="tanh", norm="batch")
-    expected = [c.data.metrics["test/acc"] for c in children if (c.data.tags["factor.activation"], c.data.tags["factor.norm"]) == ("tanh", "batch")]
+    expected = [
+        c.data.metrics["test/acc"]
+        for c in children
+        if (c.data.tags["factor.activation"], c.data.tags["factor.norm"]) == ("tanh", "batch")
+    ]
     assert grid.n == 2 and grid.mean == pytest.approx(statistics.fmean(expected))
 
 
@@ -63,7 +75,12 @@ def test_report_command_prints_writes_and_attaches(swept):
     assert "activation: test/acc, mean ± std over seeds" in done.stdout and "Δ to baseline" in done.stdout
     (parent,) = [r for r in all_runs(client) if r.data.tags.get("dlkit.sweep") == "parent"]
     attached = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
-    assert attached == {"report/report.md", "report/report.csv", "report/curves_activation.png", "report/curves_norm.png"}
+    assert attached == {
+        "report/report.md",
+        "report/report.csv",
+        "report/curves_activation.png",
+        "report/curves_norm.png",
+    }
     folder = outputs / "reports" / parent.info.run_id
     markdown = (folder / "report.md").read_text()
     assert "### activation × norm" in markdown and "(n=2)" in markdown
@@ -76,7 +93,9 @@ def test_derived_metrics_gap_and_epochs_to_target(swept):
     outputs, client = swept
     gap = report.load(f"sqlite:///{outputs}/mlflow.db", metric="train_eval/acc - test/acc")
     for run in gap.runs:
-        assert run.metrics["train_eval/acc - test/acc"] == pytest.approx(run.metrics["train_eval/acc"] - run.metrics["test/acc"])
+        assert run.metrics["train_eval/acc - test/acc"] == pytest.approx(
+            run.metrics["train_eval/acc"] - run.metrics["test/acc"]
+        )
     reach = report.load(f"sqlite:///{outputs}/mlflow.db", metric="epochs_to:val/acc>=0.0")
     assert all(run.metrics["epochs_to:val/acc>=0.0"] == 1.0 for run in reach.runs)  # reached at once
     never = report.load(f"sqlite:///{outputs}/mlflow.db", metric="epochs_to:val/acc>=1.1")
@@ -84,7 +103,11 @@ def test_derived_metrics_gap_and_epochs_to_target(swept):
 
 
 def fake(values: dict[str, list[float]], direction: str = "higher") -> Report:
-    runs = [Run(f"{level}{i}", level, "FINISHED", {"f": level}, {"m": v}, "cpu", i) for level, vs in values.items() for i, v in enumerate(vs)]
+    runs = [
+        Run(f"{level}{i}", level, "FINISHED", {"f": level}, {"m": v}, "cpu", i)
+        for level, vs in values.items()
+        for i, v in enumerate(vs)
+    ]
     return Report("t", "m", runs, ["f"], Study("s", "claim", "f", "a", "b", "m", direction))
 
 
@@ -128,7 +151,9 @@ def test_runs_from_two_devices_get_a_breakdown_with_time_per_epoch(swept, tmp_pa
     copy = tmp_path / "store"
     shutil.copytree(outputs, copy)  # leave the shared sweep as it was
     client = MlflowClient(f"sqlite:///{copy}/mlflow.db")
-    children = sorted((r for r in all_runs(client) if "mlflow.parentRunId" in r.data.tags), key=lambda r: r.info.run_name)
+    children = sorted(
+        (r for r in all_runs(client) if "mlflow.parentRunId" in r.data.tags), key=lambda r: r.info.run_name
+    )
     for run in children[:4]:  # as if these four had run on a GPU
         client.set_tag(run.info.run_id, "device.accelerator", "cuda")
         client.set_tag(run.info.run_id, "device.name", "NVIDIA H100")
@@ -137,4 +162,4 @@ def test_runs_from_two_devices_get_a_breakdown_with_time_per_epoch(swept, tmp_pa
     assert sorted(len(runs) for runs in devices.values()) == [4, 4] and "cuda: NVIDIA H100" in devices
     markdown = report.markdown(built)
     gpu_seconds = statistics.fmean(r.data.metrics["train/epoch_seconds"] for r in children[:4])
-    assert f"| cuda: NVIDIA H100 | 4 |" in markdown and f"| {gpu_seconds:.3f} |" in markdown
+    assert "| cuda: NVIDIA H100 | 4 |" in markdown and f"| {gpu_seconds:.3f} |" in markdown

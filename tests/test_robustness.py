@@ -1,4 +1,6 @@
-"""Divergence, interrupts and resume, relaunched sweeps, parallel writers: real processes, real signals, a real store."""
+"""Divergence, interrupts and resume, relaunched sweeps, parallel writers: real processes, real signals, a real
+store."""
+
 from __future__ import annotations
 
 import signal
@@ -35,8 +37,16 @@ def _final(run) -> dict[str, float]:
 
 def test_a_diverging_run_stops_failed_with_the_reason_and_keeps_its_metrics(outputs, store):
     # lr 0.01 for the first epoch, then ×1e8 each epoch: fine at first, NaN soon after.
-    done = dlkit_cli("optimizer=minibatch", "optimizer.lr=0.01", "scheduler=step", "scheduler.step_size=1", "scheduler.gamma=1e8",
-                     "trainer.max_epochs=20", "data.limit=96", f"paths.output_dir={outputs}")
+    done = dlkit_cli(
+        "optimizer=minibatch",
+        "optimizer.lr=0.01",
+        "scheduler=step",
+        "scheduler.step_size=1",
+        "scheduler.gamma=1e8",
+        "trainer.max_epochs=20",
+        "data.limit=96",
+        f"paths.output_dir={outputs}",
+    )
     assert done.returncode == 1
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("dlkit: run ") and " FAILED: " in line and "loss became nan in epoch " in line
@@ -45,9 +55,13 @@ def test_a_diverging_run_stops_failed_with_the_reason_and_keeps_its_metrics(outp
     assert run.info.status == "FAILED" and run.data.tags["dlkit.failure"] == "diverged"
     assert run.info.run_id in line and run.data.tags["dlkit.failure_reason"] in line
     history = store().get_metric_history(run.info.run_id, "train/loss")
-    assert len(history) >= 1 and all(torch.isfinite(torch.tensor(m.value)) for m in history)  # the epochs before it, kept
+    assert len(history) >= 1 and all(
+        torch.isfinite(torch.tensor(m.value)) for m in history
+    )  # the epochs before it, kept
     stopped = int(line.split("in epoch ")[1].split(",")[0])
-    assert stopped < 20 and len(history) == stopped - 1 or len(history) == stopped  # it stopped at once, not at max_epochs
+    assert (
+        stopped < 20 and len(history) == stopped - 1 or len(history) == stopped
+    )  # it stopped at once, not at max_epochs
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -55,14 +69,20 @@ def test_an_interrupted_run_resumes_to_the_same_metrics_as_an_uninterrupted_one(
     full = dlkit_cli(*RESUMABLE, "tracking.run_name=full", f"paths.output_dir={outputs}")
     assert full.returncode == 0, full.stderr[-2000:]
 
-    code, output = _signal_after([*RESUMABLE, "tracking.run_name=cut", f"paths.output_dir={outputs}"], "epoch 1/", signum)
+    code, output = _signal_after(
+        [*RESUMABLE, "tracking.run_name=cut", f"paths.output_dir={outputs}"], "epoch 1/", signum
+    )
     assert code == 128 + signum, output[-2000:]
     runs = {r.info.run_name: r for r in all_runs(store())}
     cut = runs["cut"]
     assert cut.info.status == "KILLED"
     assert f"dlkit: run {cut.info.run_id} is KILLED; continue it with: dlkit resume {cut.info.run_id}" in output
-    checkpoint = torch.load(store().download_artifacts(cut.info.run_id, "checkpoints/last.ckpt", str(outputs)), weights_only=True)
-    assert {"state_dict", "optimizer_states", "loops", "callbacks"} <= set(checkpoint)  # plain data: loads without unpickling code
+    checkpoint = torch.load(
+        store().download_artifacts(cut.info.run_id, "checkpoints/last.ckpt", str(outputs)), weights_only=True
+    )
+    assert {"state_dict", "optimizer_states", "loops", "callbacks"} <= set(
+        checkpoint
+    )  # plain data: loads without unpickling code
     epochs_done = len(store().get_metric_history(cut.info.run_id, "train/loss"))
     assert 1 <= epochs_done < 200
 
@@ -85,7 +105,10 @@ def test_resume_refuses_what_it_cannot_resume(outputs, store):
     done = dlkit_cli("trainer.max_epochs=1", "data.limit=48", f"paths.output_dir={outputs}")
     (run,) = all_runs(store())
     again = dlkit_cli("resume", run.info.run_id, f"paths.output_dir={outputs}")
-    assert again.returncode == 2 and again.stderr.strip() == f"dlkit: error: run {run.info.run_id} has FINISHED: there is nothing to resume."
+    assert (
+        again.returncode == 2
+        and again.stderr.strip() == f"dlkit: error: run {run.info.run_id} has FINISHED: there is nothing to resume."
+    )
     unknown = dlkit_cli("resume", "0123abc", f"paths.output_dir={outputs}")
     assert unknown.returncode == 2 and "no run '0123abc'" in unknown.stderr and "Traceback" not in unknown.stderr
     assert done.returncode == 0
@@ -110,7 +133,9 @@ def test_a_relaunched_sweep_skips_finished_jobs_and_resumes_the_interrupted_one(
     (parent_after,) = [r for r in runs if r.data.tags.get("dlkit.sweep") == "parent"]
     children = {r.info.run_name: r for r in runs if r is not parent_after}
     assert parent_after.info.run_id == parent.info.run_id and parent_after.info.status == "FINISHED"
-    assert sorted(children) == ["seed=0", "seed=1", "seed=2"] and all(c.info.status == "FINISHED" for c in children.values())
+    assert sorted(children) == ["seed=0", "seed=1", "seed=2"] and all(
+        c.info.status == "FINISHED" for c in children.values()
+    )
     assert children["seed=0"].info.run_id == first["seed=0"].info.run_id  # reused, not run again
     assert children["seed=1"].info.run_id == first["seed=1"].info.run_id  # the same run, continued
 
@@ -121,8 +146,15 @@ def test_a_relaunched_sweep_skips_finished_jobs_and_resumes_the_interrupted_one(
 
 def test_parallel_workers_lose_nothing_in_one_sqlite_store(outputs, store):
     seeds = "0,1,2,3,4,5"
-    done = dlkit_cli("-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=3", f"seed={seeds}", "trainer.max_epochs=3",
-                     "data.limit=48", f"paths.output_dir={outputs}")
+    done = dlkit_cli(
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=3",
+        f"seed={seeds}",
+        "trainer.max_epochs=3",
+        "data.limit=48",
+        f"paths.output_dir={outputs}",
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     client = store()
     runs = all_runs(client)
@@ -133,4 +165,7 @@ def test_parallel_workers_lose_nothing_in_one_sqlite_store(outputs, store):
     assert len(param_counts) == 1 and param_counts.pop() > 40  # every job logged every param
     for child in children:
         for key in ("train/loss", "val/loss", "val/acc"):
-            assert [m.step for m in client.get_metric_history(child.info.run_id, key)] == [0, 1, 2], (child.info.run_name, key)
+            assert [m.step for m in client.get_metric_history(child.info.run_id, key)] == [0, 1, 2], (
+                child.info.run_name,
+                key,
+            )

@@ -1,4 +1,5 @@
 """Validation: every value a config gives is checked for type and range before anything runs."""
+
 from __future__ import annotations
 
 from typing import Annotated
@@ -6,11 +7,11 @@ from typing import Annotated
 import annotated_types as at
 import pytest
 
+from conftest import QUICK, all_runs, dlkit_cli
 from dlkit import config
 from dlkit.errors import ConfigError
 from dlkit.plan import Plan
 from dlkit.schema import Fraction, PositiveInt, check_value
-from conftest import QUICK, all_runs, dlkit_cli
 
 
 @pytest.mark.parametrize(
@@ -54,10 +55,19 @@ def test_check_value_follows_the_annotation(value, annotation, ok):
         (["seed=-1"], "seed must be a whole number ≥ 0, got -1."),
         (["seed=abc"], "seed must be a whole number ≥ 0, got 'abc'."),
         (["trainer.max_epochs=0"], "trainer.max_epochs must be a whole number ≥ 1, got 0."),
-        (["trainer.limit_val_batches=-1"], "trainer.limit_val_batches must be a whole number of batches ≥ 0 or a fraction in [0, 1], got -1."),
-        (["trainer.limit_train_batches=1.5"], "trainer.limit_train_batches must be a whole number of batches ≥ 0 or a fraction in [0, 1], got 1.5."),
+        (
+            ["trainer.limit_val_batches=-1"],
+            "trainer.limit_val_batches must be a whole number of batches ≥ 0 or a fraction in [0, 1], got -1.",
+        ),
+        (
+            ["trainer.limit_train_batches=1.5"],
+            "trainer.limit_train_batches must be a whole number of batches ≥ 0 or a fraction in [0, 1], got 1.5.",
+        ),
         (["tracking.enabled=maybe"], "tracking.enabled must be true or false, got 'maybe'."),
-        (["compile=reduce-overhed"], "compile='reduce-overhed' is not a torch.compile mode; did you mean 'reduce-overhead'?"),
+        (
+            ["compile=reduce-overhed"],
+            "compile='reduce-overhed' is not a torch.compile mode; did you mean 'reduce-overhead'?",
+        ),
         (["+trainer.max_epoch=3"], "trainer.max_epoch is not a Lightning Trainer argument; did you mean 'max_epochs'"),
         (["+trainer.callbacks=[]"], "trainer.callbacks is set by dlkit itself"),
         (["trainer.accelerator=gpu"], "trainer.accelerator=gpu needs a CUDA GPU; this machine has 0 CUDA GPUs"),
@@ -74,10 +84,15 @@ def test_bad_values_are_named_with_what_is_allowed(overrides, message):
 
 
 def test_every_shipped_option_validates():
-    for group, options in {"optimizer": ["gd", "sgd", "momentum", "rmsprop", "adagrad", "adamw"], "scheduler": ["step", "cosine"],
-                           "dropout": ["chapter"], "norm": ["batch", "layer"], "loss": ["focal", "mae"],
-                           "data": ["mnist1d", "spirals", "reverse", "regression_outliers", "imbalanced", "mnist"],
-                           "model": ["cnn", "lenet5", "resnet"]}.items():
+    for group, options in {
+        "optimizer": ["gd", "sgd", "momentum", "rmsprop", "adagrad", "adamw"],
+        "scheduler": ["step", "cosine"],
+        "dropout": ["chapter"],
+        "norm": ["batch", "layer"],
+        "loss": ["focal", "mae"],
+        "data": ["mnist1d", "spirals", "reverse", "regression_outliers", "imbalanced", "mnist"],
+        "model": ["cnn", "lenet5", "resnet"],
+    }.items():
         for option in options:
             Plan.from_config(config.compose([f"{group}={option}"]))
 

@@ -1,4 +1,5 @@
 """`tracking=server`: a real `mlflow server` on 127.0.0.1 with a temporary sqlite store, a sweep logged through HTTP."""
+
 import os
 import signal
 import subprocess
@@ -13,9 +14,26 @@ from test_ui import free_port
 def test_a_sweep_logs_to_a_tracking_server_with_proxied_artifacts(tmp_path):
     port, artifacts = free_port(), tmp_path / "server-artifacts"
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
-         "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path}/server.db",
+            "--artifacts-destination",
+            str(artifacts),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     uri = f"http://127.0.0.1:{port}"
     try:
@@ -27,8 +45,15 @@ def test_a_sweep_logs_to_a_tracking_server_with_proxied_artifacts(tmp_path):
             except OSError:
                 time.sleep(0.5)
         outputs = tmp_path / "outputs"
-        done = dlkit_cli("-m", "seed=0,1", "tracking=server", f"tracking.uri={uri}", "trainer.max_epochs=2", "data.limit=48",
-                         f"paths.output_dir={outputs}")
+        done = dlkit_cli(
+            "-m",
+            "seed=0,1",
+            "tracking=server",
+            f"tracking.uri={uri}",
+            "trainer.max_epochs=2",
+            "data.limit=48",
+            f"paths.output_dir={outputs}",
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         assert not (outputs / "mlflow.db").exists()  # nothing went to a local store
 

@@ -1,4 +1,5 @@
 """A multirun is one MLflow parent run with a tagged child per job, with every launcher."""
+
 import signal
 
 import pytest
@@ -34,11 +35,17 @@ def test_a_2x2_sweep_is_one_parent_with_four_tagged_children(launcher, outputs, 
 
     assert parent.data.tags["version.torch"] == torch.__version__ and "swish" in parent.data.tags["dlkit.plugins"]
     assert sorted(c.info.run_name for c in children) == [
-        "activation=relu,norm=batch", "activation=relu,norm=none", "activation=tanh,norm=batch", "activation=tanh,norm=none",
+        "activation=relu,norm=batch",
+        "activation=relu,norm=none",
+        "activation=tanh,norm=batch",
+        "activation=tanh,norm=none",
     ]
     for child in children:
         assert child.info.status == "FINISHED"
-        assert f"activation={child.data.tags['factor.activation']},norm={child.data.tags['factor.norm']}" == child.info.run_name
+        assert (
+            f"activation={child.data.tags['factor.activation']},norm={child.data.tags['factor.norm']}"
+            == child.info.run_name
+        )
         assert child.data.params["norm.name"] == {"none": "none", "batch": "batch"}[child.data.tags["factor.norm"]]
     assert f"Sweep FINISHED: parent run {parent.info.run_id}" in done.stdout
 
@@ -51,7 +58,10 @@ def test_a_failing_job_fails_the_parent_and_the_others_go_on(outputs, store):
     assert "not finished: optimizer.lr=1000000000.0: " in done.stdout
     parent, children = parent_and_children(store())
     assert parent.info.status == "FAILED"
-    assert {c.info.run_name: c.info.status for c in children} == {"optimizer.lr=0.01": "FINISHED", "optimizer.lr=1000000000.0": "FAILED"}
+    assert {c.info.run_name: c.info.status for c in children} == {
+        "optimizer.lr=0.01": "FINISHED",
+        "optimizer.lr=1000000000.0": "FAILED",
+    }
     diverged = next(c for c in children if c.info.status == "FAILED")
     assert diverged.data.tags["dlkit.failure"] == "diverged"
     report = dlkit_cli("report", f"paths.output_dir={outputs}")
@@ -76,8 +86,15 @@ def test_an_interrupted_sweep_leaves_nothing_running(outputs, store):
 
 
 def test_optuna_trials_are_children_and_the_best_is_recorded_on_the_parent(outputs, store):
-    done = dlkit_cli("-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=3", "hydra.sweeper.sampler.seed=1",
-                     "optimizer.lr=interval(0.001,0.1)", *TINY, f"paths.output_dir={outputs}")
+    done = dlkit_cli(
+        "-m",
+        "hydra/sweeper=optuna",
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.sampler.seed=1",
+        "optimizer.lr=interval(0.001,0.1)",
+        *TINY,
+        f"paths.output_dir={outputs}",
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     parent, children = parent_and_children(store())
     assert len(children) == 3 and parent.info.status == "FINISHED"

@@ -1,4 +1,5 @@
 """Tasks: their metrics on hand-made batches, and mismatches rejected before training."""
+
 import math
 import types
 
@@ -69,13 +70,28 @@ def test_seq2seq_metrics_ignore_padding():
         (["data=reverse", "loss=mse"], "loss 'mse' does not fit a seq2seq task"),
         (["task=binary", "loss=bce"], "task 'binary' needs two classes; data 'digits' (inputs (1, 8, 8), 10 classes)"),
         (["task=regression", "loss=mse"], "task 'regression' trains on value targets; data 'digits'"),
-        (["data=regression_outliers", "task=classification", "loss=cross_entropy"], "task 'classification' trains on class targets"),
-        (["model=lenet5", "data=mnist1d"], "data.resize=32 applies to images; data 'mnist1d' (inputs (1, 40), 10 classes) has no height"),
-        (["model=lenet5", "data=mnist1d", "~data.resize"], "lenet5 needs images (channels, height, width); the data has shape (1, 40)"),
+        (
+            ["data=regression_outliers", "task=classification", "loss=cross_entropy"],
+            "task 'classification' trains on class targets",
+        ),
+        (
+            ["model=lenet5", "data=mnist1d"],
+            "data.resize=32 applies to images; data 'mnist1d' (inputs (1, 40), 10 classes) has no height",
+        ),
+        (
+            ["model=lenet5", "data=mnist1d", "~data.resize"],
+            "lenet5 needs images (channels, height, width); the data has shape (1, 40)",
+        ),
         (["model=resnet", "data=spirals"], "resnet needs images"),
         (["model=cnn", "data=reverse"], "model 'cnn' cannot read token inputs (data 'reverse'"),
-        (["model=cnn", "model.blocks=[{channels: 4, kernel: 3, stride: 2}]"], "cnn conv1: output size (input 8 − kernel 3 + 2·padding 0) / stride 2 + 1 = 3.5 is not whole"),
-        (["model=cnn", "model.blocks=[{channels: 4, kernal: 3}]"], "cnn block 1: unknown key 'kernal'; did you mean 'kernel'?"),
+        (
+            ["model=cnn", "model.blocks=[{channels: 4, kernel: 3, stride: 2}]"],
+            "cnn conv1: output size (input 8 − kernel 3 + 2·padding 0) / stride 2 + 1 = 3.5 is not whole",
+        ),
+        (
+            ["model=cnn", "model.blocks=[{channels: 4, kernal: 3}]"],
+            "cnn block 1: unknown key 'kernal'; did you mean 'kernel'?",
+        ),
         (["optimizer.batch_size=0"], "optimizer.batch_size must be a whole number ≥ 1 (or null), got 0"),
     ],
 )
@@ -89,7 +105,10 @@ def test_data_picks_its_task_and_loss_unless_told_otherwise():
     cfg = config.compose(["data=regression_outliers"])
     assert (cfg.task.name, cfg.loss.name) == ("regression", "mse")
     assert config.compose(["data=regression_outliers", "loss=mae"]).loss.name == "mae"
-    assert (config.compose(["data=reverse"]).task.name, config.compose(["data=reverse"]).loss.name) == ("seq2seq", "sequence_cross_entropy")
+    assert (config.compose(["data=reverse"]).task.name, config.compose(["data=reverse"]).loss.name) == (
+        "seq2seq",
+        "sequence_cross_entropy",
+    )
 
 
 @pytest.mark.parametrize("optimizer,expected", [("gd", 48), ("sgd", 1), ("minibatch", 32), ("adam", 32)])
@@ -115,14 +134,27 @@ def test_cnn_is_1d_for_signals_and_2d_for_images():
 
 
 def test_learning_rate_is_logged_per_epoch_and_follows_the_scheduler():
-    result = dlkit.run(["scheduler=step", "scheduler.step_size=1", "scheduler.gamma=0.5", "optimizer.lr=0.1",
-                        "trainer.max_epochs=3", "data.limit=32", "tracking=none"])
+    result = dlkit.run(
+        [
+            "scheduler=step",
+            "scheduler.step_size=1",
+            "scheduler.gamma=0.5",
+            "optimizer.lr=0.1",
+            "trainer.max_epochs=3",
+            "data.limit=32",
+            "tracking=none",
+        ]
+    )
     assert result.metrics["train/lr"] == pytest.approx(0.1 * 0.5**2)  # the lr of the last epoch
 
 
 @pytest.mark.parametrize(
     "extra",
-    [[], ["dropout=inverted", "scheduler=step", "scheduler.step_size=1", "norm=batch"], ["trainer.gradient_clip_val=0.05"]],
+    [
+        [],
+        ["dropout=inverted", "scheduler=step", "scheduler.step_size=1", "norm=batch"],
+        ["trainer.gradient_clip_val=0.05"],
+    ],
     ids=["plain", "dropout+scheduler+batchnorm", "gradient clipping"],
 )
 def test_several_steps_per_lightning_step_train_exactly_as_one(extra):
@@ -147,8 +179,15 @@ def test_limit_train_batches_counts_batches_not_calls():
     assert [len(chunk) for chunk in Chunks(loader, 3)] == [3, 3, 3, 1]
     assert [len(chunk) for chunk in Chunks(loader, 3, limit=4)] == [3, 1] and len(Chunks(loader, 3, limit=4)) == 2
     assert sum(len(chunk) for chunk in Chunks(loader, 64, limit=0.5)) == 5
-    steps = dlkit.run(["data.limit=150", "optimizer.batch_size=16", "trainer.max_epochs=2", "tracking=none",
-                       "trainer.limit_train_batches=4"]).metrics  # accepted: dlkit, not Lightning, applies it
+    steps = dlkit.run(
+        [
+            "data.limit=150",
+            "optimizer.batch_size=16",
+            "trainer.max_epochs=2",
+            "tracking=none",
+            "trainer.limit_train_batches=4",
+        ]
+    ).metrics  # accepted: dlkit, not Lightning, applies it
     assert "train/loss" in steps
 
 

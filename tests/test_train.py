@@ -1,4 +1,5 @@
 """End to end in-process: dlkit.run trains, and the MLflow record is read back from the sqlite store."""
+
 import subprocess
 
 import pytest
@@ -77,7 +78,12 @@ def test_tags_say_what_ran_where(recorded):
 def test_config_and_overrides_are_artifacts(recorded):
     result, client, _, outputs = recorded
     assert {a.path for a in client.list_artifacts(result.run_id)} == {
-        "config.yaml", "overrides.yaml", "learning_curves.png", "confusion_matrix.csv", "confusion_matrix.png", "best.pt",
+        "config.yaml",
+        "overrides.yaml",
+        "learning_curves.png",
+        "confusion_matrix.csv",
+        "confusion_matrix.png",
+        "best.pt",
     }
     local = client.download_artifacts(result.run_id, "config.yaml", str(outputs.parent))
     cfg = yaml.safe_load(open(local))
@@ -91,12 +97,13 @@ def test_review_artifacts_confusion_matrix_and_best_weights(recorded):
     import torch
 
     result, client, run, outputs = recorded
-    rows = open(client.download_artifacts(result.run_id, "confusion_matrix.csv", str(outputs.parent))).read().splitlines()
+    rows = (
+        open(client.download_artifacts(result.run_id, "confusion_matrix.csv", str(outputs.parent))).read().splitlines()
+    )
     matrix = [[int(v) for v in row.split(",")[1:]] for row in rows[1:]]
     assert len(matrix) == 10 and sum(map(sum, matrix)) == 120  # every test sample once (data.limit=120)
     assert sum(matrix[i][i] for i in range(10)) / 120 == pytest.approx(result.metrics["test/acc"])
     weights = torch.load(client.download_artifacts(result.run_id, "best.pt", str(outputs.parent)), weights_only=True)
-    from dlkit import config
     from dlkit.build import build
 
     fresh = build(dlkit.plan_for(["data.limit=8"])).task.model  # the same architecture as the recorded run
@@ -131,8 +138,10 @@ def test_compiled_model_trains_like_eager_and_keeps_its_parameter_names(tmp_path
         assert compiled.metrics[key] == pytest.approx(eager[key], rel=1e-4), key
     from mlflow.tracking import MlflowClient
 
-    weights = torch.load(MlflowClient(compiled.tracking_uri).download_artifacts(compiled.run_id, "best.pt", str(tmp_path)), weights_only=True)
-    from dlkit import config
+    weights = torch.load(
+        MlflowClient(compiled.tracking_uri).download_artifacts(compiled.run_id, "best.pt", str(tmp_path)),
+        weights_only=True,
+    )
     from dlkit.build import build
 
     build(dlkit.plan_for(["data.limit=8"])).task.model.load_state_dict(weights)  # strict: no '_orig_mod.' keys
@@ -146,7 +155,8 @@ def test_tracking_none_records_nothing(tmp_path):
 
 
 def test_a_failing_run_ends_failed_not_running(tmp_path, store, outputs):
-    # Lightning raises inside fit (validation every 1000 batches of a 4-batch epoch): the run must end FAILED, with the reason.
+    # Lightning raises inside fit (validation every 1000 batches of a 4-batch epoch): the run must end FAILED, with
+    # the reason.
     with pytest.raises(ValueError, match="val_check_interval"):
         dlkit.run([*QUICK, f"paths.output_dir={outputs}", "+trainer.val_check_interval=1000"])
     (run,) = all_runs(store())

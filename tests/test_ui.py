@@ -1,4 +1,5 @@
 """`dlkit ui` serves the real store through a real MLflow server, on 127.0.0.1 only."""
+
 import json
 import os
 import signal
@@ -39,7 +40,12 @@ def test_ui_serves_the_store_on_localhost(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("DLKIT_")}
     server = subprocess.Popen(
         [sys.executable, "-m", "dlkit", "ui", "--port", str(port), f"paths.output_dir={outputs}"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     try:
         url = f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/get?run_id={result.run_id}"

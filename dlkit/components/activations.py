@@ -1,4 +1,5 @@
 """Activation functions f in h = f(wᵀx + b). Softmax is not here: the loss owns the output function."""
+
 from torch import nn
 
 from dlkit.registry import register

@@ -1,4 +1,5 @@
 """Dropout forms. Both keep the expected activation the same in training and at test time."""
+
 import torch
 from torch import Tensor, nn
 

@@ -5,6 +5,7 @@ The task says which output function turns raw outputs into predictions: "softmax
 that function, so a model never applies softmax twice, and a loss that cannot serve the task's output
 is rejected before training.
 """
+
 from __future__ import annotations
 
 import torch

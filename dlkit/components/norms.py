@@ -1,4 +1,5 @@
 """Normalization layers, built for a number of features and a layout (dim 1: vectors, dim 2: images)."""
+
 from torch import nn
 
 from dlkit.registry import register

@@ -5,6 +5,7 @@ entry takes the optimizer and the number of epochs and returns a scheduler stepp
 The chapter's three gradient-descent variants (gd, sgd, minibatch) are the same update
 θ = θ − α∇J(θ) on different batch sizes: their YAML files set optimizer.batch_size.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -57,34 +58,56 @@ def momentum(params: Params, lr: PositiveFloat = 0.1, beta: Fraction = 0.9) -> t
 
 
 @register("optimizer", "heavy_ball")
-def heavy_ball(params: Params, lr: PositiveFloat = 0.01, momentum: Fraction = 0.9, weight_decay: NonNegativeFloat = 0.0) -> torch.optim.Optimizer:
+def heavy_ball(
+    params: Params, lr: PositiveFloat = 0.01, momentum: Fraction = 0.9, weight_decay: NonNegativeFloat = 0.0
+) -> torch.optim.Optimizer:
     """PyTorch's SGD momentum: v = μv + ∇J(θ), θ = θ − αv."""
     return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
 @register("optimizer", "nesterov")
-def nesterov(params: Params, lr: PositiveFloat = 0.01, momentum: Fraction = 0.9, weight_decay: NonNegativeFloat = 0.0) -> torch.optim.Optimizer:
+def nesterov(
+    params: Params, lr: PositiveFloat = 0.01, momentum: Fraction = 0.9, weight_decay: NonNegativeFloat = 0.0
+) -> torch.optim.Optimizer:
     """PyTorch's Nesterov momentum: the gradient step looks ahead along the velocity."""
     return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=True, weight_decay=weight_decay)
 
 
 @register("optimizer", "adagrad")
-def adagrad(params: Params, lr: PositiveFloat = 0.01, eps: PositiveFloat = 1e-10, weight_decay: NonNegativeFloat = 0.0) -> torch.optim.Optimizer:
+def adagrad(
+    params: Params, lr: PositiveFloat = 0.01, eps: PositiveFloat = 1e-10, weight_decay: NonNegativeFloat = 0.0
+) -> torch.optim.Optimizer:
     return torch.optim.Adagrad(params, lr=lr, eps=eps, weight_decay=weight_decay)
 
 
 @register("optimizer", "rmsprop")
-def rmsprop(params: Params, lr: PositiveFloat = 0.001, alpha: Fraction = 0.99, eps: PositiveFloat = 1e-8, weight_decay: NonNegativeFloat = 0.0) -> torch.optim.Optimizer:
+def rmsprop(
+    params: Params,
+    lr: PositiveFloat = 0.001,
+    alpha: Fraction = 0.99,
+    eps: PositiveFloat = 1e-8,
+    weight_decay: NonNegativeFloat = 0.0,
+) -> torch.optim.Optimizer:
     return torch.optim.RMSprop(params, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay)
 
 
 @register("optimizer", "adam")
-def adam(params: Params, lr: PositiveFloat = 1e-3, betas: tuple[float, float] = (0.9, 0.999), weight_decay: NonNegativeFloat = 0.0) -> torch.optim.Optimizer:
+def adam(
+    params: Params,
+    lr: PositiveFloat = 1e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    weight_decay: NonNegativeFloat = 0.0,
+) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
 
 
 @register("optimizer", "adamw")
-def adamw(params: Params, lr: PositiveFloat = 1e-3, betas: tuple[float, float] = (0.9, 0.999), weight_decay: NonNegativeFloat = 0.01) -> torch.optim.Optimizer:
+def adamw(
+    params: Params,
+    lr: PositiveFloat = 1e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    weight_decay: NonNegativeFloat = 0.01,
+) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
 
 
@@ -94,7 +117,9 @@ def no_scheduler(optimizer: torch.optim.Optimizer, max_epochs: int):
 
 
 @register("scheduler", "step")
-def step_scheduler(optimizer: torch.optim.Optimizer, max_epochs: int, step_size: PositiveInt = 10, gamma: PositiveFloat = 0.1):
+def step_scheduler(
+    optimizer: torch.optim.Optimizer, max_epochs: int, step_size: PositiveInt = 10, gamma: PositiveFloat = 0.1
+):
     """α is multiplied by gamma every step_size epochs."""
     return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
 

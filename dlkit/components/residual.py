@@ -1,4 +1,5 @@
 """Skip connections: y = F(x) + skip(x), where skip is the identity or, where shapes differ, a projection."""
+
 from __future__ import annotations
 
 from torch import Tensor, nn

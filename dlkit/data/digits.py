@@ -1,4 +1,5 @@
 """scikit-learn's handwritten digits: 1,797 real 8×8 grey images of 0-9, shipped with the package."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -27,6 +28,12 @@ def digits(
     table = np.loadtxt(csv, delimiter=",")
     x, y = table[:, :-1].reshape(-1, 1, 8, 8) / 16.0, table[:, -1].astype(np.int64)
     return split(
-        "digits", x, y, val_fraction=val_fraction, test_fraction=test_fraction, seed=split_seed, limit=limit,
+        "digits",
+        x,
+        y,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        seed=split_seed,
+        limit=limit,
         num_classes=10,
     )

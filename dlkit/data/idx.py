@@ -3,6 +3,7 @@
 IDX: two zero bytes, a type byte (0x08: unsigned byte), the number of dimensions, each dimension as
 a big-endian int32, then the data. Files may be gzipped (`.gz`).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -89,7 +90,9 @@ def idx_dataset(
 
 @register("data", "mnist")
 def mnist(
-    root: str = "data/mnist", download: bool = False, val_fraction: SplitFraction = 1 / 12,
+    root: str = "data/mnist",
+    download: bool = False,
+    val_fraction: SplitFraction = 1 / 12,
     limit: PositiveInt | None = None,
 ) -> Dataset:
     return idx_dataset("mnist", root, download, val_fraction, limit)
@@ -97,7 +100,9 @@ def mnist(
 
 @register("data", "fashion_mnist")
 def fashion_mnist(
-    root: str = "data/fashion_mnist", download: bool = False, val_fraction: SplitFraction = 1 / 12,
+    root: str = "data/fashion_mnist",
+    download: bool = False,
+    val_fraction: SplitFraction = 1 / 12,
     limit: PositiveInt | None = None,
 ) -> Dataset:
     return idx_dataset("fashion_mnist", root, download, val_fraction, limit)

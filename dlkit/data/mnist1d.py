@@ -3,6 +3,7 @@
 Generated offline by the `mnist1d` package's `make_dataset` with its default arguments (the same
 procedure as the published set), then cached as .npz so later runs skip the ~1 s of generation.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

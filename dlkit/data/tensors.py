@@ -3,6 +3,7 @@
 No DataLoader, no per-sample indexing, no worker processes: for data that fits in memory this is
 the cheapest way to feed a small model, and it stays on the device the tensors live on.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator

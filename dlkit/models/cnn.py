@@ -1,5 +1,6 @@
 """A convolutional network described in the config: blocks of conv/norm/activation/dropout/pool,
 then fully connected layers. 1-D for signals, 2-D for images, by the data's shape."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -14,8 +15,12 @@ from dlkit.registry import register
 
 
 def conv_net(
-    model: str, input_shape: Sequence[int], output_shape: Sequence[int], parts: LayerParts,
-    blocks: Sequence[Mapping[str, Any]], fc: Sequence[int],
+    model: str,
+    input_shape: Sequence[int],
+    output_shape: Sequence[int],
+    parts: LayerParts,
+    blocks: Sequence[Mapping[str, Any]],
+    fc: Sequence[int],
 ) -> nn.Module:
     dim = image_dims(input_shape, model)
     channels, size = input_shape[0], input_shape[-1]
@@ -32,7 +37,9 @@ def conv_net(
 
 @register("model", "cnn")
 def cnn(
-    input_shape: Sequence[int], output_shape: Sequence[int], parts: LayerParts,
+    input_shape: Sequence[int],
+    output_shape: Sequence[int],
+    parts: LayerParts,
     blocks: Sequence[Mapping[str, Any]] = (
         {"channels": 16, "kernel": 3, "padding": 1, "pool": "max"},
         {"channels": 32, "kernel": 3, "padding": 1, "pool": "max"},

@@ -5,6 +5,7 @@
 A size below 1, or a division that is not whole (rows silently dropped), is rejected before training,
 naming the layer and the formula's numbers.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -25,9 +26,15 @@ def output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, *, la
     span = size - kernel + 2 * padding
     numbers = f"(input {size} − kernel {kernel} + 2·padding {padding}) / stride {stride} + 1"
     if span < 0:
-        raise ConfigError(f"{layer}: output size {numbers} = {span / stride + 1:g} is below 1; use a larger input (data.resize) or a smaller kernel.")
+        raise ConfigError(
+            f"{layer}: output size {numbers} = {span / stride + 1:g} is below 1; use a larger input (data.resize) or a "
+            "smaller kernel."
+        )
     if span % stride:
-        raise ConfigError(f"{layer}: output size {numbers} = {span / stride + 1:g} is not whole; change the padding or the stride so that it divides.")
+        raise ConfigError(
+            f"{layer}: output size {numbers} = {span / stride + 1:g} is not whole; change the padding or the stride so "
+            "that it divides."
+        )
     return span // stride + 1
 
 
@@ -38,7 +45,10 @@ def conv_block(
     name = f"{model} block {index}"
     unknown = [k for k in block if k not in BLOCK_KEYS]
     if unknown:
-        raise ConfigError(f"{name}: unknown key '{unknown[0]}';{did_you_mean(unknown[0], BLOCK_KEYS)} a block takes: {', '.join(BLOCK_KEYS)}.")
+        raise ConfigError(
+            f"{name}: unknown key '{unknown[0]}';{did_you_mean(unknown[0], BLOCK_KEYS)} a block takes: "
+            f"{', '.join(BLOCK_KEYS)}."
+        )
     if "channels" not in block or "kernel" not in block:
         raise ConfigError(f"{name}: a block needs 'channels' and 'kernel', got {dict(block)}.")
     out_ch, kernel = int(block["channels"]), int(block["kernel"])
@@ -53,7 +63,9 @@ def conv_block(
     pool = block.get("pool", "none")
     if pool not in ("none", None):
         if (pool, dim) not in POOL:
-            raise ConfigError(f"{name}: pool '{pool}' is unknown;{did_you_mean(pool, ['max', 'avg'])} use max, avg or none.")
+            raise ConfigError(
+                f"{name}: pool '{pool}' is unknown;{did_you_mean(pool, ['max', 'avg'])} use max, avg or none."
+            )
         pool_kernel = int(block.get("pool_kernel", 2))
         pool_stride = int(block.get("pool_stride") or pool_kernel)
         size = output_size(size, pool_kernel, pool_stride, layer=f"{model} pool{index}")
@@ -65,7 +77,8 @@ def image_dims(input_shape, model: str) -> int:
     """1 for signals (channels, length), 2 for images (channels, height, width)."""
     if len(input_shape) not in (2, 3):
         raise ConfigError(
-            f"{model} needs signals (channels, length) or images (channels, height, width); the data has shape {tuple(input_shape)}."
+            f"{model} needs signals (channels, length) or images (channels, height, width); the data has shape "
+            f"{tuple(input_shape)}."
         )
     if len(input_shape) == 3 and input_shape[1] != input_shape[2]:
         raise ConfigError(f"{model} expects square images; the data has shape {tuple(input_shape)}.")

@@ -1,4 +1,5 @@
 """LeNet-5 as the chapter draws it: conv 5×5 (6) → pool → conv 5×5 (16) → pool → fc 120 → fc 84 → output."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

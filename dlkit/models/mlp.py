@@ -3,6 +3,7 @@
 With no hidden layer it is the single layer a = Wx + b (one output: the single neuron wᵀx + b,
 whose f is the output function the loss applies).
 """
+
 from __future__ import annotations
 
 import math

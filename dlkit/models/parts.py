@@ -1,5 +1,6 @@
 """What a model asks the config for (fresh activation, norm, dropout and skip layers), and the
 output head every model ends with."""
+
 from __future__ import annotations
 
 import math
@@ -11,9 +12,13 @@ from torch import Tensor, nn
 
 from dlkit.registry import Spec, registry
 
-
 # What dlkit passes each layer option when a model asks for one: the config may not set these.
-CONTEXT = {"activation": (), "norm": ("num_features", "dim"), "dropout": (), "residual": ("in_features", "out_features", "dim", "stride")}
+CONTEXT = {
+    "activation": (),
+    "norm": ("num_features", "dim"),
+    "dropout": (),
+    "residual": ("in_features", "out_features", "dim", "stride"),
+}
 
 
 @dataclass(frozen=True)

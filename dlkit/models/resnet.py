@@ -2,6 +2,7 @@
 
 With residual=none the skips are gone and nothing else changes, so depth studies compare like with like.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -7,6 +7,7 @@ metrics per step, or logging them through Lightning per step, would cost as much
 step itself. A task names the output function its loss applies (`output`) and the kind of target it
 trains on (`target`), so mismatches fail before training.
 """
+
 from __future__ import annotations
 
 import functools
@@ -45,28 +46,37 @@ class Supervised(pl.LightningModule):
         self.make_optimizer, self.make_scheduler = optimizer, scheduler
         self.shape = tuple(shape)
         self.compiled: Callable[[Tensor], Tensor] | None = None  # set by compile_model
-        self.kept: dict[str, list[tuple[Tensor, Tensor, Tensor]]] = {}  # per stage: each batch's (loss, predictions, targets)
+        self.kept: dict[
+            str, list[tuple[Tensor, Tensor, Tensor]]
+        ] = {}  # per stage: each batch's (loss, predictions, targets)
         self.grad_sums: Tensor | None = None
         self.metrics: dict[str, float] = {}  # the latest value of every metric, e.g. {"val/loss": 0.31}
-        self.watched = [(n.removesuffix(".weight"), p) for n, p in model.named_parameters() if n.endswith("weight") and p.dim() > 1]
+        self.watched = [
+            (n.removesuffix(".weight"), p) for n, p in model.named_parameters() if n.endswith("weight") and p.dim() > 1
+        ]
         self.grad_norms, self._grad_steps = grad_norms, 0
         self.automatic_optimization = False  # dlkit steps the optimizer itself, several steps per call (training_step)
-        self.clip_val: float | None = None  # trainer.gradient_clip_val, applied here (Lightning clips only automatic steps)
+        self.clip_val: float | None = (
+            None  # trainer.gradient_clip_val, applied here (Lightning clips only automatic steps)
+        )
         self.clip_algorithm = "norm"
 
     # --- what a task defines ------------------------------------------------------------------
     @classmethod
     def check_data(cls, data: Dataset) -> None:
         if data.target != cls.target:
-            raise ConfigError(f"task '{cls.__name__.lower()}' trains on {cls.target} targets; {data.describe()} has {data.target} targets.")
+            raise ConfigError(
+                f"task '{cls.__name__.lower()}' trains on {cls.target} targets; {data.describe()} has {data.target} "
+                "targets."
+            )
 
     @classmethod
     def output_shape(cls, data: Dataset) -> tuple[int, ...]:
         return ()
 
     def predict(self, outputs: Tensor) -> Tensor:
-        """What the metrics need of a batch's outputs (e.g. the predicted class), kept until the epoch ends.
-        The outputs themselves are copied: under CUDA graphs (compile=reduce-overhead) the next replay reuses their memory."""
+        """What the metrics need of a batch's outputs (e.g. the predicted class), kept until the epoch ends. The outputs
+        themselves are copied: under CUDA graphs (compile=reduce-overhead) the next replay reuses their memory."""
         return outputs.detach().clone()
 
     def sums(self, predicted: Tensor, y: Tensor) -> Tensor:
@@ -115,15 +125,23 @@ class Supervised(pl.LightningModule):
         # With no loss scaler (16-mixed) and no DDP, Lightning's backward and step add only per-step hooks that
         # dlkit does not use (about 0.1 ms a step): call PyTorch's directly and count the step for Lightning.
         direct = single and getattr(self.trainer.precision_plugin, "scaler", None) is None
-        backward, step = (self._backward, functools.partial(self._direct_step, optimizer.optimizer)) if direct else (self.manual_backward, optimizer.step)
+        backward, step = (
+            (self._backward, functools.partial(self._direct_step, optimizer.optimizer))
+            if direct
+            else (self.manual_backward, optimizer.step)
+        )
         for batch in batches:
             optimizer.zero_grad()
             loss = self._step(batch, "train")
-            if single and loss.device.type == "cpu" and not math.isfinite(loss.item()):  # free on the CPU; a sync on a GPU
+            if (
+                single and loss.device.type == "cpu" and not math.isfinite(loss.item())
+            ):  # free on the CPU; a sync on a GPU
                 self._diverged("train", loss.item())
             backward(loss)
             if self.clip_val:
-                self.clip_gradients(optimizer, gradient_clip_val=self.clip_val, gradient_clip_algorithm=self.clip_algorithm)
+                self.clip_gradients(
+                    optimizer, gradient_clip_val=self.clip_val, gradient_clip_algorithm=self.clip_algorithm
+                )
             step()
 
     def _backward(self, loss: Tensor) -> None:
@@ -179,7 +197,9 @@ class Supervised(pl.LightningModule):
         metrics = {"loss": loss_sum / n, **self.epoch_metrics(stats, n)}
         if stage == "train":
             metrics["lr"] = self._epoch_lr
-            metrics["epoch_seconds"] = time.perf_counter() - self._epoch_start  # the epoch: training and its validation pass
+            metrics["epoch_seconds"] = (
+                time.perf_counter() - self._epoch_start
+            )  # the epoch: training and its validation pass
         self._publish({f"{stage}/{k}": v for k, v in metrics.items()})
         if stage == "train" and self.grad_sums is not None:
             steps, self._grad_steps = self._grad_steps, 0

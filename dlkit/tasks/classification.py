@@ -1,4 +1,5 @@
 """Classification (softmax over C classes) and binary classification (one logit, sigmoid)."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Regression: one real output. Both MSE and MAE are measured whatever the training loss."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Sequence to sequence: a softmax over the vocabulary at every time step; padding is ignored."""
+
 from __future__ import annotations
 
 import torch

@@ -1,5 +1,6 @@
 """A run's figures, drawn from plain numbers by the recorder process (no torch here): the learning
 curves, and for class tasks the test confusion matrix as CSV and as a picture."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,7 +28,9 @@ def curves(history: dict[str, list[tuple[int, float]]], path: Path) -> Path:
         ax.set_xlabel("epoch")
         ax.set_title(name)
         ax.legend()
-    fig.subplots_adjust(left=0.3 / len(names), right=0.98, bottom=0.17, top=0.88, wspace=0.3)  # tight_layout costs 0.1 s a figure
+    fig.subplots_adjust(
+        left=0.3 / len(names), right=0.98, bottom=0.17, top=0.88, wspace=0.3
+    )  # tight_layout costs 0.1 s a figure
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
@@ -37,8 +40,12 @@ def confusion_matrix(matrix: list[list[int]], folder: Path) -> list[Path]:
     """matrix[true][predicted]."""
     classes = len(matrix)
     csv = folder / "confusion_matrix.csv"
-    csv.write_text("true\\predicted," + ",".join(map(str, range(classes))) + "\n"
-                   + "".join(f"{t}," + ",".join(map(str, row)) + "\n" for t, row in enumerate(matrix)))
+    csv.write_text(
+        "true\\predicted,"
+        + ",".join(map(str, range(classes)))
+        + "\n"
+        + "".join(f"{t}," + ",".join(map(str, row)) + "\n" for t, row in enumerate(matrix))
+    )
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 4))
     ax.imshow(matrix, cmap="Blues")

@@ -1,4 +1,5 @@
 """Tags that say what ran where: versions, git commit, plugins, device."""
+
 from __future__ import annotations
 
 import getpass

@@ -16,6 +16,7 @@ are written when the stream of messages pauses, or a second after they arrived: 
 
     python -m dlkit.tracking.recorder FD    (started by Recorder; FD is its end of the pipe)
 """
+
 from __future__ import annotations
 
 import atexit
@@ -50,8 +51,12 @@ class Recorder:
         ours, theirs = Pipe()
         package_root = str(Path(__file__).resolve().parents[2])  # the recorder imports this same dlkit
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
-        self.process = subprocess.Popen([sys.executable, "-m", "dlkit.tracking.recorder", str(theirs.fileno())],
-                                        pass_fds=[theirs.fileno()], env=env, start_new_session=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "dlkit.tracking.recorder", str(theirs.fileno())],
+            pass_fds=[theirs.fileno()],
+            env=env,
+            start_new_session=True,
+        )
         theirs.close()
         self.connection = ours
         self.pid = os.getpid()
@@ -103,8 +108,14 @@ class RecordedRun:
 
     _handles = itertools.count()
 
-    def __init__(self, settings: Mapping[str, Any], run_name: str, tags: Mapping[str, str], run_id: str | None = None,
-                 wait: bool = True):
+    def __init__(
+        self,
+        settings: Mapping[str, Any],
+        run_name: str,
+        tags: Mapping[str, str],
+        run_id: str | None = None,
+        wait: bool = True,
+    ):
         """settings: the tracking config's uri, experiment and artifact_root; run_id: reopen that run.
         wait: have the run created now (a store that cannot be written fails here, before any training);
         a sweep's job need not (its sweep wrote to the store already), so it never waits for the
@@ -172,6 +183,7 @@ def flush() -> None:
 
 # The recorder process.
 
+
 class Service:
     """The runs of one training process, by handle, and what is still to be written to them."""
 
@@ -193,7 +205,9 @@ class Service:
         self.write_metrics()  # every later call sees the metrics before it written, in order
         if op == "open":
             settings, run_name, tags, run_id = rest
-            self.runs[handle] = StoreRun(settings["uri"], settings["experiment"], settings["artifact_root"], run_name, tags, run_id)
+            self.runs[handle] = StoreRun(
+                settings["uri"], settings["experiment"], settings["artifact_root"], run_name, tags, run_id
+            )
         elif op == "ids":
             return self.runs[handle].run_id, self.runs[handle].experiment_id
         elif op == "finish":

@@ -6,6 +6,7 @@ always closed with a status (FINISHED, FAILED, or KILLED on Ctrl-C), never left 
 - `RecordedRun` (dlkit/tracking/recorder.py): each call a message to a recorder process, which writes;
 - `StoreRun` (dlkit/tracking/store.py): written from this process (tracking.recorder=false).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -43,12 +44,16 @@ class NoRun:
     def set_tags(self, tags: Mapping[str, str]) -> None: ...
     def log_text(self, text: str, path: str) -> None: ...
     def log_artifact(self, path, artifact_path: str | None = None) -> None: ...
-    def log_figures(self, history: Mapping[str, list[tuple[int, float]]], confusion: list[list[int]] | None) -> None: ...
+    def log_figures(
+        self, history: Mapping[str, list[tuple[int, float]]], confusion: list[list[int]] | None
+    ) -> None: ...
     def download(self, artifact: str, into: Path) -> Path | None: ...
     def finish(self, status: str, wait: bool = True) -> None: ...
 
 
-def open_run(tracking: Any, run_name: str, tags: Mapping[str, str], run_id: str | None = None, wait: bool = True) -> Run:
+def open_run(
+    tracking: Any, run_name: str, tags: Mapping[str, str], run_id: str | None = None, wait: bool = True
+) -> Run:
     """tracking: the plan's TrackingPlan (enabled, uri, experiment, artifact_root, recorder).
     run_id: reopen that run to resume it; wait: see RecordedRun."""
     if not tracking.enabled:

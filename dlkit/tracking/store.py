@@ -1,5 +1,6 @@
 """The MLflow store: a client for its URI, the experiment (created once, with its artifacts under outputs/),
 and `StoreRun`, a run written directly through the client."""
+
 from __future__ import annotations
 
 import functools
@@ -50,8 +51,15 @@ class StoreRun:
     process itself when tracking.recorder=false. Not the fluent API or Lightning's MLFlowLogger: no global
     active run to leak between jobs, no 250-character cut of param values, and the status is dlkit's to set."""
 
-    def __init__(self, uri: str, experiment: str, artifact_root: str | None, run_name: str, tags: Mapping[str, str],
-                 run_id: str | None = None):
+    def __init__(
+        self,
+        uri: str,
+        experiment: str,
+        artifact_root: str | None,
+        run_name: str,
+        tags: Mapping[str, str],
+        run_id: str | None = None,
+    ):
         """run_id: reopen that run (to resume it) instead of creating one."""
         self.uri = uri
         self.client = client(uri)

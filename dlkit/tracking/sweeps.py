@@ -4,6 +4,7 @@ The same sweep launched again (same experiment, same overrides) reopens its pare
 earlier attempt by its config's hash, is skipped if it finished and resumed if it was cut short; the parent
 counts each job's latest attempt. (dlkit/sweep.py is the Hydra side: the callback that opens the parent.)
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,8 +27,11 @@ class Sweep:
 
     def child_tags(self, overrides: Sequence[str]) -> dict[str, str]:
         values = factor_values(overrides, self.factors)
-        return {tag.PARENT: self.parent_run_id, tag.SWEEP_ID: self.parent_run_id,
-                **{tag.FACTOR_PREFIX + k: v for k, v in values.items()}}
+        return {
+            tag.PARENT: self.parent_run_id,
+            tag.SWEEP_ID: self.parent_run_id,
+            **{tag.FACTOR_PREFIX + k: v for k, v in values.items()},
+        }
 
     def child_name(self, overrides: Sequence[str]) -> str:
         return ",".join(f"{k}={v}" for k, v in factor_values(overrides, self.factors).items())
@@ -42,7 +46,11 @@ class Sweep:
         """The latest child of this sweep that ran this config (a job run before, when the sweep is relaunched)."""
         client = store.client(self.uri)
         experiment = client.get_run(self.parent_run_id).info.experiment_id
-        return latest(client, experiment, f"tags.`{tag.PARENT}` = '{self.parent_run_id}' and tags.`{tag.CONFIG_HASH}` = '{config_hash}'")
+        return latest(
+            client,
+            experiment,
+            f"tags.`{tag.PARENT}` = '{self.parent_run_id}' and tags.`{tag.CONFIG_HASH}` = '{config_hash}'",
+        )
 
 
 @dataclass
@@ -75,13 +83,18 @@ def close(sweep: Sweep, failed: bool = False, status: str | None = None) -> Outc
     or the status given (KILLED on an interrupt). The best job is recorded on the parent."""
     client = store.client(sweep.uri)
     parent = client.get_run(sweep.parent_run_id)
-    children = client.search_runs([parent.info.experiment_id], filter_string=f"tags.`{tag.PARENT}` = '{sweep.parent_run_id}'")
+    children = client.search_runs(
+        [parent.info.experiment_id], filter_string=f"tags.`{tag.PARENT}` = '{sweep.parent_run_id}'"
+    )
     children = latest_attempts(children)
     early = [v for k, v in parent.data.tags.items() if k.startswith(tag.EARLY_FAILURE_PREFIX)]
     done = children and all(c.info.status == "FINISHED" for c in children) and not early
     outcome = Outcome(status or ("FINISHED" if done and not failed else "FAILED"))
-    outcome.failures += [f"{c.info.run_name}: {c.data.tags.get(tag.FAILURE_REASON, c.info.status)}"
-                         for c in children if c.info.status != "FINISHED"]
+    outcome.failures += [
+        f"{c.info.run_name}: {c.data.tags.get(tag.FAILURE_REASON, c.info.status)}"
+        for c in children
+        if c.info.status != "FINISHED"
+    ]
     outcome.failures += early
     scored = [c for c in children if c.info.status == "FINISHED" and sweep.objective in c.data.metrics]
     if scored:  # the best job, recorded on the parent (for an optimizing sweeper: the best trial)

@@ -1,4 +1,5 @@
 """The names of the tags dlkit writes on MLflow runs: one place, so that writers and readers agree."""
+
 from __future__ import annotations
 
 MAX_REASON = 5000  # characters of an error message kept in a tag (MLflow allows 8,000 per value)
@@ -13,7 +14,9 @@ PARENT = "mlflow.parentRunId"
 SWEEP = "dlkit.sweep"  # "parent" on a sweep's parent run
 SWEEP_PARENT = "parent"
 SWEEP_ID = "dlkit.sweep_id"
-SWEEP_KEY = "dlkit.sweep_key"  # the hash of a sweep's experiment and overrides: the same sweep launched again has the same key
+SWEEP_KEY = (
+    "dlkit.sweep_key"  # the hash of a sweep's experiment and overrides: the same sweep launched again has the same key
+)
 CONFIG_HASH = "dlkit.config_hash"  # a job's resolved config, hashed: how a relaunched sweep knows a job it already ran
 FACTORS = "dlkit.factors"
 JOBS = "dlkit.jobs"
