@@ -1,5 +1,6 @@
 """Adds each dlkit plugin's conf/ folder to Hydra's config search path, so its YAML options can be
 picked like dlkit's own (`activation=swish`). Hydra finds this module by scanning `hydra_plugins`."""
+
 from hydra.core.config_search_path import ConfigSearchPath
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 

@@ -3,6 +3,7 @@
 Everything a plugin needs: register the component, ship its YAML option in conf/<group>/.
 Use it with `dlkit activation=swish` or `dlkit activation=swish activation.beta=2`.
 """
+
 import torch
 from torch import nn
 
