@@ -201,13 +201,24 @@ class Snapshot(Checkpoint):  # a Checkpoint runs after the module's epoch-end ho
 
 @torch.no_grad()
 def confusion(task, loader) -> list[list[int]]:
-    """Counts of (true, predicted) class pairs on the test split: rows true, columns predicted."""
+    """Counts of (true, predicted) class pairs on the test split: rows true, columns predicted. Counted from the
+    predictions the test pass kept when they are class labels (dlkit's class tasks), else by one more pass."""
+    classes = task.shape[0] if task.output == "softmax" else 2
+    kept = getattr(task, "test_predictions", None)
+    if kept is not None and _are_labels(*kept):
+        predicted, true = kept
+        pairs = true.long() * classes + predicted.long()
+        return pairs.bincount(minlength=classes * classes).view(classes, classes).tolist()
     task.eval()
     predicted, true = [], []
     for x, y in loader:
         outputs = task(x.to(task.device))
         predicted.append(outputs.argmax(dim=1) if task.output == "softmax" else (outputs > 0).long())
         true.append(y.to(outputs.device).long())
-    classes = outputs.shape[1] if task.output == "softmax" else 2
     pairs = torch.cat(true) * classes + torch.cat(predicted)
     return pairs.bincount(minlength=classes * classes).view(classes, classes).tolist()
+
+
+def _are_labels(predicted: torch.Tensor, true: torch.Tensor) -> bool:
+    """One whole-number (or boolean) prediction per sample: a class label, not a row of scores."""
+    return predicted.shape == true.shape and predicted.dim() == 1 and not predicted.is_floating_point()

@@ -198,3 +198,24 @@ def test_limit_val_batches_counts_validation_batches():
     whole = dlkit.run(common).metrics
     assert one["val/acc"] * 256 == round(one["val/acc"] * 256) and one["val/loss"] != whole["val/loss"]
     assert "val/loss" not in dlkit.run([*common, "trainer.limit_val_batches=0"]).metrics  # Lightning's "no validation"
+
+
+@pytest.mark.parametrize("overrides", [["data.limit=40"], ["task=binary", "data=moons", "loss=bce", "data.limit=40"]])
+def test_the_confusion_matrix_is_counted_from_the_test_pass_as_a_second_pass_would(overrides):
+    import pytorch_lightning as pl
+
+    from dlkit.callbacks import confusion
+
+    experiment = build(dlkit.plan_for(overrides))
+    task, test = experiment.task, experiment.loaders["test"]
+    trainer = pl.Trainer(
+        logger=False, enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False
+    )
+    trainer.test(task, [test, experiment.loaders["train_eval"]], verbose=False)
+    assert task.test_predictions is not None and len(task.test_predictions[0]) == len(test.split)
+    kept = confusion(task, test)
+    task.test_predictions = None  # now counted by running the model over the test split again
+    again = confusion(task, test)
+    assert kept == again
+    assert sum(map(sum, kept)) == len(test.split)
+    assert sum(kept[i][i] for i in range(len(kept))) / len(test.split) == pytest.approx(task.metrics["test/acc"])

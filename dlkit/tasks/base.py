@@ -50,6 +50,7 @@ class Supervised(pl.LightningModule):
             str, list[tuple[Tensor, Tensor, Tensor]]
         ] = {}  # per stage: each batch's (loss, predictions, targets)
         self.grad_sums: Tensor | None = None
+        self.test_predictions: tuple[Tensor, Tensor] | None = None  # the test split's, kept by the last test pass
         self.metrics: dict[str, float] = {}  # the latest value of every metric, e.g. {"val/loss": 0.31}
         self.watched = [
             (n.removesuffix(".weight"), p) for n, p in model.named_parameters() if n.endswith("weight") and p.dim() > 1
@@ -180,7 +181,10 @@ class Supervised(pl.LightningModule):
         sizes = [len(y) for y in targets]
         with torch.no_grad():
             loss_sum = torch.stack(losses) @ losses[0].new_tensor(sizes)  # Σ batch mean × batch size
-            sums = self.sums(torch.cat(predicted), torch.cat(targets)).to(loss_sum.dtype)
+            predicted, targets = torch.cat(predicted), torch.cat(targets)
+            if stage == "test":
+                self.test_predictions = (predicted, targets)  # what the run's confusion matrix counts
+            sums = self.sums(predicted, targets).to(loss_sum.dtype)
         return torch.cat([loss_sum.view(1), sums]), sum(sizes)
 
     def _log_epoch(self, stage: str) -> None:
