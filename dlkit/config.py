@@ -43,19 +43,31 @@ def check(overrides: Sequence[str], multirun: bool) -> list:
     """Compose and plan every job a command would launch, so a bad value fails before any job starts.
 
     Returns the jobs' plans (none when the sweeper decides the jobs, as for ranges)."""
-    from dlkit.plan import Plan  # imports torch and Lightning: not needed to compose or for --help
+    return plan_jobs(compose_jobs(overrides, multirun))
 
+
+def compose_jobs(overrides: Sequence[str], multirun: bool) -> list[tuple[list[str], DictConfig]]:
+    """Every job's overrides and composed config (Hydra only: no torch is imported)."""
     jobs = job_overrides(overrides, multirun)
     composed: dict[tuple[str, ...], DictConfig] = {}
     groups = set(group_options())
-    plans = []
-    for number, job in enumerate(jobs):
-        try:
-            plans.append(Plan.from_config(_compose_job(job, composed, groups)))
-        except ConfigError as exc:
-            where = f"job {number + 1} of {len(jobs)} ({','.join(job)}): " if len(jobs) > 1 else ""
-            raise ConfigError(where + str(exc)) from None
-    return plans
+    return [(job, _job_error(number, jobs, _compose_job, job, composed, groups)) for number, job in enumerate(jobs)]
+
+
+def plan_jobs(composed: list[tuple[list[str], DictConfig]]) -> list:
+    """Each composed job's Plan; a mistake names its job."""
+    from dlkit.plan import Plan  # imports torch and Lightning: not needed to compose or for --help
+
+    jobs = [job for job, _ in composed]
+    return [_job_error(number, jobs, Plan.from_config, cfg) for number, (_, cfg) in enumerate(composed)]
+
+
+def _job_error(number: int, jobs: list[list[str]], function, *args):
+    try:
+        return function(*args)
+    except ConfigError as exc:
+        where = f"job {number + 1} of {len(jobs)} ({','.join(jobs[number])}): " if len(jobs) > 1 else ""
+        raise ConfigError(where + str(exc)) from None
 
 
 def parse(overrides: Sequence[str]) -> list:

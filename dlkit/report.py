@@ -19,7 +19,7 @@ from pathlib import Path
 from dlkit.errors import ConfigError
 from dlkit.plots import pyplot
 from dlkit.tracking import tags as tag
-from dlkit.tracking.sweeps import latest_attempts
+from dlkit.tracking.sweep_store import latest_attempts
 
 REPLICATE_KEYS = {"seed"}
 T_THRESHOLD = 2.0  # |Welch t| at which a difference counts as more than the seed-to-seed spread

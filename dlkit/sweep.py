@@ -87,66 +87,60 @@ class SweepCallback(Callback):
 
 def _open_parent(config: DictConfig) -> Sweep:
     """Create the sweep's parent run, or reopen it when the same sweep is launched again."""
-    from mlflow.entities import Param
-
     from dlkit import plugins
-    from dlkit.tracking import store
     from dlkit.tracking.provenance import run_tags
-    from dlkit.tracking.sweeps import latest
+    from dlkit.tracking.sweeps import in_store
 
+    tracking = config.tracking
     overrides = list(config.hydra.overrides.task)
     params = config.hydra.sweeper.get("params")
     params = OmegaConf.to_container(params, resolve=False) if isinstance(params, DictConfig) else {}
     factors = swept_keys(overrides, params)
-    client = store.client(config.tracking.uri)
-    experiment_id = store.experiment_id(client, config.tracking.experiment, config.tracking.get("artifact_root"))
     fixed = [o for o in overrides if override_key(o) not in factors]
     tags = {
         **run_tags(plugins.labels(discovered=True)),  # versions, git commit
         tag.SWEEP: tag.SWEEP_PARENT,
         tag.FACTORS: ",".join(factors),
         tag.JOBS: os.environ.get(SWEEP_SIZE, "?"),
-        "dlkit.sweep_dir": str(config.hydra.sweep.dir),
+        tag.SWEEP_DIR: str(config.hydra.sweep.dir),
         tag.COMMAND: " ".join(["dlkit", *sys.argv[1:]]),
-        "dlkit.launcher": str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1],
+        tag.LAUNCHER: str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1],
     }
-    key = hashlib.sha256("\n".join([config.tracking.experiment, *sorted(overrides)]).encode()).hexdigest()[:16]
-    tags[tag.SWEEP_KEY] = key
-    name = config.tracking.get("run_name") or "sweep " + " ".join(o for o in overrides if o not in fixed)
+    name = tracking.get("run_name") or "sweep " + " ".join(o for o in overrides if o not in fixed)
     if "study" in config:  # a study preset: its claim and how to decide it travel with the parent
         study = config.study
         tags.update({tag.STUDY: study.name, **{f"{tag.STUDY}.{k}": str(v) for k, v in study.items() if k != "name"}})
         name = f"study {study.name}"
-    resume = config.tracking.get("resume", True)
-    earlier = latest(client, experiment_id, f"tags.`{tag.SWEEP_KEY}` = '{key}'") if resume else None
-    if earlier is not None:  # the same sweep launched again: its parent goes on, finished jobs are skipped
-        run_id = earlier.info.run_id
-        client.update_run(run_id, status="RUNNING")
-        for early in [t for t in earlier.data.tags if t.startswith(tag.EARLY_FAILURE_PREFIX)]:
-            client.delete_tag(run_id, early)  # those jobs run again
-        client.set_tag(run_id, tag.JOBS, tags[tag.JOBS])
+    via_recorder = bool(tracking.get("recorder", True))
+    where = {"uri": tracking.uri, "experiment": tracking.experiment, "artifact_root": tracking.get("artifact_root")}
+    key, resume = sweep_key(tracking.experiment, overrides), bool(tracking.get("resume", True))
+    run_id, resumed = in_store(
+        "open_parent", via_recorder, **where, key=key, name=name, tags=tags, fixed=fixed, resume=resume
+    )
+    if resumed:
         print(
             f"Resuming sweep {run_id}: jobs that finished are skipped, interrupted ones resume"
             " (tracking.resume=false starts afresh)"
         )
-    else:
-        run_id = client.create_run(experiment_id, run_name=name, tags=tags).info.run_id
-        client.set_tag(run_id, tag.SWEEP_ID, run_id)
-        client.log_batch(run_id, params=[Param(f"override.{i}", item) for i, item in enumerate(fixed)])
     direction = str(config.hydra.sweeper.get("direction", "minimize"))
-    return Sweep(run_id, config.tracking.uri, factors, str(config.objective), direction.endswith("maximize"))
+    return Sweep(run_id, tracking.uri, factors, str(config.objective), direction.endswith("maximize"), via_recorder)
+
+
+def sweep_key(experiment: str, overrides: Sequence[str]) -> str:
+    """The same sweep launched again (same experiment, same overrides) has the same key."""
+    return hashlib.sha256("\n".join([experiment, *sorted(overrides)]).encode()).hexdigest()[:16]
 
 
 def close(sweep: Sweep, failed: bool = False, status: str | None = None) -> Outcome:
     """Close the parent once the recorder has written and ended the runs of the jobs that ran in this process."""
     global outcome
-    from dlkit.tracking import recorder, sweeps
+    from dlkit.tracking import recorder
 
     try:
         recorder.flush()
     except recorder.RecorderError as exc:
         print(f"dlkit: {exc}", file=sys.stderr)  # those runs ended FAILED, with the reason: counted below
-    outcome = sweeps.close(sweep, failed, status)
+    outcome = sweep.close(failed, status)
     if sweep in _opened:
         _opened.remove(sweep)
     return outcome

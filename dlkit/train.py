@@ -97,13 +97,11 @@ def train(
         sweep is not None and resume is None and rank == 0
     ):  # a relaunched sweep skips what finished, resumes what was cut
         earlier = sweep.earlier_attempt(plan.fingerprint)
-        if earlier is not None and earlier.info.status == "FINISHED":
-            log.info("%salready finished in run %s: skipped", progress_prefix, earlier.info.run_id)
-            return Result(
-                dict(earlier.data.metrics), earlier.info.run_id, earlier.info.experiment_id, sweep.uri, skipped=True
-            )
-        if earlier is not None and earlier.info.status in ("KILLED", "RUNNING"):  # RUNNING: its process died
-            resume = earlier.info.run_id
+        if earlier is not None and earlier.status == "FINISHED":
+            log.info("%salready finished in run %s: skipped", progress_prefix, earlier.run_id)
+            return Result(earlier.metrics, earlier.run_id, earlier.experiment_id, sweep.uri, skipped=True)
+        if earlier is not None and earlier.status in ("KILLED", "RUNNING"):  # RUNNING: its process died
+            resume = earlier.run_id
 
     experiment = build(plan)
     logger, best, io = EpochLogger(), BestWeights(), MemoryCheckpointIO()

@@ -115,3 +115,21 @@ def test_a_job_only_its_data_rejects_fails_the_sweep_and_the_others_go_on(output
     parent, children = parent_and_children(store())
     assert parent.info.status == "FAILED"
     assert [c.info.status for c in children] == ["FINISHED"]  # the good job ran; the bad one never made a run
+
+
+@pytest.mark.parametrize("recorder", ["true", "false"])
+def test_the_store_is_written_the_same_with_or_without_the_recorder_process(recorder, outputs, store):
+    """tracking.recorder=false writes from the training process itself (no recorder process): the same record."""
+    done = dlkit_cli("-m", "seed=0,1", *TINY, f"tracking.recorder={recorder}", f"paths.output_dir={outputs}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    parent, children = parent_and_children(store())
+    assert parent.info.status == "FINISHED" and len(children) == 2
+    assert parent.data.tags["dlkit.best_run_id"] in {c.info.run_id for c in children}
+    for child in children:
+        assert child.info.status == "FINISHED" and child.data.params["tracking.recorder"] == recorder.title()
+        assert [m.step for m in store().get_metric_history(child.info.run_id, "val/loss")] == [0]
+        artifacts = {f.path for f in store().list_artifacts(child.info.run_id)}
+        assert {"best.pt", "learning_curves.png", "confusion_matrix.csv", "config.yaml"} <= artifacts
+    single = dlkit_cli(*TINY, f"tracking.recorder={recorder}", f"paths.output_dir={outputs}")
+    assert single.returncode == 0, single.stderr[-2000:]
+    assert len(all_runs(store())) == 4 and all(r.info.status == "FINISHED" for r in all_runs(store()))

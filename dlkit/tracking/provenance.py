@@ -21,7 +21,7 @@ def _git_commit(cwd: Path) -> dict[str, str]:
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return {}  # not a git checkout, or no git
-    return {"mlflow.source.git.commit": commit, "dlkit.git_commit": commit, "dlkit.git_dirty": str(bool(dirty)).lower()}
+    return {"mlflow.source.git.commit": commit, tag.GIT_COMMIT: commit, tag.GIT_DIRTY: str(bool(dirty)).lower()}
 
 
 def run_tags(plugins: list[str]) -> dict[str, str]:
@@ -31,7 +31,7 @@ def run_tags(plugins: list[str]) -> dict[str, str]:
         "mlflow.user": getpass.getuser(),
         "mlflow.source.name": "dlkit",
         "mlflow.source.type": "LOCAL",
-        "dlkit.version": version("dlkit"),
+        tag.VERSION: version("dlkit"),
         tag.COMMAND: " ".join(["dlkit", *sys.argv[1:]]) if Path(sys.argv[0]).name in ("dlkit", "__main__.py") else "",
         tag.PLUGINS: ", ".join(plugins) or "none",
         "version.python": platform.python_version(),

@@ -27,6 +27,11 @@ BEST_RUN_NAME = "dlkit.best_run_name"
 STUDY = "dlkit.study"  # a study's name; its claim and how to decide it under dlkit.study.<key>
 
 # Provenance.
+VERSION = "dlkit.version"
+GIT_COMMIT = "dlkit.git_commit"
+GIT_DIRTY = "dlkit.git_dirty"
+SWEEP_DIR = "dlkit.sweep_dir"
+LAUNCHER = "dlkit.launcher"
 COMMAND = "dlkit.command"
 PLUGINS = "dlkit.plugins"
 BEST_EPOCH = "dlkit.best_epoch"

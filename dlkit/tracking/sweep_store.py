@@ -1,0 +1,131 @@
+"""What the MLflow store holds of a sweep: its parent run, its jobs' earlier attempts, and how the parent is closed.
+
+Plain values in and plain values out, so that dlkit/tracking/sweeps.py can run these in the recorder process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dlkit.tracking import store
+from dlkit.tracking import tags as tag
+
+STORE_FUNCTIONS = ("prepare", "open_parent", "set_parent_tag", "earlier_attempt", "close_parent")
+
+
+def call(function: str, **kwargs: Any) -> Any:
+    """One of STORE_FUNCTIONS by name (how the recorder process is asked to run one)."""
+    if function not in STORE_FUNCTIONS:
+        raise ValueError(f"{function} is not one of the sweep store functions: {', '.join(STORE_FUNCTIONS)}")
+    return globals()[function](**kwargs)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A job's earlier run in this sweep."""
+
+    run_id: str
+    experiment_id: str
+    status: str
+    metrics: dict[str, float]
+
+
+@dataclass
+class Outcome:
+    status: str  # FINISHED, FAILED or KILLED
+    failures: list[str] = field(default_factory=list)  # the jobs that did not finish, with the reason
+
+
+def prepare(uri: str, experiment: str, artifact_root: str | None) -> str:
+    """Create the store and the experiment if they do not exist yet (a new sqlite store migrates: ~1.6 s)."""
+    return store.experiment_id(store.client(uri), experiment, artifact_root)
+
+
+def open_parent(
+    uri: str,
+    experiment: str,
+    artifact_root: str | None,
+    key: str,
+    name: str,
+    tags: Mapping[str, str],
+    fixed: Sequence[str],
+    resume: bool,
+) -> tuple[str, bool]:
+    """The sweep's parent run: created, or (resume and the same sweep key ran before) reopened. Returns its id
+    and whether it was reopened."""
+    from mlflow.entities import Param
+
+    client = store.client(uri)
+    experiment_id = store.experiment_id(client, experiment, artifact_root)
+    earlier = latest(client, experiment_id, f"tags.`{tag.SWEEP_KEY}` = '{key}'") if resume else None
+    if earlier is not None:  # the same sweep launched again: its parent goes on, finished jobs are skipped
+        run_id = earlier.info.run_id
+        client.update_run(run_id, status="RUNNING")
+        for early in [t for t in earlier.data.tags if t.startswith(tag.EARLY_FAILURE_PREFIX)]:
+            client.delete_tag(run_id, early)  # those jobs run again
+        client.set_tag(run_id, tag.JOBS, tags[tag.JOBS])
+        return run_id, True
+    run_id = client.create_run(experiment_id, run_name=name, tags={**tags, tag.SWEEP_KEY: key}).info.run_id
+    client.set_tag(run_id, tag.SWEEP_ID, run_id)
+    client.log_batch(run_id, params=[Param(f"override.{i}", item) for i, item in enumerate(fixed)])
+    return run_id, False
+
+
+def set_parent_tag(uri: str, run_id: str, key: str, value: str) -> None:
+    store.client(uri).set_tag(run_id, key, value)
+
+
+def earlier_attempt(uri: str, parent: str, config_hash: str) -> Attempt | None:
+    client = store.client(uri)
+    experiment = client.get_run(parent).info.experiment_id
+    found = latest(
+        client, experiment, f"tags.`{tag.PARENT}` = '{parent}' and tags.`{tag.CONFIG_HASH}` = '{config_hash}'"
+    )
+    if found is None:
+        return None
+    return Attempt(found.info.run_id, found.info.experiment_id, found.info.status, dict(found.data.metrics))
+
+
+def close_parent(
+    uri: str, parent: str, objective: str, maximize: bool, failed: bool = False, status: str | None = None
+) -> Outcome:
+    """End the parent run: FINISHED if every job's latest attempt finished (and nothing failed), else FAILED,
+    or the status given (KILLED on an interrupt). The best job is recorded on the parent."""
+    client = store.client(uri)
+    run = client.get_run(parent)
+    children = client.search_runs([run.info.experiment_id], filter_string=f"tags.`{tag.PARENT}` = '{parent}'")
+    children = latest_attempts(children)
+    early = [v for k, v in run.data.tags.items() if k.startswith(tag.EARLY_FAILURE_PREFIX)]
+    done = children and all(c.info.status == "FINISHED" for c in children) and not early
+    outcome = Outcome(status or ("FINISHED" if done and not failed else "FAILED"))
+    outcome.failures += [
+        f"{c.info.run_name}: {c.data.tags.get(tag.FAILURE_REASON, c.info.status)}"
+        for c in children
+        if c.info.status != "FINISHED"
+    ]
+    outcome.failures += early
+    scored = [c for c in children if c.info.status == "FINISHED" and objective in c.data.metrics]
+    if scored:  # the best job, recorded on the parent (for an optimizing sweeper: the best trial)
+        best = (max if maximize else min)(scored, key=lambda c: c.data.metrics[objective])
+        client.set_tag(parent, tag.BEST_RUN_ID, best.info.run_id)
+        client.set_tag(parent, tag.BEST_RUN_NAME, best.info.run_name)
+        client.log_metric(parent, f"best/{objective}", best.data.metrics[objective])
+    if run.info.status == "RUNNING":
+        client.set_terminated(parent, status=outcome.status)
+    return outcome
+
+
+def latest(client, experiment_id: str, filter_string: str):
+    """The most recently started run that matches, or None."""
+    found = client.search_runs([experiment_id], filter_string, order_by=["attributes.start_time DESC"], max_results=1)
+    return found[0] if found else None
+
+
+def latest_attempts(runs: list) -> list:
+    """A relaunched sweep may run a job again: keep each job's latest attempt (by its config's hash)."""
+    kept: dict[str, Any] = {}
+    for run in sorted(runs, key=lambda r: r.info.start_time):
+        kept[run.data.tags.get(tag.CONFIG_HASH, run.info.run_id)] = run
+    return list(kept.values())
