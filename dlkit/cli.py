@@ -158,7 +158,7 @@ def _recording(overrides: Sequence[str]) -> bool:
 def _report(result, plan, prefix: str) -> None:
     tests = "  ".join(f"{k} {v:.4f}" for k, v in sorted(result.metrics.items()) if k.startswith("test/"))
     log.info("%s%s", prefix, tests)
-    if result.run_id and not prefix:  # a sweep's jobs are summed up by the sweep at its end
+    if not prefix and result.run_id:  # a sweep's jobs are summed up by the sweep at its end
         log.info("MLflow run %s (experiment '%s') in %s", result.run_id, plan.tracking.experiment, result.tracking_uri)
         log.info(
             "Browse it: dlkit ui   then open http://127.0.0.1:5000/#/experiments/%s/runs/%s",

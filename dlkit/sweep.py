@@ -114,16 +114,17 @@ def _open_parent(config: DictConfig) -> Sweep:
     via_recorder = bool(tracking.get("recorder", True))
     where = {"uri": tracking.uri, "experiment": tracking.experiment, "artifact_root": tracking.get("artifact_root")}
     key, resume = sweep_key(tracking.experiment, overrides), bool(tracking.get("resume", True))
-    run_id, resumed = in_store(
+    run_id, attempts = in_store(
         "open_parent", via_recorder, **where, key=key, name=name, tags=tags, fixed=fixed, resume=resume
     )
-    if resumed:
+    if attempts is not None:
         print(
             f"Resuming sweep {run_id}: jobs that finished are skipped, interrupted ones resume"
             " (tracking.resume=false starts afresh)"
         )
     direction = str(config.hydra.sweeper.get("direction", "minimize"))
-    return Sweep(run_id, tracking.uri, factors, str(config.objective), direction.endswith("maximize"), via_recorder)
+    maximize = direction.endswith("maximize")
+    return Sweep(run_id, tracking.uri, factors, str(config.objective), maximize, via_recorder, attempts or {})
 
 
 def sweep_key(experiment: str, overrides: Sequence[str]) -> str:

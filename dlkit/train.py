@@ -14,7 +14,7 @@ import signal
 import tempfile
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -40,7 +40,7 @@ from dlkit.errors import ConfigError, Diverged, Interrupted
 from dlkit.plan import Plan
 from dlkit.tracking import tags as tag
 from dlkit.tracking.provenance import device_tags, run_tags
-from dlkit.tracking.run import NoRun, Run, open_run
+from dlkit.tracking.run import NoRun, Run, RunIds, open_run
 from dlkit.tracking.sweeps import Sweep
 
 log = logging.getLogger("dlkit")
@@ -69,10 +69,21 @@ DDP_ENVIRONMENT = (
 @dataclass
 class Result:
     metrics: dict[str, float]
-    run_id: str | None = None
-    experiment_id: str | None = None
-    tracking_uri: str | None = None
+    run: Run | RunIds = field(default_factory=NoRun, repr=False)
     skipped: bool = False  # a relaunched sweep's job that had already finished
+
+    # Asked of the run when read: a sweep's job, whose run the recorder creates while it trains, never waits for them.
+    @property
+    def run_id(self) -> str | None:
+        return self.run.run_id
+
+    @property
+    def experiment_id(self) -> str | None:
+        return self.run.experiment_id
+
+    @property
+    def tracking_uri(self) -> str | None:
+        return self.run.uri
 
 
 def train(
@@ -99,7 +110,7 @@ def train(
         earlier = sweep.earlier_attempt(plan.fingerprint)
         if earlier is not None and earlier.status == "FINISHED":
             log.info("%salready finished in run %s: skipped", progress_prefix, earlier.run_id)
-            return Result(earlier.metrics, earlier.run_id, earlier.experiment_id, sweep.uri, skipped=True)
+            return Result(earlier.metrics, RunIds(earlier.run_id, earlier.experiment_id, sweep.uri), skipped=True)
         if earlier is not None and earlier.status in ("KILLED", "RUNNING"):  # RUNNING: its process died
             resume = earlier.run_id
 
@@ -134,7 +145,7 @@ def train(
         trainer.test(experiment.task, [experiment.loaders["test"], experiment.loaders["train_eval"]], verbose=False)
         # The task's own metrics, and any a plugin task logged through Lightning's self.log.
         metrics = {**{k: float(v) for k, v in trainer.callback_metrics.items()}, **experiment.task.metrics}
-        if plan.tracking.artifacts and run.run_id is not None:  # (asked before the figures are queued)
+        if plan.tracking.artifacts and run.records:
             _log_artifacts(run, logger, best, experiment)
         status = "FINISHED"
     except (
@@ -152,7 +163,7 @@ def train(
     finally:
         run.finish(status, wait=not detached)
         _end_ddp(environment)
-    return Result(metrics, run.run_id, run.experiment_id, run.uri)
+    return Result(metrics, run)
 
 
 def _log_artifacts(run: Run, logger: EpochLogger, best: BestWeights, experiment: Experiment) -> None:

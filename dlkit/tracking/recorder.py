@@ -109,6 +109,8 @@ class RecordedRun:
 
     _handles = itertools.count()
 
+    records = True
+
     def __init__(
         self,
         settings: Mapping[str, Any],
@@ -196,6 +198,7 @@ class Service:
 
     def __init__(self):
         self.runs: dict[int, StoreRun] = {}
+        self.ended: dict[int, tuple[str, str]] = {}  # the ids of runs ended (a sweep's job may ask for them later)
         self.metrics: dict[int, list] = {}  # points not yet written
         self.first_unwritten: float | None = None
         # Writes that failed: told at the run's next call that waits (or at a flush, once the run has ended);
@@ -216,7 +219,8 @@ class Service:
                 settings["uri"], settings["experiment"], settings["artifact_root"], run_name, tags, run_id
             )
         elif op == "ids":
-            return self.runs[handle].run_id, self.runs[handle].experiment_id
+            run = self.runs.get(handle)
+            return (run.run_id, run.experiment_id) if run is not None else self.ended[handle]
         elif op == "finish":
             self.finish(handle, *rest)
         elif op == "sweeps":  # a sweep's parent, its jobs' earlier attempts: plain values in and out
@@ -228,6 +232,7 @@ class Service:
 
     def finish(self, handle: int, status: str) -> None:
         run = self.runs.pop(handle)
+        self.ended[handle] = (run.run_id, run.experiment_id)
         errors = self.errors.get(handle)
         if errors and status == "FINISHED":
             run.set_tags(tag.failure("recording", "; ".join(errors)))

@@ -10,6 +10,7 @@ always closed with a status (FINISHED, FAILED, or KILLED on Ctrl-C), never left 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,6 +19,7 @@ class Run(Protocol):
     run_id: str | None
     experiment_id: str | None
     uri: str | None
+    records: bool  # whether anything is recorded (a backend may learn run_id only when asked: ask only when needed)
 
     def log_params(self, params: Mapping[str, Any]) -> None: ...
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None: ...
@@ -38,6 +40,7 @@ class NoRun:
     run_id = None
     experiment_id = None
     uri = None
+    records = False
 
     def log_params(self, params: Mapping[str, Any]) -> None: ...
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None: ...
@@ -49,6 +52,15 @@ class NoRun:
     ) -> None: ...
     def download(self, artifact: str, into: Path) -> Path | None: ...
     def finish(self, status: str, wait: bool = True) -> None: ...
+
+
+@dataclass(frozen=True)
+class RunIds:
+    """Where a run that exists already is: what a relaunched sweep's finished job reports."""
+
+    run_id: str
+    experiment_id: str
+    uri: str
 
 
 def open_run(

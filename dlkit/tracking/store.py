@@ -51,6 +51,8 @@ class StoreRun:
     process itself when tracking.recorder=false. Not the fluent API or Lightning's MLFlowLogger: no global
     active run to leak between jobs, no 250-character cut of param values, and the status is dlkit's to set."""
 
+    records = True
+
     def __init__(
         self,
         uri: str,

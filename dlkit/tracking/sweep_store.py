@@ -12,7 +12,7 @@ from typing import Any
 from dlkit.tracking import store
 from dlkit.tracking import tags as tag
 
-STORE_FUNCTIONS = ("prepare", "open_parent", "set_parent_tag", "earlier_attempt", "close_parent")
+STORE_FUNCTIONS = ("prepare", "open_parent", "set_parent_tag", "close_parent")
 
 
 def call(function: str, **kwargs: Any) -> Any:
@@ -52,9 +52,10 @@ def open_parent(
     tags: Mapping[str, str],
     fixed: Sequence[str],
     resume: bool,
-) -> tuple[str, bool]:
-    """The sweep's parent run: created, or (resume and the same sweep key ran before) reopened. Returns its id
-    and whether it was reopened."""
+) -> tuple[str, dict[str, Attempt] | None]:
+    """The sweep's parent run: created, or (resume and the same sweep key ran before) reopened. Returns its id and,
+    for a reopened parent, each job's latest attempt by its config's hash (read once, here: no job asks again);
+    None for a new parent."""
     from mlflow.entities import Param
 
     client = store.client(uri)
@@ -66,26 +67,23 @@ def open_parent(
         for early in [t for t in earlier.data.tags if t.startswith(tag.EARLY_FAILURE_PREFIX)]:
             client.delete_tag(run_id, early)  # those jobs run again
         client.set_tag(run_id, tag.JOBS, tags[tag.JOBS])
-        return run_id, True
+        children = client.search_runs([experiment_id], filter_string=f"tags.`{tag.PARENT}` = '{run_id}'")
+        attempts = {
+            run.data.tags[tag.CONFIG_HASH]: Attempt(
+                run.info.run_id, experiment_id, run.info.status, dict(run.data.metrics)
+            )
+            for run in latest_attempts(children)
+            if tag.CONFIG_HASH in run.data.tags
+        }
+        return run_id, attempts
     run_id = client.create_run(experiment_id, run_name=name, tags={**tags, tag.SWEEP_KEY: key}).info.run_id
     client.set_tag(run_id, tag.SWEEP_ID, run_id)
     client.log_batch(run_id, params=[Param(f"override.{i}", item) for i, item in enumerate(fixed)])
-    return run_id, False
+    return run_id, None
 
 
 def set_parent_tag(uri: str, run_id: str, key: str, value: str) -> None:
     store.client(uri).set_tag(run_id, key, value)
-
-
-def earlier_attempt(uri: str, parent: str, config_hash: str) -> Attempt | None:
-    client = store.client(uri)
-    experiment = client.get_run(parent).info.experiment_id
-    found = latest(
-        client, experiment, f"tags.`{tag.PARENT}` = '{parent}' and tags.`{tag.CONFIG_HASH}` = '{config_hash}'"
-    )
-    if found is None:
-        return None
-    return Attempt(found.info.run_id, found.info.experiment_id, found.info.status, dict(found.data.metrics))
 
 
 def close_parent(

@@ -12,8 +12,8 @@ store is created on the other core while this one imports torch.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from dlkit import overrides as override_text
@@ -29,6 +29,8 @@ class Sweep:
     objective: str = "val/loss"
     maximize: bool = False
     via_recorder: bool = True  # the store is written by the recorder process (tracking.recorder)
+    # A relaunched sweep's jobs that ran before: each config hash's latest attempt, read when the parent reopened.
+    attempts: Mapping[str, Attempt] = field(default_factory=dict)
 
     def child_tags(self, overrides: Sequence[str]) -> dict[str, str]:
         values = factor_values(overrides, self.factors)
@@ -56,9 +58,7 @@ class Sweep:
 
     def earlier_attempt(self, config_hash: str) -> Attempt | None:
         """The latest child of this sweep that ran this config (a job run before, when the sweep is relaunched)."""
-        return in_store(
-            "earlier_attempt", self.via_recorder, uri=self.uri, parent=self.parent_run_id, config_hash=config_hash
-        )
+        return self.attempts.get(config_hash)
 
     def close(self, failed: bool = False, status: str | None = None) -> Outcome:
         """End the parent: see close_parent."""
