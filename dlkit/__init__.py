@@ -8,9 +8,14 @@ result.metrics["test/acc"], result.run_id
 from __future__ import annotations
 
 from collections.abc import Sequence
-from importlib.metadata import version
 
-__version__ = version("dlkit")  # one place: pyproject.toml
+
+def __getattr__(name: str):
+    if name == "__version__":  # one place, pyproject.toml; read when asked (importlib.metadata costs 25 ms to import)
+        from importlib.metadata import version
+
+        return version("dlkit")
+    raise AttributeError(f"module 'dlkit' has no attribute '{name}'")
 
 
 def plan_for(overrides: Sequence[str] = (), plugins: bool = True):

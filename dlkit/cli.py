@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from dlkit import config, sweep
+from dlkit import config
 from dlkit import overrides as overrides_text
 from dlkit.errors import ConfigError, Diverged, Interrupted
 
@@ -70,6 +70,8 @@ def _train_app(argv: list[str]) -> None:
     args = hydra_args_parser().parse_args(argv)
     if args.help and not args.multirun and args.config_name is None and args.config_dir is None:
         return print(config.help_text(args.overrides))
+    from dlkit import sweep
+
     only_prints = args.help or args.hydra_help or args.info or args.shell_completion or args.cfg
     planned: dict[str, object] = {}  # each job's plan, by fingerprint: a job is planned once, before any starts
     if not only_prints and args.config_name is None and args.config_dir is None:
