@@ -326,6 +326,7 @@ def studies_command(argv: list[str]) -> None:
         prog="dlkit studies", description="Run the chapter's studies and write one document of verdicts."
     )
     parser.add_argument("--full", action="store_true", help="the full variants (default: the quick ones)")
+    parser.add_argument("--seeds", type=int, metavar="N", help="seeds 0..N-1 per level (default: the preset's)")
     parser.add_argument("--only", metavar="A,B", help=f"a comma-separated choice of: {', '.join(studies.names())}")
     parser.add_argument("overrides", nargs="*", help="overrides for every study, e.g. paths.output_dir=elsewhere")
     args = parser.parse_args(argv)
@@ -335,7 +336,9 @@ def studies_command(argv: list[str]) -> None:
             from dlkit.errors import unknown
 
             raise unknown("study", name, studies.names())
-    document = studies.run_all(chosen, args.full, args.overrides)
+    if args.seeds is not None and args.seeds < 2:
+        raise ConfigError(f"--seeds {args.seeds}: a verdict needs at least 2 seeds per level (5 or more to decide).")
+    document = studies.run_all(chosen, args.full, args.overrides, args.seeds)
     print(f"Written: {document}")
 
 

@@ -3,7 +3,8 @@
 Per factor, the deciding metric as mean ± standard deviation over the runs at each level (seeds are
 replicates, never a factor), the difference to the baseline level and the number of runs; a grid for
 the first two factors; learning curves per level; a breakdown per device; and, for a study, its claim
-and a verdict that weighs the difference against the spread across seeds (Welch's t, |t| ≥ 2).
+and a verdict from dlkit/stats.py: Welch's test of treatment − control over seeds, its p-value Holm-adjusted over
+the study's treatment levels, with a 95% confidence interval and Hedges' g.
 Printed as tables, written as Markdown, CSV and PNG, and attached to the parent run as artifacts.
 """
 
@@ -18,11 +19,11 @@ from pathlib import Path
 
 from dlkit.errors import ConfigError
 from dlkit.plots import pyplot
+from dlkit.stats import ALPHA, Comparison, compare, holm, seeds_for_power
 from dlkit.tracking import tags as tag
 from dlkit.tracking.sweep_store import latest_attempts
 
 REPLICATE_KEYS = {"seed"}
-T_THRESHOLD = 2.0  # |Welch t| at which a difference counts as more than the seed-to-seed spread
 
 
 @dataclass
@@ -67,6 +68,25 @@ class Study:
     direction: str  # "higher" or "lower": which way of treatment − control supports the claim
 
 
+@dataclass(frozen=True)
+class Verdict:
+    word: str  # supported, not supported, inconclusive
+    comparison: Comparison  # the declared treatment against the control
+    p: float  # its p-value, Holm-adjusted over the `levels` treatment levels compared with the control
+    levels: int
+
+    def line(self) -> str:
+        """'supported: Δ = +0.0180 [+0.0050, +0.0310], p = 0.01, 5 vs 5 runs'; an inconclusive one says how many
+        seeds would detect the difference it saw."""
+        text = f"{self.word}: {self.comparison.text(self.p)}"
+        if self.word == "inconclusive":
+            needed = seeds_for_power(self.comparison.g)
+            text += (
+                f"; about {needed} seeds per level would detect a difference this size with 80% power" if needed else ""
+            )
+        return text
+
+
 @dataclass
 class Report:
     title: str
@@ -102,22 +122,29 @@ class Report:
             by_device[run.device].append(run)
         return dict(by_device)
 
-    def verdict(self) -> tuple[str, float, float]:
-        """(verdict, treatment − control, Welch t) for the study's claim."""
+    def comparisons(self) -> dict[str, tuple[Comparison, float]]:
+        """Every level of the study's factor against its control: the comparison and its Holm-adjusted p-value."""
         assert self.study is not None
         s = self.study
-        control, treatment = self.cell(**{s.factor: s.control}), self.cell(**{s.factor: s.treatment})
-        if control.n < 2 or treatment.n < 2:
-            return "inconclusive (fewer than 2 runs per level)", math.nan, math.nan
-        diff = treatment.mean - control.mean
-        spread = math.sqrt(treatment.std**2 / treatment.n + control.std**2 / control.n)
-        t = diff / spread if spread else (math.copysign(math.inf, diff) if diff else 0.0)
-        signed = t if s.direction == "higher" else -t
-        if signed >= T_THRESHOLD:
-            return "supported", diff, t
-        if signed <= -T_THRESHOLD:
-            return "not supported", diff, t
-        return "inconclusive", diff, t
+        control = self.cell(**{s.factor: s.control}).values
+        levels = [level for level in self.levels(s.factor) if level != s.control]
+        found = {level: compare(control, self.cell(**{s.factor: level}).values) for level in levels}
+        adjusted = holm([c.p for c in found.values()])
+        return {level: (c, p) for (level, c), p in zip(found.items(), adjusted)}
+
+    def verdict(self) -> Verdict:
+        """The study's claim, decided by its declared treatment against its control."""
+        assert self.study is not None
+        s = self.study
+        found = self.comparisons()
+        comparison, p = found.get(s.treatment) or (compare([], []), math.nan)
+        if comparison.method == "too few":
+            word = "inconclusive (fewer than 2 runs per level)"
+        elif p < ALPHA:
+            word = "supported" if (comparison.diff > 0) == (s.direction == "higher") else "not supported"
+        else:
+            word = "inconclusive"
+        return Verdict(word, comparison, p, len(found))
 
 
 def load(
@@ -238,17 +265,24 @@ def _study(tags: dict[str, str]) -> Study | None:
 def markdown(report: Report, curves: list[str] = ()) -> str:
     lines = [f"## {report.study.name if report.study else 'Sweep'}: {report.title}", ""]
     if report.study:
-        verdict, diff, t = report.verdict()
+        verdict = report.verdict()
         s = report.study
         lines += [
             f"**Claim:** {s.claim}",
             "",
-            f"**Verdict: {verdict}** — {s.factor}={s.treatment} against {s.factor}={s.control} on `{s.metric}`"
-            f" ({'higher' if s.direction == 'higher' else 'lower'} supports the claim): difference {diff:+.4f}, Welch "
-            f"t = {t:.2f}"
-            f" (|t| ≥ {T_THRESHOLD:g} decides).",
+            f"**Verdict: {verdict.line()}** — {s.factor}={s.treatment} against {s.factor}={s.control} on"
+            f" `{s.metric}` ({s.direction} supports the claim). Welch's t-test, two-sided, p Holm-adjusted over the"
+            f" {verdict.levels} level(s) compared with the control; decided at p < {ALPHA:g}.",
             "",
+            f"| {s.factor} against {s.control} | Δ [95% CI] | p (Holm) | Hedges' g | runs |",
+            "|---|---|---|---|---|",
         ]
+        for level, (c, p) in report.comparisons().items():
+            interval = f"{c.diff:+.4f} [{c.low:+.4f}, {c.high:+.4f}]" if c.method == "welch" else f"{c.diff:+.4f}"
+            g = f"{c.g:+.2f}" if math.isfinite(c.g) else "–"
+            shown = f"{p:.2g}" if math.isfinite(p) else "–"
+            lines.append(f"| {level} | {interval} | {shown} | {g} | {c.n_treatment} vs {c.n_control} |")
+        lines.append("")
     failed = [r for r in report.runs if r.status != "FINISHED"]
     lines.append(
         f"Metric `{report.metric}`, mean ± standard deviation over seeds; {len(report.runs)} runs"
@@ -368,9 +402,8 @@ def print_tables(report: Report) -> None:
 
     console = Console()
     if report.study:
-        verdict, diff, t = report.verdict()
         console.print(f"[bold]{report.study.name}[/bold]: {report.study.claim}")
-        console.print(f"verdict: [bold]{verdict}[/bold] (difference {diff:+.4f}, Welch t = {t:.2f})")
+        console.print(f"verdict: [bold]{report.verdict().line()}[/bold]")
     for factor in report.factors:
         table = Table(title=f"{factor}: {report.metric}, mean ± std over seeds")
         for column in ("level", "mean ± std", "Δ to baseline", "runs"):

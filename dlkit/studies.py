@@ -14,8 +14,11 @@ def names() -> list[str]:
     return sorted(p.stem for p in (config.CONF_DIR / "study").glob("*.yaml") if not p.stem.endswith("_quick"))
 
 
-def run_all(selected: list[str], full: bool, overrides: list[str]) -> Path:
-    cfg = config.compose(overrides)
+def run_all(selected: list[str], full: bool, overrides: list[str], seeds: int | None = None) -> Path:
+    """seeds: run each study over seeds 0..seeds-1 instead of its preset's."""
+    cfg = config.compose(overrides)  # where the studies are recorded
+    if seeds is not None:  # the command line's sweep of a key replaces the preset's (hydra.sweeper.params)
+        overrides = [*overrides, "seed=" + ",".join(map(str, range(seeds)))]
     sections, summary = [], []
     for name in selected:
         preset = name if full else f"{name}_quick"
@@ -25,23 +28,28 @@ def run_all(selected: list[str], full: bool, overrides: list[str]) -> Path:
         try:
             built = report.load(cfg.tracking.uri, study=name)
         except Exception as exc:  # noqa: BLE001  (the study did not leave a sweep to report on)
-            summary.append(f"| {name} | – | failed to run (exit {done.returncode}): {exc} | | |")
+            summary.append(f"| {name} | – | failed to run (exit {done.returncode}): {exc} | | | |")
             continue
         folder = Path(cfg.paths.output_dir) / "reports" / built.parent_run_id
         files = report.write(built, folder)
         report.attach(built, files)
-        verdict, diff, t = built.verdict()
-        summary.append(f"| {name} | {built.study.claim} | **{verdict}** | {diff:+.4f} | {t:.2f} |")
+        verdict = built.verdict()
+        c = verdict.comparison
+        interval = f"{c.diff:+.4f} [{c.low:+.4f}, {c.high:+.4f}]" if c.method == "welch" else f"{c.diff:+.4f}"
+        runs = f"{c.n_treatment} vs {c.n_control}"
+        shown = f"{verdict.p:.2g}" if verdict.p == verdict.p else "–"  # nan: too few runs
+        summary.append(f"| {name} | {built.study.claim} | **{verdict.word}** | {interval} | {shown} | {runs} |")
         sections.append(report.markdown(built, [str(folder / p.name) for p in files if p.suffix == ".png"]))
     document = Path(cfg.paths.output_dir) / "reports" / ("studies.md" if full else "studies_quick.md")
     document.parent.mkdir(parents=True, exist_ok=True)
     header = [
         f"# The chapter's claims, tested ({'full' if full else 'quick'} variants)",
         "",
-        "Each verdict weighs treatment − control against the spread across seeds (Welch's t; |t| ≥ 2 decides).",
+        "Each verdict: Welch's t-test of treatment − control over seeds, two-sided, p Holm-adjusted over the study's"
+        " treatment levels, decided at p < 0.05 (an exact permutation test where neither arm varies).",
         "",
-        "| study | claim | verdict | difference | t |",
-        "|---|---|---|---|---|",
+        "| study | claim | verdict | Δ [95% CI] | p | runs |",
+        "|---|---|---|---|---|---|",
         *summary,
         "",
     ]

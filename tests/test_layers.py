@@ -15,7 +15,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "dlkit"
 
 # Lowest first. A module may import modules of its own layer or below, never above.
 LAYERS = [
-    ("foundation", ["dlkit.errors", "dlkit.schema", "dlkit.overrides", "dlkit.internals", "dlkit.plots"]),
+    (
+        "foundation",
+        ["dlkit.errors", "dlkit.schema", "dlkit.overrides", "dlkit.internals", "dlkit.plots", "dlkit.stats"],
+    ),
     ("registry", ["dlkit.registry"]),
     ("tracking", ["dlkit.tracking"]),  # MLflow: runs, the recorder, a sweep's records; knows no model
     ("components and data", ["dlkit.components", "dlkit.data"]),
