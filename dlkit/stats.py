@@ -38,11 +38,11 @@ class Comparison:
         shown = self.p if p is None else p
         interval = f" [{self.low:+.4f}, {self.high:+.4f}]" if self.method == "welch" else ""
         how = ", no spread in either arm (exact permutation test)" if self.method == "permutation" else ""
-        return f"Δ = {self.diff:+.4f}{interval}, p = {_p_text(shown)}{how}, {self.n_treatment} vs {self.n_control} runs"
+        return f"Δ = {self.diff:+.4f}{interval}, p {_p_text(shown)}{how}, {self.n_treatment} vs {self.n_control} runs"
 
 
 def _p_text(p: float) -> str:
-    return "–" if math.isnan(p) else f"{p:.2g}" if p >= 0.001 else "< 0.001"
+    return "= –" if math.isnan(p) else f"= {p:.2g}" if p >= 0.001 else "< 0.001"
 
 
 def compare(control: Sequence[float], treatment: Sequence[float], confidence: float = 0.95) -> Comparison:
