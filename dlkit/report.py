@@ -24,6 +24,7 @@ from dlkit.tracking import tags as tag
 from dlkit.tracking.sweep_store import latest_attempts
 
 REPLICATE_KEYS = {"seed"}
+SMOKE = "smoke test, no verdict"  # what a quick variant's numbers say about the claim
 
 
 @dataclass
@@ -66,6 +67,7 @@ class Study:
     treatment: str
     metric: str
     direction: str  # "higher" or "lower": which way of treatment − control supports the claim
+    smoke: bool = False  # a quick variant: a smoke test of the study, whose numbers decide nothing
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,9 @@ class Report:
         s = self.study
         found = self.comparisons()
         comparison, p = found.get(s.treatment) or (compare([], []), math.nan)
-        if comparison.method == "too few":
+        if s.smoke:
+            word = SMOKE
+        elif comparison.method == "too few":
             word = "inconclusive (fewer than 2 runs per level)"
         elif p < ALPHA:
             word = "supported" if (comparison.diff > 0) == (s.direction == "higher") else "not supported"
@@ -258,6 +262,7 @@ def _study(tags: dict[str, str]) -> Study | None:
         get("treatment"),
         get("metric"),
         get("direction") or "higher",
+        get("smoke").lower() == "true",
     )
 
 
@@ -320,8 +325,8 @@ def markdown(report: Report, curves: list[str] = ()) -> str:
                 if seconds
                 else f"| {device} | {len(runs)} | {cell.text()} | – |"
             )
-    for path in curves:
-        lines += ["", f"![learning curves]({Path(path).name})"]
+    for path in curves:  # relative to the document's folder: the figures show on disk and in MLflow's artifact view
+        lines += ["", f"![learning curves]({path})"]
     return "\n".join(lines) + "\n"
 
 
@@ -357,7 +362,7 @@ def write(report: Report, folder: Path) -> list[Path]:
         writer.writeheader()
         for factor in report.factors:
             writer.writerows(factor_rows(report, factor))
-    (folder / "report.md").write_text(markdown(report, [str(p) for p in files]))
+    (folder / "report.md").write_text(markdown(report, [p.name for p in files]))
     return [folder / "report.md", folder / "report.csv", *files]
 
 

@@ -39,12 +39,22 @@ def run_all(selected: list[str], full: bool, overrides: list[str], seeds: int | 
         runs = f"{c.n_treatment} vs {c.n_control}"
         shown = f"{verdict.p:.2g}" if verdict.p == verdict.p else "–"  # nan: too few runs
         summary.append(f"| {name} | {built.study.claim} | **{verdict.word}** | {interval} | {shown} | {runs} |")
-        sections.append(report.markdown(built, [str(folder / p.name) for p in files if p.suffix == ".png"]))
+        figures = [f"{built.parent_run_id}/{p.name}" for p in files if p.suffix == ".png"]  # beside the document
+        sections.append(report.markdown(built, figures))
     document = Path(cfg.paths.output_dir) / "reports" / ("studies.md" if full else "studies_quick.md")
     document.parent.mkdir(parents=True, exist_ok=True)
     header = [
         f"# The chapter's claims, tested ({'full' if full else 'quick'} variants)",
         "",
+        *(
+            []
+            if full
+            else [
+                "Quick variants (three seeds, a few epochs) are smoke tests of the studies: their numbers decide"
+                " nothing; `dlkit studies --full` gives the verdicts.",
+                "",
+            ]
+        ),
         "Each verdict: Welch's t-test of treatment − control over seeds, two-sided, p Holm-adjusted over the study's"
         " treatment levels, decided at p < 0.05 (an exact permutation test where neither arm varies).",
         "",

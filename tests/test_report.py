@@ -121,6 +121,11 @@ def test_verdict_weighs_the_difference_against_the_spread():
     # the same difference of means with a wide spread: t = 1 / √(1/3 + 1/3) = 1.22 → inconclusive
     assert fake({"a": [0.0, 1.0, 2.0], "b": [1.0, 2.0, 3.0]}).verdict().word == "inconclusive"
     assert fake({"a": [1.0], "b": [2.0]}).verdict().word.startswith("inconclusive (fewer than 2 runs")
+    smoke = fake({"a": [0.9, 1.0, 1.1], "b": [1.9, 2.0, 2.1]})
+    smoke.study.smoke = True  # a quick variant: the same numbers, no verdict
+    assert smoke.verdict().word == "smoke test, no verdict" and smoke.verdict().line().startswith(
+        "smoke test, no verdict: Δ"
+    )
     # |t| = 2.2 on 3 seeds each (the old rule's "supported"): p ≈ 0.09 with Welch's degrees of freedom
     assert fake({"a": [1.0, 1.1, 1.2], "b": [1.18, 1.28, 1.38]}).verdict().word == "inconclusive"
     assert Cell([1.0, 2.0, 4.0]).text() == f"{7 / 3:.4f} ± {statistics.stdev([1.0, 2.0, 4.0]):.4f}"
@@ -132,13 +137,17 @@ def test_every_study_runs_in_its_quick_variant_and_gets_a_verdict(tmp_path):
     done = dlkit_cli("studies", f"paths.output_dir={tmp_path}", timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     document = (tmp_path / "reports" / "studies_quick.md").read_text()
+    import re
+
+    figures = re.findall(r"!\[learning curves\]\(([^)]+)\)", document)
+    assert len(figures) >= 11 and all((tmp_path / "reports" / f).is_file() for f in figures), figures
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     runs = all_runs(client)
     for name in studies.names():
         row = next(line for line in document.splitlines() if line.startswith(f"| {name} |"))
-        assert any(f"**{v}" in row for v in ("supported", "not supported", "inconclusive")), row
+        assert "**smoke test, no verdict**" in row, row  # a quick variant decides nothing
         (parent,) = [r for r in runs if r.data.tags.get("dlkit.study") == name]
         assert parent.info.status == "FINISHED" and parent.data.tags["dlkit.study.claim"] in row
         children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
