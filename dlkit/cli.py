@@ -75,8 +75,9 @@ def _train_app(argv: list[str]) -> None:
     only_prints = args.help or args.hydra_help or args.info or args.shell_completion or args.cfg
     planned: dict[str, object] = {}  # each job's plan, by fingerprint: a job is planned once, before any starts
     if not only_prints and args.config_name is None and args.config_dir is None:
-        planned = _plan_jobs(args.overrides, args.multirun)
-        os.environ[sweep.SWEEP_SIZE] = str(len(planned))  # an environment variable reaches parallel workers too
+        plans = _plan_jobs(args.overrides, args.multirun)
+        planned = {plan.fingerprint: plan for plan in plans}
+        os.environ[sweep.SWEEP_SIZE] = str(len(plans))  # an environment variable reaches parallel workers too
 
     @hydra.main(config_path=str(config.CONF_DIR), config_name=config.CONFIG_NAME, version_base="1.3")
     def job(cfg) -> None:
@@ -127,11 +128,12 @@ def _train_app(argv: list[str]) -> None:
         sys.exit(1)
 
 
-def _plan_jobs(overrides: Sequence[str], multirun: bool) -> dict[str, object]:
-    """Every job of the command composed and planned, or nothing starts (and nothing is created); the plans by
-    fingerprint. The recorder process starts first: MLflow's import happens on the other core while this process
-    imports torch and Lightning for planning. Once a sweep's jobs are all planned, the recorder creates the store
-    (a new one's migrations take ~1.6 s) while Hydra sets the sweep up."""
+def _plan_jobs(overrides: Sequence[str], multirun: bool) -> list:
+    """Every job of the command composed and planned, or nothing starts (and nothing is created).
+
+    The recorder process starts first: MLflow's import happens on the other core while this process imports torch
+    and Lightning for planning. Once a sweep's jobs are all planned, the recorder creates the store (a new one's
+    migrations take ~1.6 s) while Hydra sets the sweep up."""
     from dlkit import plugins
     from dlkit.tracking import recorder
 
@@ -144,7 +146,7 @@ def _plan_jobs(overrides: Sequence[str], multirun: bool) -> dict[str, object]:
     tracking = plans[0].tracking if plans else None
     if multirun and recording and tracking is not None and tracking.enabled and tracking.recorder:
         recorder.prepare(tracking.uri, tracking.experiment, tracking.artifact_root)
-    return {plan.fingerprint: plan for plan in plans}
+    return plans
 
 
 def _recording(overrides: Sequence[str]) -> bool:
