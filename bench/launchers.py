@@ -28,11 +28,12 @@ def main() -> None:
     parser.add_argument("--out", default="bench/launcher_results.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        # MNIST-1D generated and cached; the store format known.
         subprocess.run(
             [sys.executable, "-m", "dlkit", *CASE, "trainer.max_epochs=1", f"paths.output_dir={tmp}/warm"],
             check=True,
             capture_output=True,
-        )  # MNIST-1D generated and cached; the store format known
+        )
         seeds = list(range(args.jobs))
         basic = sweep_wall(seeds, args.epochs, Path(tmp) / "basic", [*CASE, "hydra/launcher=basic"])
         parallel = sweep_wall(seeds, args.epochs, Path(tmp) / "parallel", [*CASE, "hydra/launcher=parallel"])

@@ -98,11 +98,12 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         outputs = Path(tmp) / "outputs"
+        # Creates the store: later runs find it.
         subprocess.run(
             [sys.executable, "-m", "dlkit", "trainer.max_epochs=1", f"paths.output_dir={outputs}"],
             check=True,
             capture_output=True,
-        )  # creates the store: later runs find it
+        )
         results = {
             "help_s": [wall(["--help"]) for _ in range(args.repeats)],
             "cfg_job_s": [wall(["--cfg", "job"]) for _ in range(args.repeats)],

@@ -49,21 +49,21 @@ for noisy in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
     logging.getLogger(noisy).setLevel(logging.WARNING)  # "GPU available: False ..." banners
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 warnings.filterwarnings("ignore", message=".*treespec.*")  # Lightning 2.6 on torch 2.13, not actionable
-warnings.filterwarnings(
-    "ignore", message=".*sync_dist=True.*"
-)  # dlkit reduces its epoch sums across DDP processes itself
+# dlkit reduces its epoch sums across DDP processes itself.
+warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
 # trainer.limit_val_batches=0: no validation, as asked.
 warnings.filterwarnings("ignore", message=".*length of `Chunks` across ranks is zero.*")
 
 # How rank 0 tells the DDP processes Lightning starts beside it what to run (they re-run the command line).
 DDP_CHECKPOINT = "DLKIT_DDP_CHECKPOINT"
+# Set by Lightning's DDP launcher.
 DDP_ENVIRONMENT = (
     "MASTER_ADDR",
     "MASTER_PORT",
     "NODE_RANK",
     "LOCAL_RANK",
     "WORLD_SIZE",
-)  # set by Lightning's DDP launcher
+)
 
 
 @dataclass
@@ -101,12 +101,9 @@ def train(
     if plan.threads:
         torch.set_num_threads(plan.threads)
     pl.seed_everything(plan.seed, verbose=False)
-    rank = (
-        rank_zero_only.rank
-    )  # > 0 in a DDP process beside rank 0: it trains its shard in lockstep and records nothing
-    if (
-        sweep is not None and resume is None and rank == 0
-    ):  # a relaunched sweep skips what finished, resumes what was cut
+    # > 0 in a DDP process beside rank 0: it trains its shard in lockstep and records nothing.
+    rank = rank_zero_only.rank
+    if sweep is not None and resume is None and rank == 0:  # a relaunched sweep skips what finished, resumes the cut
         earlier = sweep.earlier_attempt(plan.fingerprint)
         if earlier is not None and earlier.status == "FINISHED":
             log.info("%salready finished in run %s: skipped", progress_prefix, earlier.run_id)
@@ -148,10 +145,7 @@ def train(
         if plan.tracking.artifacts and run.records:
             _log_artifacts(run, logger, best, experiment)
         status = "FINISHED"
-    except (
-        KeyboardInterrupt,
-        SystemExit,
-    ) as exc:  # Lightning turns Ctrl-C into SystemExit(1), SIGTERM into SIGTERMException
+    except (KeyboardInterrupt, SystemExit) as exc:  # Lightning: Ctrl-C -> SystemExit(1), SIGTERM -> SIGTERMException
         status = "KILLED"
         saved = snapshot.save(run)
         signum = signal.SIGTERM if isinstance(exc, SIGTERMException) else signal.SIGINT
@@ -177,9 +171,8 @@ def _log_artifacts(run: Run, logger: EpochLogger, best: BestWeights, experiment:
 
 
 def _fit(trainer: pl.Trainer, experiment: Experiment, plan: Plan, last: str | None, tmp: Path) -> None:
-    if (
-        trainer.world_size > 1 and rank_zero_only.rank == 0
-    ):  # what the other DDP processes run, whatever command started this one
+    # What the other DDP processes run, whatever command started this one.
+    if trainer.world_size > 1 and rank_zero_only.rank == 0:
         (tmp / "ddp-config.yaml").write_text(plan.config_yaml)
         os.environ.update({DDP_CONFIG: str(tmp / "ddp-config.yaml"), DDP_CHECKPOINT: str(last or "")})
     steps = 1 if trainer.world_size > 1 else plan.steps_per_call  # DDP syncs gradients once per Lightning step

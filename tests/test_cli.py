@@ -51,9 +51,8 @@ def test_help_lists_groups_and_their_options():
     assert done.returncode == 0
     listed = dict(line.split(": ", 1) for line in done.stdout.splitlines() if ": " in line and not line.startswith(" "))
     for folder in (REPO / "conf").iterdir():
-        if (
-            folder.is_dir() and folder.name != "hydra"
-        ):  # conf/hydra/launcher: presets of Hydra's own group (--hydra-help)
+        # conf/hydra/launcher: presets of Hydra's own group (--hydra-help).
+        if folder.is_dir() and folder.name != "hydra":
             assert set(listed[folder.name].split(", ")) >= {f.stem for f in folder.glob("*.yaml")}, folder.name
     assert "swish" in listed["activation"].split(", ")  # the plugin's option
     assert "dlkit list" in done.stdout and "dlkit ui" in done.stdout

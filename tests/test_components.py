@@ -107,9 +107,8 @@ def test_both_dropout_forms_keep_the_expected_activation(form):
     assert torch.allclose(kept, torch.full_like(kept, 1 / (1 - p) if form == "inverted" else 1.0))
     drop.eval()
     test_out = drop(torch.ones(3))
-    assert torch.allclose(
-        test_out, torch.full((3,), 1.0 if form == "inverted" else 1 - p)
-    )  # chapter: × (1 − p) at test
+    # Chapter: × (1 − p) at test.
+    assert torch.allclose(test_out, torch.full((3,), 1.0 if form == "inverted" else 1 - p))
     assert train_out.mean().item() == pytest.approx(test_out[0].item(), abs=0.005)  # expectation kept
 
 

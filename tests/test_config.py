@@ -148,18 +148,16 @@ def test_a_sweeps_jobs_compose_as_hydra_composes_them_one_by_one(job):
 
     shared = {}
     groups = set(config.group_options())
-    config._compose_job(
-        ["model=lenet5", "seed=9"], shared, groups
-    )  # a job before it that picked the same group options
+    # A job before it that picked the same group options.
+    config._compose_job(["model=lenet5", "seed=9"], shared, groups)
     assert OmegaConf.to_yaml(config._compose_job(job, shared, groups)) == OmegaConf.to_yaml(config.compose(job))
 
 
 def test_a_bad_value_in_a_later_job_of_a_sweep_is_still_named():
     with pytest.raises(ConfigError, match=r"job 3 of 3 \(optimizer.lr=-0.3\): optimizer.lr must be a number > 0"):
         config.check(["optimizer.lr=0.1,0.2,-0.3"], multirun=True)
-    with pytest.raises(
-        ConfigError, match=r"^'optimizer.lrr' is not a key.*did you mean 'optimizer.lr'"
-    ):  # every job's mistake
+    # Every job's mistake.
+    with pytest.raises(ConfigError, match=r"^'optimizer.lrr' is not a key.*did you mean 'optimizer.lr'"):
         config.check(["seed=0,1", "optimizer.lrr=3"], multirun=True)
 
 

@@ -25,9 +25,8 @@ def test_a_ddp_run_is_one_mlflow_run_with_metrics_over_every_process(outputs, st
     from dlkit.plan import Plan
 
     cfg = OmegaConf.load(client.download_artifacts(run.info.run_id, "config.yaml", str(outputs)))
-    weights = torch.load(
-        client.download_artifacts(run.info.run_id, "best.pt", str(outputs)), weights_only=True
-    )  # 1 epoch: best = last
+    # 1 epoch: best = last.
+    weights = torch.load(client.download_artifacts(run.info.run_id, "best.pt", str(outputs)), weights_only=True)
     experiment = build(Plan.from_config(cfg))
     model = experiment.task.model
     model.load_state_dict(weights)

@@ -55,13 +55,11 @@ def test_a_diverging_run_stops_failed_with_the_reason_and_keeps_its_metrics(outp
     assert run.info.status == "FAILED" and run.data.tags["dlkit.failure"] == "diverged"
     assert run.info.run_id in line and run.data.tags["dlkit.failure_reason"] in line
     history = store().get_metric_history(run.info.run_id, "train/loss")
-    assert len(history) >= 1 and all(
-        torch.isfinite(torch.tensor(m.value)) for m in history
-    )  # the epochs before it, kept
+    # The epochs before it, kept.
+    assert len(history) >= 1 and all(torch.isfinite(torch.tensor(m.value)) for m in history)
     stopped = int(line.split("in epoch ")[1].split(",")[0])
-    assert (
-        stopped < 20 and len(history) == stopped - 1 or len(history) == stopped
-    )  # it stopped at once, not at max_epochs
+    # It stopped at once, not at max_epochs.
+    assert stopped < 20 and len(history) == stopped - 1 or len(history) == stopped
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -80,9 +78,8 @@ def test_an_interrupted_run_resumes_to_the_same_metrics_as_an_uninterrupted_one(
     checkpoint = torch.load(
         store().download_artifacts(cut.info.run_id, "checkpoints/last.ckpt", str(outputs)), weights_only=True
     )
-    assert {"state_dict", "optimizer_states", "loops", "callbacks"} <= set(
-        checkpoint
-    )  # plain data: loads without unpickling code
+    # Plain data: loads without unpickling code.
+    assert {"state_dict", "optimizer_states", "loops", "callbacks"} <= set(checkpoint)
     epochs_done = len(store().get_metric_history(cut.info.run_id, "train/loss"))
     assert 1 <= epochs_done < 200
 

@@ -134,9 +134,8 @@ class Supervised(pl.LightningModule):
         for batch in batches:
             optimizer.zero_grad()
             loss = self._step(batch, "train")
-            if (
-                single and loss.device.type == "cpu" and not math.isfinite(loss.item())
-            ):  # free on the CPU; a sync on a GPU
+            # Free on the CPU; a sync on a GPU.
+            if single and loss.device.type == "cpu" and not math.isfinite(loss.item()):
                 self._diverged("train", loss.item())
             backward(loss)
             if self.clip_val:
@@ -201,9 +200,8 @@ class Supervised(pl.LightningModule):
         metrics = {"loss": loss_sum / n, **self.epoch_metrics(stats, n)}
         if stage == "train":
             metrics["lr"] = self._epoch_lr
-            metrics["epoch_seconds"] = (
-                time.perf_counter() - self._epoch_start
-            )  # the epoch: training and its validation pass
+            # The epoch: training and its validation pass.
+            metrics["epoch_seconds"] = time.perf_counter() - self._epoch_start
         self._publish({f"{stage}/{k}": v for k, v in metrics.items()})
         if stage == "train" and self.grad_sums is not None:
             steps, self._grad_steps = self._grad_steps, 0

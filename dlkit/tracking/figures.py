@@ -28,9 +28,8 @@ def curves(history: dict[str, list[tuple[int, float]]], path: Path) -> Path:
         ax.set_xlabel("epoch")
         ax.set_title(name)
         ax.legend()
-    fig.subplots_adjust(
-        left=0.3 / len(names), right=0.98, bottom=0.17, top=0.88, wspace=0.3
-    )  # tight_layout costs 0.1 s a figure
+    # tight_layout costs 0.1 s a figure.
+    fig.subplots_adjust(left=0.3 / len(names), right=0.98, bottom=0.17, top=0.88, wspace=0.3)
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
