@@ -19,7 +19,7 @@ from pathlib import Path
 
 from dlkit.errors import ConfigError
 from dlkit.plots import pyplot
-from dlkit.stats import ALPHA, Comparison, compare, holm, seeds_for_power
+from dlkit.stats import ALPHA, Comparison, compare, holm, p_cell, seeds_for_power
 from dlkit.tracking import tags as tag
 from dlkit.tracking.sweep_store import latest_attempts
 
@@ -283,10 +283,8 @@ def markdown(report: Report, curves: list[str] = ()) -> str:
             "|---|---|---|---|---|",
         ]
         for level, (c, p) in report.comparisons().items():
-            interval = f"{c.diff:+.4f} [{c.low:+.4f}, {c.high:+.4f}]" if c.method == "welch" else f"{c.diff:+.4f}"
             g = f"{c.g:+.2f}" if math.isfinite(c.g) else "–"
-            shown = f"{p:.2g}" if math.isfinite(p) else "–"
-            lines.append(f"| {level} | {interval} | {shown} | {g} | {c.n_treatment} vs {c.n_control} |")
+            lines.append(f"| {level} | {c.interval()} | {p_cell(p)} | {g} | {c.n_treatment} vs {c.n_control} |")
         lines.append("")
     failed = [r for r in report.runs if r.status != "FINISHED"]
     lines.append(

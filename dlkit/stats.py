@@ -36,9 +36,18 @@ class Comparison:
     def text(self, p: float | None = None) -> str:
         """'Δ = −0.0180 [−0.0310, −0.0050], p = 0.01, 5 vs 5 seeds' (p: an adjusted p-value to show instead)."""
         shown = self.p if p is None else p
-        interval = f" [{self.low:+.4f}, {self.high:+.4f}]" if self.method == "welch" else ""
         how = ", no spread in either arm (exact permutation test)" if self.method == "permutation" else ""
-        return f"Δ = {self.diff:+.4f}{interval}, p {_p_text(shown)}{how}, {self.n_treatment} vs {self.n_control} runs"
+        return f"Δ = {self.interval()}, p {_p_text(shown)}{how}, {self.n_treatment} vs {self.n_control} runs"
+
+    def interval(self) -> str:
+        """'+0.0050 [-0.0015, +0.0116]': the difference and its 95% interval (the difference alone without one)."""
+        bounds = f" [{self.low:+.4f}, {self.high:+.4f}]" if self.method == "welch" else ""
+        return f"{self.diff:+.4f}{bounds}"
+
+
+def p_cell(p: float) -> str:
+    """A p-value in a table: two significant digits, '–' when there is none (fewer than 2 runs in an arm)."""
+    return f"{p:.2g}" if math.isfinite(p) else "–"
 
 
 def _p_text(p: float) -> str:

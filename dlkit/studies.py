@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from dlkit import config, report
+from dlkit.stats import p_cell
 
 
 def names() -> list[str]:
@@ -35,10 +36,8 @@ def run_all(selected: list[str], full: bool, overrides: list[str], seeds: int | 
         report.attach(built, files)
         verdict = built.verdict()
         c = verdict.comparison
-        interval = f"{c.diff:+.4f} [{c.low:+.4f}, {c.high:+.4f}]" if c.method == "welch" else f"{c.diff:+.4f}"
-        runs = f"{c.n_treatment} vs {c.n_control}"
-        shown = f"{verdict.p:.2g}" if verdict.p == verdict.p else "–"  # nan: too few runs
-        summary.append(f"| {name} | {built.study.claim} | **{verdict.word}** | {interval} | {shown} | {runs} |")
+        row = f"**{verdict.word}** | {c.interval()} | {p_cell(verdict.p)} | {c.n_treatment} vs {c.n_control}"
+        summary.append(f"| {name} | {built.study.claim} | {row} |")
         figures = [f"{built.parent_run_id}/{p.name}" for p in files if p.suffix == ".png"]  # beside the document
         sections.append(report.markdown(built, figures))
     document = Path(cfg.paths.output_dir) / "reports" / ("studies.md" if full else "studies_quick.md")
