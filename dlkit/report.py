@@ -1,11 +1,11 @@
 """`dlkit report`: the ablation report of a sweep, read back from MLflow.
 
 Per factor, the deciding metric as mean ± standard deviation over the runs at each level (seeds are
-replicates, never a factor), the difference to the baseline level and the number of runs; a grid for
-the first two factors; learning curves per level; a breakdown per device; and, for a study, its claim
-and a verdict from dlkit/stats.py: Welch's test of treatment − control over seeds, its p-value Holm-adjusted over
-the study's treatment levels, with a 95% confidence interval and Hedges' g.
-Printed as tables, written as Markdown, CSV and PNG, and attached to the parent run as artifacts.
+replicates, never a factor; a run that diverged counts as the worst outcome, a target never reached as
+censored, "> 30"), the difference to the baseline level and the number of runs; a grid for the first two
+factors; learning curves per level; a breakdown per device; for a study, its claim and a verdict per comparison
+(dlkit/verdict.py); for an optimizing sweeper's trials (optuna), the trials best first and the metric against
+each searched value. Printed as tables, written as Markdown, CSV and PNG, and attached to the parent run.
 """
 
 from __future__ import annotations
@@ -14,17 +14,18 @@ import csv
 import math
 import statistics
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlkit.errors import ConfigError
 from dlkit.plots import pyplot
-from dlkit.stats import ALPHA, Comparison, compare, holm, p_cell, seeds_for_power
+from dlkit.stats import p_cell
 from dlkit.tracking import tags as tag
 from dlkit.tracking.sweep_store import latest_attempts
+from dlkit.verdict import Study, Verdict, better, decide
 
 REPLICATE_KEYS = {"seed"}
-SMOKE = "smoke test, no verdict"  # what a quick variant's numbers say about the claim
 
 
 @dataclass
@@ -36,57 +37,56 @@ class Run:
     metrics: dict[str, float]
     device: str
     start: int
+    failure: str = ""  # dlkit.failure: diverged, recording, an exception's type
+
+    def counts(self, metric: str) -> bool:
+        """Whether the run is an outcome for `metric`: it finished, or it diverged and a diverged run's place on
+        the metric's scale is known (worst; or, for an epochs-to target, whether it got there before diverging)."""
+        if self.status == "FINISHED":
+            return metric in self.metrics
+        return self.failure == "diverged" and (
+            metric.startswith("epochs_to:") and metric in self.metrics or bool(better(metric))
+        )
+
+    def value(self, metric: str) -> float:
+        if self.status == "FINISHED" or metric.startswith("epochs_to:"):
+            return self.metrics[metric]
+        return -math.inf if better(metric) == "higher" else math.inf  # diverged: worse than any run that did not
 
 
 @dataclass
 class Cell:
+    """A metric's values over some runs; ±inf is beyond every number (`beyond`: '> 30' never reached, 'diverged')."""
+
     values: list[float] = field(default_factory=list)
+    beyond: str = "diverged"
 
     @property
     def n(self) -> int:
         return len(self.values)
 
     @property
+    def finite(self) -> list[float]:
+        return [v for v in self.values if math.isfinite(v)]
+
+    @property
     def mean(self) -> float:
-        return statistics.fmean(self.values) if self.values else math.nan
+        return statistics.fmean(self.finite) if self.finite else math.nan
 
     @property
     def std(self) -> float:
-        return statistics.stdev(self.values) if self.n > 1 else 0.0
+        return statistics.stdev(self.finite) if len(self.finite) > 1 else 0.0
 
     def text(self, digits: int = 4) -> str:
-        return f"{self.mean:.{digits}f} ± {self.std:.{digits}f}" if self.values else "–"
-
-
-@dataclass
-class Study:
-    name: str
-    claim: str
-    factor: str
-    control: str
-    treatment: str
-    metric: str
-    direction: str  # "higher" or "lower": which way of treatment − control supports the claim
-    smoke: bool = False  # a quick variant: a smoke test of the study, whose numbers decide nothing
-
-
-@dataclass(frozen=True)
-class Verdict:
-    word: str  # supported, not supported, inconclusive
-    comparison: Comparison  # the declared treatment against the control
-    p: float  # its p-value, Holm-adjusted over the `levels` treatment levels compared with the control
-    levels: int
-
-    def line(self) -> str:
-        """'supported: Δ = +0.0180 [+0.0050, +0.0310], p = 0.01, 5 vs 5 runs'; an inconclusive one says how many
-        seeds would detect the difference it saw."""
-        text = f"{self.word}: {self.comparison.text(self.p)}"
-        if self.word == "inconclusive":
-            needed = seeds_for_power(self.comparison.g)
-            text += (
-                f"; about {needed} seeds per level would detect a difference this size with 80% power" if needed else ""
-            )
-        return text
+        """'0.9080 ± 0.0360'; with runs beyond every number, how many: '12.8 ± 1.5 (4/5 reached)', '> 30 (0/5
+        reached)', '0.1010 ± 0.0000 (1/5 diverged)'."""
+        shown = f"{self.mean:.{digits}f} ± {self.std:.{digits}f}" if self.finite else ""
+        beyond = self.n - len(self.finite)
+        if not beyond:
+            return shown or "–"
+        censored = self.beyond.startswith(">")
+        tail = f"{len(self.finite)}/{self.n} reached" if censored else f"{beyond}/{self.n} diverged"
+        return f"{shown or self.beyond} ({tail})"
 
 
 @dataclass
@@ -98,6 +98,8 @@ class Report:
     study: Study | None = None
     parent_run_id: str | None = None
     uri: str = ""
+    beyond: dict[str, str] = field(default_factory=dict)  # per derived metric, how its ±inf reads: '> 30'
+    search: str = ""  # "lower" or "higher": an optimizing sweeper's trials (optuna), best first that way
 
     def levels(self, factor: str) -> list[str]:
         seen: list[str] = []
@@ -107,16 +109,23 @@ class Report:
                 seen.append(level)
         return seen
 
+    def values(self, metric: str, where: Mapping[str, str]) -> list[float]:
+        """`metric` over the runs of one cell that count as outcomes (finished, or diverged: see Run.counts)."""
+        return [
+            run.value(metric)
+            for run in self.runs
+            if all(run.factors.get(k) == v for k, v in where.items()) and run.counts(metric)
+        ]
+
     def cell(self, **where: str) -> Cell:
-        cell = Cell()
-        for run in self.runs:
-            if (
-                run.status == "FINISHED"
-                and self.metric in run.metrics
-                and all(run.factors.get(k) == v for k, v in where.items())
-            ):
-                cell.values.append(run.metrics[self.metric])
-        return cell
+        return Cell(self.values(self.metric, where), self.beyond_text(self.metric))
+
+    def beyond_text(self, metric: str) -> str:
+        return self.beyond.get(metric, "diverged")
+
+    def left_out(self) -> list[Run]:
+        """Runs that are no outcome of the deciding metric: interrupted, failed other than by diverging."""
+        return [run for run in self.runs if not run.counts(self.metric)]
 
     def devices(self) -> dict[str, list[Run]]:
         by_device: dict[str, list[Run]] = defaultdict(list)
@@ -124,31 +133,19 @@ class Report:
             by_device[run.device].append(run)
         return dict(by_device)
 
-    def comparisons(self) -> dict[str, tuple[Comparison, float]]:
-        """Every level of the study's factor against its control: the comparison and its Holm-adjusted p-value."""
+    def verdicts(self) -> list[Verdict]:
+        """One per comparison the study declares, its treatment's first (see dlkit/verdict.py)."""
         assert self.study is not None
-        s = self.study
-        control = self.cell(**{s.factor: s.control}).values
-        levels = [level for level in self.levels(s.factor) if level != s.control]
-        found = {level: compare(control, self.cell(**{s.factor: level}).values) for level in levels}
-        adjusted = holm([c.p for c in found.values()])
-        return {level: (c, p) for (level, c), p in zip(found.items(), adjusted)}
+        return decide(self.study, self.levels(self.study.factor), self.values, self.beyond_text)
 
     def verdict(self) -> Verdict:
         """The study's claim, decided by its declared treatment against its control."""
-        assert self.study is not None
-        s = self.study
-        found = self.comparisons()
-        comparison, p = found.get(s.treatment) or (compare([], []), math.nan)
-        if s.smoke:
-            word = SMOKE
-        elif comparison.method == "too few":
-            word = "inconclusive (fewer than 2 runs per level)"
-        elif p < ALPHA:
-            word = "supported" if (comparison.diff > 0) == (s.direction == "higher") else "not supported"
-        else:
-            word = "inconclusive"
-        return Verdict(word, comparison, p, len(found))
+        return self.verdicts()[0]
+
+    def trials(self) -> list[Run]:
+        """An optimizing sweep's trials, best first."""
+        done = [run for run in self.runs if run.status == "FINISHED" and self.metric in run.metrics]
+        return sorted(done, key=lambda r: r.metrics[self.metric], reverse=self.search == "higher")
 
 
 def load(
@@ -216,10 +213,20 @@ def load(
             dict(r.data.metrics),
             f"{r.data.tags.get('device.accelerator', '?')}: {r.data.tags.get('device.name', '?')}",
             r.info.start_time,
+            r.data.tags.get(tag.FAILURE, "") if r.info.status == "FAILED" else "",
         )
         for r in found
     ]
-    declared = _study(parent.data.tags) if parent is not None else None
+    tags = parent.data.tags if parent is not None else {}
+    declared = Study.from_tags(tags)
+    search = ""
+    if "optuna" in tags.get(tag.SWEEPER, "").lower():  # trials of a search, not levels of a factor
+        objective = tags.get(tag.OBJECTIVE)
+        metric = metric or objective
+        if metric == objective:
+            search = "higher" if tags.get(tag.MAXIMIZE) == "true" else "lower"
+        else:
+            search = better(metric or "") or "lower"
     chosen = (
         metric
         or (declared.metric if declared else None)
@@ -228,14 +235,23 @@ def load(
             "test/loss",
         )
     )
-    derive(chosen, runs, client)
-    return Report(title, chosen, runs, factors, declared, parent.info.run_id if parent is not None else None, uri)
+    needed = [chosen, *(declared.guards if declared else ()), _trained_metric(declared.trained if declared else "")]
+    beyond = {}
+    for name in dict.fromkeys(m for m in needed if m):
+        beyond.update(derive(name, runs, client))
+    parent_id = parent.info.run_id if parent is not None else None
+    return Report(title, chosen, runs, factors, declared, parent_id, uri, beyond, search)
 
 
-def derive(metric: str, runs: list[Run], client) -> None:
+def _trained_metric(trained: str) -> str:
+    return trained.replace("<=", ">=").split(">=")[0].strip() if trained else ""
+
+
+def derive(metric: str, runs: list[Run], client) -> dict[str, str]:
     """Metrics computed from what the runs logged, stored on each run under the metric's own text:
     `a - b` (for example `train_eval/acc - test/acc`, the generalization gap) and
-    `epochs_to:val/acc>=0.9` (the first epoch reaching a target; max_epochs + 1 when never reached)."""
+    `epochs_to:val/acc>=0.9` (the first epoch reaching a target; +inf when never reached: censored, all runs at
+    the same max_epochs). Returns how such a metric's +inf reads: {metric: '> 30'}."""
     if " - " in metric:
         a, b = (part.strip() for part in metric.split(" - ", 1))
         for run in runs:
@@ -243,89 +259,123 @@ def derive(metric: str, runs: list[Run], client) -> None:
                 run.metrics[metric] = run.metrics[a] - run.metrics[b]
     elif metric.startswith("epochs_to:"):
         key, _, target = metric[len("epochs_to:") :].partition(">=")
+        ran = 0
         for run in runs:
             history = sorted(client.get_metric_history(run.run_id, key.strip()), key=lambda m: m.step)
             if history:
                 reached = [m.step + 1 for m in history if m.value >= float(target)]
-                run.metrics[metric] = float(reached[0] if reached else len(history) + 1)
-
-
-def _study(tags: dict[str, str]) -> Study | None:
-    if tag.STUDY not in tags:
-        return None
-    get = lambda key: tags.get(f"{tag.STUDY}.{key}", "")  # noqa: E731
-    return Study(
-        tags[tag.STUDY],
-        get("claim"),
-        get("factor"),
-        get("control"),
-        get("treatment"),
-        get("metric"),
-        get("direction") or "higher",
-        get("smoke").lower() == "true",
-    )
+                run.metrics[metric] = float(reached[0]) if reached else math.inf
+                ran = max(ran, len(history))
+        return {metric: f"> {ran}"}
+    return {}
 
 
 # --- rendering -----------------------------------------------------------------------------------
-def markdown(report: Report, curves: list[str] = ()) -> str:
+def markdown(report: Report, figures: Sequence[str] = ()) -> str:
+    """report.md: figures are paths relative to the document, so that they show on disk and in MLflow's view."""
     lines = [f"## {report.study.name if report.study else 'Sweep'}: {report.title}", ""]
     if report.study:
-        verdict = report.verdict()
-        s = report.study
-        lines += [
-            f"**Claim:** {s.claim}",
-            "",
-            f"**Verdict: {verdict.line()}** — {s.factor}={s.treatment} against {s.factor}={s.control} on"
-            f" `{s.metric}` ({s.direction} supports the claim). Welch's t-test, two-sided, p Holm-adjusted over the"
-            f" {verdict.levels} level(s) compared with the control; decided at p < {ALPHA:g}.",
-            "",
-            f"| {s.factor} against {s.control} | Δ [95% CI] | p (Holm) | Hedges' g | runs |",
-            "|---|---|---|---|---|",
-        ]
-        for level, (c, p) in report.comparisons().items():
-            g = f"{c.g:+.2f}" if math.isfinite(c.g) else "–"
-            lines.append(f"| {level} | {c.interval()} | {p_cell(p)} | {g} | {c.n_treatment} vs {c.n_control} |")
-        lines.append("")
-    failed = [r for r in report.runs if r.status != "FINISHED"]
+        lines += [*_study_lines(report), ""]
+    left_out = report.left_out()
     lines.append(
         f"Metric `{report.metric}`, mean ± standard deviation over seeds; {len(report.runs)} runs"
-        + (
-            f", {len(failed)} not finished (left out: {', '.join(f'{r.name} {r.status}' for r in failed)})"
-            if failed
-            else ""
-        )
+        + (f", {len(left_out)} left out: {', '.join(f'{r.name} {r.status}' for r in left_out)}" if left_out else "")
         + "."
     )
-    for factor in report.factors:
-        lines += ["", f"### {factor}", "", "| level | mean ± std | Δ to baseline | runs |", "|---|---|---|---|"]
-        for row in factor_rows(report, factor):
-            lines.append(f"| {row['level']} | {row['mean ± std']} | {row['delta']} | {row['runs']} |")
-    if len(report.factors) >= 2:
-        a, b = report.factors[:2]
-        lines += [
-            "",
-            f"### {a} × {b}",
-            "",
-            f"| {a} \\ {b} | " + " | ".join(report.levels(b)) + " |",
-            "|---" * (len(report.levels(b)) + 1) + "|",
-        ]
-        for level_a in report.levels(a):
-            cells = [report.cell(**{a: level_a, b: level_b}) for level_b in report.levels(b)]
-            lines.append(f"| {level_a} | " + " | ".join(f"{c.text()} (n={c.n})" for c in cells) + " |")
+    if report.search:
+        lines += ["", f"### Trials, best first ({report.search} is better)", ""]
+        lines += _markdown_table(*_trial_table(report))
+    else:
+        for factor in report.factors:
+            lines += ["", f"### {_factor_title(report, factor)}", ""]
+            rows = factor_rows(report, factor)
+            lines += _markdown_table(
+                ["level", "mean ± std", "Δ to baseline", "runs"],
+                [[r["level"], r["mean ± std"], r["delta"], r["runs"]] for r in rows],
+            )
+        if len(report.factors) >= 2:
+            lines += ["", f"### {' × '.join(report.factors[:2])}", ""]
+            lines += _markdown_table(*_grid(report))
     devices = report.devices()
     if len(devices) > 1:
         lines += ["", "### Devices", "", "| device | runs | mean ± std | s/epoch |", "|---|---|---|---|"]
         for device, runs in devices.items():
             cell = Cell([r.metrics[report.metric] for r in runs if report.metric in r.metrics])
             seconds = [r.metrics["train/epoch_seconds"] for r in runs if "train/epoch_seconds" in r.metrics]
-            lines.append(
-                f"| {device} | {len(runs)} | {cell.text()} | {statistics.fmean(seconds):.3f} |"
-                if seconds
-                else f"| {device} | {len(runs)} | {cell.text()} | – |"
-            )
-    for path in curves:  # relative to the document's folder: the figures show on disk and in MLflow's artifact view
-        lines += ["", f"![learning curves]({path})"]
+            per_epoch = f"{statistics.fmean(seconds):.3f}" if seconds else "–"
+            lines.append(f"| {device} | {len(runs)} | {cell.text()} | {per_epoch} |")
+    for path in figures:
+        lines += ["", f"![{Path(path).stem}]({path})"]
     return "\n".join(lines) + "\n"
+
+
+def _study_lines(report: Report) -> list[str]:
+    s = report.study
+    verdicts = report.verdicts()
+    first = verdicts[0]
+    needs = [f"training far enough (`{s.trained}` for the control)"] if s.trained else []
+    needs += [f"`{m}` not worse by more than {margin:g}" for m, margin in s.guards.items()]
+    lines = [
+        f"**Claim:** {s.claim}",
+        "",
+        f"**Verdict: {first.line()}** — {_cell_text(first.arm.treatment)} against {_cell_text(first.arm.control)}"
+        f" on `{s.metric}` ({s.direction} supports the claim). Welch's t-test, two-sided (a rank test where a run"
+        f" never reached its target or diverged), p Holm-adjusted over the {first.levels} comparison(s); decided"
+        f" at p < 0.05" + (f"; a verdict also needs {' and '.join(needs)}" if needs else "") + ".",
+        "",
+    ]
+    rows = [
+        [
+            v.arm.label,
+            _cell_text(v.arm.control),
+            v.word + (f": {v.why}" if v.why else ""),
+            v.comparison.interval(),
+            p_cell(v.p),
+            f"{v.comparison.g:+.2f}" if math.isfinite(v.comparison.g) else "–",
+            f"{v.comparison.n_treatment} vs {v.comparison.n_control}",
+        ]
+        for v in verdicts
+    ]
+    return lines + _markdown_table(
+        ["treatment", "control", "verdict", "Δ [95% CI]", "p (Holm)", "Hedges' g", "runs"], rows
+    )
+
+
+def _cell_text(cell: Mapping[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in cell.items())
+
+
+def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
+
+
+def _factor_title(report: Report, factor: str) -> str:
+    others = [f for f in report.factors if f != factor]
+    return factor + (f" (pooled over the levels of {', '.join(others)})" if others else "")
+
+
+def _grid(report: Report) -> tuple[list[str], list[list[str]]]:
+    """The first two factors' cells: mean ± std (n)."""
+    a, b = report.factors[:2]
+    header = [f"{a} \\ {b}", *report.levels(b)]
+    rows = [
+        [level_a, *(f"{c.text()} (n={c.n})" for c in (report.cell(**{a: level_a, b: lb}) for lb in report.levels(b)))]
+        for level_a in report.levels(a)
+    ]
+    return header, rows
+
+
+def _trial_table(report: Report) -> tuple[list[str], list[list[str]]]:
+    header = ["trial", *report.factors, report.metric]
+    rows = [
+        [run.name, *(run.factors.get(f, "–") for f in report.factors), f"{run.metrics[report.metric]:.4f}"]
+        for run in report.trials()
+    ]
+    return header, rows
 
 
 def factor_rows(report: Report, factor: str) -> list[dict[str, str]]:
@@ -337,7 +387,8 @@ def factor_rows(report: Report, factor: str) -> list[dict[str, str]]:
     rows = []
     for level in levels:
         cell = report.cell(**{factor: level})
-        delta = "baseline" if level == baseline else (f"{cell.mean - base.mean:+.4f}" if cell.n and base.n else "–")
+        whole = cell.n and base.n and len(cell.finite) == cell.n and len(base.finite) == base.n
+        delta = "baseline" if level == baseline else (f"{cell.mean - base.mean:+.4f}" if whole else "–")
         rows.append(
             {
                 "factor": factor,
@@ -347,6 +398,7 @@ def factor_rows(report: Report, factor: str) -> list[dict[str, str]]:
                 "mean ± std": cell.text(),
                 "delta": delta,
                 "runs": str(cell.n),
+                "beyond": str(cell.n - len(cell.finite)),
             }
         )
     return rows
@@ -354,28 +406,42 @@ def factor_rows(report: Report, factor: str) -> list[dict[str, str]]:
 
 def write(report: Report, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
-    files = [*learning_curves(report, folder)]
+    figures = plots(report, folder)
     with open(folder / "report.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, ["factor", "level", "mean", "std", "delta", "runs"], extrasaction="ignore")
+        writer = csv.DictWriter(f, ["factor", "level", "mean", "std", "delta", "runs", "beyond"], extrasaction="ignore")
         writer.writeheader()
         for factor in report.factors:
             writer.writerows(factor_rows(report, factor))
-    (folder / "report.md").write_text(markdown(report, [p.name for p in files]))
-    return [folder / "report.md", folder / "report.csv", *files]
+    (folder / "report.md").write_text(markdown(report, [p.name for p in figures]))
+    return [folder / "report.md", folder / "report.csv", *figures]
 
 
-def learning_curves(report: Report, folder: Path) -> list[Path]:
+def curve_key(metric: str) -> str:
+    """The per-epoch metric that shows how a run got to `metric`: val/acc for test/acc, an epochs-to target's own
+    metric, the second term's for a difference."""
+    if metric.startswith("epochs_to:"):
+        return metric[len("epochs_to:") :].partition(">=")[0].strip()
+    if " - " in metric:
+        return curve_key(metric.split(" - ", 1)[1].strip())
+    stage, _, name = metric.partition("/")
+    return f"val/{name}" if stage in ("test", "train_eval") and name else metric
+
+
+def plots(report: Report, folder: Path) -> list[Path]:
+    """Figures with names unique across studies: the trials of a search, else learning curves per factor."""
     plt = pyplot()
-
     from dlkit.tracking import store
 
     client = store.client(report.uri)
-    curve = "val/" + report.metric.split("/", 1)[-1]
+    prefix = f"{report.study.name}_" if report.study else ""
+    if report.search:
+        return [_trials_plot(plt, report, folder / f"{prefix}trials.png")]
     paths = []
     for factor in report.factors:
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-        for level in report.levels(factor):
-            for ax, key in zip(axes, (curve, "train/loss")):
+        panels = {}  # key -> {level: (epochs, means)}
+        for key in dict.fromkeys((curve_key(report.metric), "train/loss")):
+            curves = {}
+            for level in report.levels(factor):
                 by_step: dict[int, list[float]] = defaultdict(list)
                 for run in report.runs:
                     if run.factors.get(factor) == level:
@@ -383,20 +449,54 @@ def learning_curves(report: Report, folder: Path) -> list[Path]:
                             by_step[m.step].append(m.value)
                 if by_step:
                     steps = sorted(by_step)
-                    ax.plot(
-                        [s + 1 for s in steps], [statistics.fmean(by_step[s]) for s in steps], label=f"{factor}={level}"
-                    )
-        for ax, key in zip(axes, (curve, "train/loss")):
+                    curves[level] = ([s + 1 for s in steps], [statistics.fmean(by_step[s]) for s in steps])
+            if curves:
+                panels[key] = curves
+        if not panels:
+            continue
+        fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+        for ax, (key, curves) in zip(axes[0], panels.items()):
+            for level, (epochs, means) in curves.items():
+                ax.plot(epochs, means, label=f"{factor}={level}")
+            if report.metric.startswith("epochs_to:") and key == curve_key(report.metric):
+                ax.axhline(float(report.metric.partition(">=")[2]), color="grey", linestyle=":", label="target")
             ax.set_xlabel("epoch")
             ax.set_ylabel(key)
-            ax.legend()
-        fig.suptitle(f"{factor}: mean over seeds")
+            ax.legend(fontsize="small")
+        others = [f for f in report.factors if f != factor]
+        fig.suptitle(f"{factor}: mean over seeds" + (f", pooled over {', '.join(others)}" if others else ""))
         fig.tight_layout()
-        path = folder / f"curves_{factor.replace('/', '_')}.png"
+        path = folder / f"curves_{prefix}{factor.replace('/', '_')}.png"
         fig.savefig(path, dpi=80)
         plt.close(fig)
         paths.append(path)
     return paths
+
+
+def _trials_plot(plt, report: Report, path: Path) -> Path:
+    """The metric against each searched value, one point per trial."""
+    trials = report.trials()
+    fig, axes = plt.subplots(
+        1, max(1, len(report.factors)), figsize=(5 * max(1, len(report.factors)), 4), squeeze=False
+    )
+    for ax, factor in zip(axes[0], report.factors):
+        points = [(run.factors.get(factor), run.metrics[report.metric]) for run in trials if factor in run.factors]
+        try:
+            xs = [float(x) for x, _ in points]
+        except ValueError:  # a categorical choice: its values in order
+            xs = [sorted({x for x, _ in points}).index(x) for x, _ in points]
+            ax.set_xticks(range(len({x for x, _ in points})), sorted({x for x, _ in points}))
+        else:
+            if xs and min(xs) > 0 and max(xs) / min(xs) > 100:
+                ax.set_xscale("log")
+        ax.scatter(xs, [y for _, y in points])
+        ax.set_xlabel(factor)
+        ax.set_ylabel(report.metric)
+    fig.suptitle(f"{len(trials)} trials: {report.metric} against each searched value")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
 
 
 def print_tables(report: Report) -> None:
@@ -404,19 +504,34 @@ def print_tables(report: Report) -> None:
     from rich.table import Table
 
     console = Console()
+
+    def table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+        shown = Table(title=title)
+        for column in header:
+            shown.add_column(column)
+        for row in rows:
+            shown.add_row(*row)
+        console.print(shown)
+
     if report.study:
         console.print(f"[bold]{report.study.name}[/bold]: {report.study.claim}")
-        console.print(f"verdict: [bold]{report.verdict().line()}[/bold]")
-    for factor in report.factors:
-        table = Table(title=f"{factor}: {report.metric}, mean ± std over seeds")
-        for column in ("level", "mean ± std", "Δ to baseline", "runs"):
-            table.add_column(column)
-        for row in factor_rows(report, factor):
-            table.add_row(row["level"], row["mean ± std"], row["delta"], row["runs"])
-        console.print(table)
-    for run in report.runs:
-        if run.status != "FINISHED":
-            console.print(f"left out, not finished: {run.name} {run.status}")
+        for i, v in enumerate(report.verdicts()):
+            against = f"{_cell_text(v.arm.treatment)} vs {_cell_text(v.arm.control)}"
+            console.print(("verdict: [bold]" if i == 0 else f"  {against}: [bold]") + v.line() + "[/bold]")
+    if report.search:
+        table(f"trials, best first: {report.metric} ({report.search} is better)", *_trial_table(report))
+    else:
+        for factor in report.factors:
+            rows = factor_rows(report, factor)
+            table(
+                f"{_factor_title(report, factor)}: {report.metric}, mean ± std over seeds",
+                ["level", "mean ± std", "Δ to baseline", "runs"],
+                [[r["level"], r["mean ± std"], r["delta"], r["runs"]] for r in rows],
+            )
+        if len(report.factors) >= 2:
+            table(f"{' × '.join(report.factors[:2])}: {report.metric}", *_grid(report))
+    for run in report.left_out():
+        console.print(f"left out: {run.name} {run.status}")
 
 
 def attach(report: Report, files: list[Path]) -> None:

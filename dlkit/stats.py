@@ -4,8 +4,14 @@ Welch's t-test with its Welch–Satterthwaite degrees of freedom and a two-sided
 interval on treatment − control; Hedges' g as the effect size; Holm's correction when several treatment levels
 are compared with one control. When neither arm varies at all, Welch's t is undefined (a zero spread would give
 ±∞): the comparison is an exact permutation test of the difference in means instead, whose p-value is the
-share of the ways to split the pooled runs that give a difference at least as large. Distributions come from
-scipy.stats, not from code of our own.
+share of the ways to split the pooled runs that give a difference at least as large.
+
+An outcome beyond every number a run could report is ±∞: a target never reached within max_epochs is +∞
+epochs (censored: all such runs stopped at the same epoch, so they are tied above every run that reached it),
+a diverged run's accuracy −∞. Means and t are meaningless there; such comparisons are a rank test instead
+(Mann–Whitney's: the probability that a treatment run is above a control run, ties counted half, its p-value by
+an exact permutation test), with the medians as the difference. Distributions come from scipy.stats, not from
+code of our own.
 """
 
 from __future__ import annotations
@@ -31,16 +37,32 @@ class Comparison:
     t: float = math.nan  # Welch's t and its degrees of freedom (nan for the permutation test)
     df: float = math.nan
     g: float = math.nan  # Hedges' g: diff over the pooled standard deviation, corrected for small samples
-    method: str = "welch"  # or "permutation" (neither arm varies), "too few" (fewer than 2 runs in an arm)
+    method: str = "welch"  # or "permutation" (neither arm varies), "rank" (an arm has ±∞), "too few" (< 2 runs)
+    above: float = math.nan  # rank test: P(a treatment run > a control run), ties counted half
+    medians: tuple[float, float] = (math.nan, math.nan)  # rank test: treatment's, control's
+    beyond: str = "∞"  # how an infinite value reads: "> 30" (epochs, never reached), "diverged"
+
+    @property
+    def sign(self) -> int:
+        """Which way treatment − control goes: +1, −1, or 0."""
+        lean = self.above - 0.5 if self.method == "rank" else self.diff
+        return (lean > 0) - (lean < 0)
 
     def text(self, p: float | None = None) -> str:
         """'Δ = −0.0180 [−0.0310, −0.0050], p = 0.01, 5 vs 5 seeds' (p: an adjusted p-value to show instead)."""
         shown = self.p if p is None else p
-        how = ", no spread in either arm (exact permutation test)" if self.method == "permutation" else ""
-        return f"Δ = {self.interval()}, p {_p_text(shown)}{how}, {self.n_treatment} vs {self.n_control} runs"
+        how = {
+            "permutation": ", no spread in either arm (exact permutation test)",
+            "rank": f" (rank test, P(treatment > control) = {self.above:.2f})",
+        }.get(self.method, "")
+        shown_diff = self.interval() if self.method == "rank" else f"Δ = {self.interval()}"
+        return f"{shown_diff}, p {_p_text(shown)}{how}, {self.n_treatment} vs {self.n_control} runs"
 
     def interval(self) -> str:
         """'+0.0050 [-0.0015, +0.0116]': the difference and its 95% interval (the difference alone without one)."""
+        if self.method == "rank":
+            treatment, control = (f"{m:.4g}" if math.isfinite(m) else self.beyond for m in self.medians)
+            return f"medians {treatment} vs {control}"
         bounds = f" [{self.low:+.4f}, {self.high:+.4f}]" if self.method == "welch" else ""
         return f"{self.diff:+.4f}{bounds}"
 
@@ -54,15 +76,21 @@ def _p_text(p: float) -> str:
     return "= –" if math.isnan(p) else f"= {p:.2g}" if p >= 0.001 else "< 0.001"
 
 
-def compare(control: Sequence[float], treatment: Sequence[float], confidence: float = 0.95) -> Comparison:
-    """treatment − control by Welch's test (or the exact permutation test when neither arm varies)."""
+def compare(
+    control: Sequence[float], treatment: Sequence[float], confidence: float = 0.95, beyond: str = "∞"
+) -> Comparison:
+    """treatment − control by Welch's test (the exact permutation test when neither arm varies; the rank test when
+    a value is ±∞, which `beyond` names)."""
     from scipy import stats
 
     a, b = [float(v) for v in control], [float(v) for v in treatment]
     n_a, n_b = len(a), len(b)
+    finite = all(math.isfinite(v) for v in a + b)
     if n_a < 2 or n_b < 2:
-        diff = statistics.fmean(b) - statistics.fmean(a) if a and b else math.nan
-        return Comparison(diff, math.nan, math.nan, math.nan, n_a, n_b, method="too few")
+        diff = statistics.fmean(b) - statistics.fmean(a) if a and b and finite else math.nan
+        return Comparison(diff, math.nan, math.nan, math.nan, n_a, n_b, method="too few", beyond=beyond)
+    if not finite:
+        return _ranks(a, b, beyond)
     diff = statistics.fmean(b) - statistics.fmean(a)
     var_a, var_b = statistics.variance(a), statistics.variance(b)
     if var_a == 0 and var_b == 0:
@@ -92,6 +120,32 @@ def _permutation(a: list[float], b: list[float], diff: float) -> Comparison:
         (b, a), mean_difference, permutation_type="independent", alternative="two-sided", n_resamples=math.inf
     )
     return Comparison(diff, diff, diff, float(result.pvalue), len(a), len(b), method="permutation")
+
+
+def _ranks(a: list[float], b: list[float], beyond: str) -> Comparison:
+    """Mann–Whitney's P(treatment > control), its two-sided p by exact permutation (every split of the pooled runs
+    when there are at most 20,000, else 20,000 random ones), and the medians."""
+    from scipy import stats
+
+    def above(x, y):
+        return sum((u > v) + 0.5 * (u == v) for u in x for v in y) / (len(x) * len(y))
+
+    splits = math.comb(len(a) + len(b), len(a))
+    result = stats.permutation_test(
+        (b, a),
+        lambda x, y: above(x, y) - 0.5,
+        permutation_type="independent",
+        alternative="two-sided",
+        n_resamples=math.inf if splits <= 20_000 else 20_000,
+        rng=0,
+    )
+    medians = (statistics.median(b), statistics.median(a))
+    diff = medians[0] - medians[1] if all(math.isfinite(m) for m in medians) else math.nan
+    n_a, n_b = len(a), len(b)
+    p = min(1.0, float(result.pvalue))
+    return Comparison(
+        diff, math.nan, math.nan, p, n_a, n_b, method="rank", above=above(b, a), medians=medians, beyond=beyond
+    )
 
 
 def seeds_for_power(g: float, alpha: float = ALPHA, power: float = 0.8, most: int = 1000) -> int | None:

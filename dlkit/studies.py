@@ -36,7 +36,8 @@ def run_all(selected: list[str], full: bool, overrides: list[str], seeds: int | 
         report.attach(built, files)
         verdict = built.verdict()
         c = verdict.comparison
-        row = f"**{verdict.word}** | {c.interval()} | {p_cell(verdict.p)} | {c.n_treatment} vs {c.n_control}"
+        word = f"**{verdict.word}**" + (f": {verdict.why}" if verdict.why else "")
+        row = f"{word} | {c.interval()} | {p_cell(verdict.p)} | {c.n_treatment} vs {c.n_control}"
         summary.append(f"| {name} | {built.study.claim} | {row} |")
         figures = [f"{built.parent_run_id}/{p.name}" for p in files if p.suffix == ".png"]  # beside the document
         sections.append(report.markdown(built, figures))
@@ -55,7 +56,9 @@ def run_all(selected: list[str], full: bool, overrides: list[str], seeds: int | 
             ]
         ),
         "Each verdict: Welch's t-test of treatment − control over seeds, two-sided, p Holm-adjusted over the study's"
-        " treatment levels, decided at p < 0.05 (an exact permutation test where neither arm varies).",
+        " comparisons, decided at p < 0.05 (an exact permutation test where neither arm varies; a rank test where a"
+        " run never reached its target or diverged), and only when the study's guards pass (training went far"
+        " enough; guard metrics not worsened beyond their margin).",
         "",
         "| study | claim | verdict | Δ [95% CI] | p | runs |",
         "|---|---|---|---|---|---|",

@@ -11,13 +11,14 @@ Hydra skips `on_multirun_end` (KILLED when the sweep was interrupted).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from dlkit.overrides import key as override_key
 from dlkit.tracking import tags as tag
@@ -97,6 +98,7 @@ def _open_parent(config: DictConfig) -> Sweep:
     params = OmegaConf.to_container(params, resolve=False) if isinstance(params, DictConfig) else {}
     factors = swept_keys(overrides, params)
     fixed = [o for o in overrides if override_key(o) not in factors]
+    maximize = str(config.hydra.sweeper.get("direction", "minimize")).endswith("maximize")
     tags = {
         **run_tags(plugins.labels(discovered=True)),  # versions, git commit
         tag.SWEEP: tag.SWEEP_PARENT,
@@ -105,11 +107,16 @@ def _open_parent(config: DictConfig) -> Sweep:
         tag.SWEEP_DIR: str(config.hydra.sweep.dir),
         tag.COMMAND: " ".join(["dlkit", *sys.argv[1:]]),
         tag.LAUNCHER: str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1],
+        tag.SWEEPER: str(config.hydra.sweeper.get("_target_", "")).rsplit(".", 1)[-1],
+        tag.OBJECTIVE: str(config.objective),
+        tag.MAXIMIZE: str(maximize).lower(),
     }
     name = tracking.get("run_name") or "sweep " + " ".join(o for o in overrides if o not in fixed)
     if "study" in config:  # a study preset: its claim and how to decide it travel with the parent
         study = config.study
-        tags.update({tag.STUDY: study.name, **{f"{tag.STUDY}.{k}": str(v) for k, v in study.items() if k != "name"}})
+        tags.update(
+            {tag.STUDY: study.name, **{f"{tag.STUDY}.{k}": _tag_text(v) for k, v in study.items() if k != "name"}}
+        )
         name = f"study {study.name}"
     via_recorder = bool(tracking.get("recorder", True))
     where = {"uri": tracking.uri, "experiment": tracking.experiment, "artifact_root": tracking.get("artifact_root")}
@@ -122,9 +129,14 @@ def _open_parent(config: DictConfig) -> Sweep:
             f"Resuming sweep {run_id}: jobs that finished are skipped, interrupted ones resume"
             " (tracking.resume=false starts afresh)"
         )
-    direction = str(config.hydra.sweeper.get("direction", "minimize"))
-    maximize = direction.endswith("maximize")
     return Sweep(run_id, tracking.uri, factors, str(config.objective), maximize, via_recorder, attempts or {})
+
+
+def _tag_text(value) -> str:
+    """A study key's value as a tag: text as it is, lists and mappings as JSON (read back by verdict.Study)."""
+    if isinstance(value, DictConfig | ListConfig):
+        return json.dumps(OmegaConf.to_container(value, resolve=True))
+    return str(value)
 
 
 def sweep_key(experiment: str, overrides: Sequence[str]) -> str:

@@ -1,5 +1,6 @@
 """`dlkit report` and the studies: numbers checked against a hand computation from the stored metrics."""
 
+import dataclasses
 import math
 import statistics
 
@@ -7,7 +8,8 @@ import pytest
 
 from conftest import all_runs, dlkit_cli
 from dlkit import report
-from dlkit.report import Cell, Report, Run, Study
+from dlkit.report import Cell, Report, Run
+from dlkit.verdict import Study
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +74,7 @@ def test_report_command_prints_writes_and_attaches(swept):
     outputs, client = swept
     done = dlkit_cli("report", f"paths.output_dir={outputs}")
     assert done.returncode == 0, done.stderr
-    assert "activation: test/acc, mean ± std over seeds" in done.stdout and "Δ to baseline" in done.stdout
+    assert "test/acc, mean ± std over seeds" in done.stdout and "Δ to baseline" in done.stdout
     (parent,) = [r for r in all_runs(client) if r.data.tags.get("dlkit.sweep") == "parent"]
     attached = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert attached == {
@@ -86,7 +88,11 @@ def test_report_command_prints_writes_and_attaches(swept):
     assert "### activation × norm" in markdown and "(n=2)" in markdown
     assert (folder / "curves_norm.png").read_bytes()[:4] == b"\x89PNG"
     csv_lines = (folder / "report.csv").read_text().splitlines()
-    assert csv_lines[0] == "factor,level,mean,std,delta,runs" and len(csv_lines) == 5
+    assert csv_lines[0] == "factor,level,mean,std,delta,runs,beyond" and len(csv_lines) == 5
+    assert "![curves_norm](curves_norm.png)" in markdown  # embedded, by a path relative to report.md
+    assert "activation (pooled over the levels of norm)" in done.stdout and "activation × norm: test/acc" in done.stdout
+    gap = dlkit_cli("report", "--metric", "train_eval/acc - test/acc", f"paths.output_dir={outputs}")
+    assert gap.returncode == 0 and "No artists" not in gap.stderr and "Warning" not in gap.stderr, gap.stderr
 
 
 def test_derived_metrics_gap_and_epochs_to_target(swept):
@@ -99,7 +105,8 @@ def test_derived_metrics_gap_and_epochs_to_target(swept):
     reach = report.load(f"sqlite:///{outputs}/mlflow.db", metric="epochs_to:val/acc>=0.0")
     assert all(run.metrics["epochs_to:val/acc>=0.0"] == 1.0 for run in reach.runs)  # reached at once
     never = report.load(f"sqlite:///{outputs}/mlflow.db", metric="epochs_to:val/acc>=1.1")
-    assert all(run.metrics["epochs_to:val/acc>=1.1"] == 3.0 for run in never.runs)  # 2 epochs, never: 2 + 1
+    assert all(run.metrics["epochs_to:val/acc>=1.1"] == math.inf for run in never.runs)  # censored: never reached
+    assert never.cell(activation="relu").text() == "> 2 (0/4 reached)"  # 2 epochs, none got there
 
 
 def fake(values: dict[str, list[float]], direction: str = "higher") -> Report:
@@ -122,7 +129,7 @@ def test_verdict_weighs_the_difference_against_the_spread():
     assert fake({"a": [0.0, 1.0, 2.0], "b": [1.0, 2.0, 3.0]}).verdict().word == "inconclusive"
     assert fake({"a": [1.0], "b": [2.0]}).verdict().word.startswith("inconclusive (fewer than 2 runs")
     smoke = fake({"a": [0.9, 1.0, 1.1], "b": [1.9, 2.0, 2.1]})
-    smoke.study.smoke = True  # a quick variant: the same numbers, no verdict
+    smoke.study = dataclasses.replace(smoke.study, smoke=True)  # a quick variant: the same numbers, no verdict
     assert smoke.verdict().word == "smoke test, no verdict" and smoke.verdict().line().startswith(
         "smoke test, no verdict: Δ"
     )
@@ -139,7 +146,7 @@ def test_every_study_runs_in_its_quick_variant_and_gets_a_verdict(tmp_path):
     document = (tmp_path / "reports" / "studies_quick.md").read_text()
     import re
 
-    figures = re.findall(r"!\[learning curves\]\(([^)]+)\)", document)
+    figures = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", document)
     assert len(figures) >= 11 and all((tmp_path / "reports" / f).is_file() for f in figures), figures
     from mlflow.tracking import MlflowClient
 
@@ -218,7 +225,7 @@ def test_several_treatment_levels_are_holm_adjusted():
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])  # by hand: 3·0.01, max(2·0.03, 1·0.04)
     values = {"a": [1.0, 1.1, 0.9, 1.0], "b": [1.3, 1.45, 1.2, 1.35], "c": [1.0, 1.2, 0.8, 1.1]}
     report = fake(values)
-    found = report.comparisons()
+    found = {v.arm.label: v.p for v in report.verdicts()}
     raw = [compare(values["a"], values[level]).p for level in ("b", "c")]
-    assert [found[level][1] for level in ("b", "c")] == pytest.approx(holm(raw))
+    assert [found[level] for level in ("b", "c")] == pytest.approx(holm(raw))
     assert report.verdict().p == pytest.approx(holm(raw)[0]) and report.verdict().levels == 2

@@ -24,6 +24,9 @@ FACTOR_PREFIX = "factor."
 EARLY_FAILURE_PREFIX = "dlkit.failed_job."  # on the parent: a job that failed before its run existed
 BEST_RUN_ID = "dlkit.best_run_id"
 BEST_RUN_NAME = "dlkit.best_run_name"
+SWEEPER = "dlkit.sweeper"  # the Hydra sweeper's class: BasicSweeper, OptunaSweeper
+OBJECTIVE = "dlkit.objective"  # the metric an optimizing sweeper optimizes, and the parent's "best"
+MAXIMIZE = "dlkit.maximize"  # "true" when the objective is maximized
 STUDY = "dlkit.study"  # a study's name; its claim and how to decide it under dlkit.study.<key>
 
 # Provenance.

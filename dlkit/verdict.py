@@ -1,0 +1,214 @@
+"""A study's decision: what it claims, which comparisons decide it, what a verdict needs, and the verdicts.
+
+A study (`study:` in conf/study/*.yaml) compares each level of its factor with the control level, its declared
+treatment first (the chapter's own form where the chapter defines one), at fixed levels of other swept factors
+when it names them (`at`), plus the further comparisons it lists (`compare`). Each comparison gets a verdict of
+its own from dlkit/stats.py, the p-values Holm-adjusted over all of them; the study's verdict is the first one.
+
+A verdict needs more than p < 0.05 (Colas et al. 2018; Bouthillier et al. 2021):
+- training went far enough: `trained: "train_eval/acc >= 0.95"`, reached by the control's mean, else
+  "too short to decide";
+- guard metrics the treatment must not worsen beyond a margin: `guards: {test/acc: 0.02}`. Clearly worse (its
+  whole 95% interval beyond the margin) is "not supported: test/acc fell by 0.17"; possibly worse, "inconclusive";
+- a quick variant (`smoke: true`) is a smoke test of the study: "smoke test, no verdict", whatever its numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from dlkit.stats import ALPHA, Comparison, compare, holm, seeds_for_power
+from dlkit.tracking import tags as tag
+
+SMOKE = "smoke test, no verdict"  # what a quick variant's numbers say about the claim
+TOO_SHORT = "too short to decide"
+_CONDITION = re.compile(r"^\s*(?P<metric>.+?)\s*(?P<op>>=|<=)\s*(?P<value>[-+0-9.eE]+)\s*$")
+
+# A metric's values over the runs of one cell ({factor: level, ...}); ±inf: beyond every number (never reached,
+# diverged).
+Values = Callable[[str, Mapping[str, str]], list[float]]
+
+
+def better(metric: str) -> str | None:
+    """Which way a metric improves, from its name: 'higher' (accuracy, recall, ...), 'lower' (losses, errors,
+    epochs to a target), or None when the name does not say (a difference of two metrics)."""
+    if metric.startswith("epochs_to:"):
+        return "lower"
+    if " - " in metric:
+        return None
+    name = metric.rsplit("/", 1)[-1]
+    if any(word in name for word in ("loss", "mse", "mae", "error", "perplexity")):
+        return "lower"
+    if any(word in name for word in ("acc", "recall", "precision", "f1", "r2", "auc")):
+        return "higher"
+    return None
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One comparison: the runs of one cell against those of another."""
+
+    label: str
+    treatment: Mapping[str, str]
+    control: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    claim: str
+    factor: str
+    control: str
+    treatment: str
+    metric: str
+    direction: str  # "higher" or "lower": which way of treatment − control supports the claim
+    smoke: bool = False  # a quick variant: a smoke test of the study, whose numbers decide nothing
+    at: Mapping[str, str] = field(default_factory=dict)  # other swept factors, held at these levels
+    compare: tuple[Arm, ...] = ()  # further comparisons, after the factor's levels
+    trained: str = ""  # "metric >= value" (or <=): the control's mean must reach it
+    guards: Mapping[str, float] = field(default_factory=dict)  # metric: the most the treatment may worsen it
+
+    @classmethod
+    def from_tags(cls, tags: Mapping[str, str]) -> Study | None:
+        """The study a sweep's parent run declares in its dlkit.study.* tags (written by dlkit/sweep.py)."""
+        if tag.STUDY not in tags:
+            return None
+
+        def get(key: str, default=""):
+            text = tags.get(f"{tag.STUDY}.{key}")
+            return default if text is None else json.loads(text) if text[:1] in "[{" else text
+
+        return cls(
+            tags[tag.STUDY],
+            get("claim"),
+            get("factor"),
+            get("control"),
+            get("treatment"),
+            get("metric"),
+            get("direction") or "higher",
+            str(get("smoke")).lower() == "true",
+            {k: str(v) for k, v in get("at", {}).items()},
+            tuple(
+                Arm(
+                    a.get("label", ""),
+                    {k: str(v) for k, v in a["treatment"].items()},
+                    {k: str(v) for k, v in a["control"].items()},
+                )
+                for a in get("compare", [])
+            ),
+            get("trained"),
+            {k: float(v) for k, v in get("guards", {}).items()},
+        )
+
+    def arms(self, levels: Sequence[str]) -> list[Arm]:
+        """Every level of the factor against the control (the declared treatment first), then `compare`'s."""
+        where = "".join(f", {k}={v}" for k, v in self.at.items())
+        ordered = [self.treatment, *(level for level in levels if level not in (self.control, self.treatment))]
+        return [
+            Arm(f"{level}{where}", {self.factor: level, **self.at}, {self.factor: self.control, **self.at})
+            for level in ordered
+        ] + [
+            arm
+            if arm.label
+            else Arm(f"{_cell_text(arm.treatment)} vs {_cell_text(arm.control)}", arm.treatment, arm.control)
+            for arm in self.compare
+        ]
+
+
+def _cell_text(cell: Mapping[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in cell.items())
+
+
+@dataclass(frozen=True)
+class Verdict:
+    arm: Arm
+    word: str  # supported, not supported, inconclusive, too short to decide, smoke test
+    comparison: Comparison
+    p: float  # Holm-adjusted over the study's `levels` comparisons
+    levels: int
+    why: str = ""  # what decided it other than the comparison: a guard, too short a training
+
+    def line(self) -> str:
+        """'supported: Δ = +0.0180 [+0.0050, +0.0310], p = 0.01, 5 vs 5 runs'; an inconclusive one says how many
+        seeds would detect the difference it saw."""
+        text = f"{self.word}: " + (f"{self.why}; " if self.why else "") + self.comparison.text(self.p)
+        if self.word == "inconclusive" and not self.why:
+            needed = seeds_for_power(self.comparison.g)
+            text += f"; about {needed} seeds per level would detect a difference this size with 80% power" * bool(
+                needed
+            )
+        return text
+
+
+def decide(study: Study, levels: Sequence[str], values: Values, beyond: Callable[[str], str]) -> list[Verdict]:
+    """A verdict for each of the study's comparisons (its declared treatment's first)."""
+    arms = study.arms(levels)
+    found = [
+        compare(values(study.metric, arm.control), values(study.metric, arm.treatment), beyond=beyond(study.metric))
+        for arm in arms
+    ]
+    adjusted = holm([c.p for c in found])
+    return [_decide(study, arm, c, p, len(arms), values) for arm, c, p in zip(arms, found, adjusted)]
+
+
+def _decide(study: Study, arm: Arm, c: Comparison, p: float, levels: int, values: Values) -> Verdict:
+    def verdict(word: str, why: str = "") -> Verdict:
+        return Verdict(arm, word, c, p, levels, why)
+
+    if study.smoke:
+        return verdict(SMOKE)
+    if c.method == "too few":
+        return verdict("inconclusive (fewer than 2 runs per level)")
+    short = too_short(study.trained, values, arm.control)
+    if short:
+        return verdict(TOO_SHORT, short)
+    guarded = [g for g in (guard(m, margin, values, arm) for m, margin in study.guards.items()) if g]
+    if any(word == "not supported" for word, _ in guarded):
+        return verdict("not supported", "; ".join(why for word, why in guarded if word == "not supported"))
+    if guarded:
+        return verdict("inconclusive", "; ".join(why for _, why in guarded))
+    if p < ALPHA:
+        return verdict("supported" if (c.sign > 0) == (study.direction == "higher") else "not supported")
+    return verdict("inconclusive")
+
+
+def too_short(trained: str, values: Values, control: Mapping[str, str]) -> str:
+    """Why training was too short to decide ('' when it went far enough): the control's mean missed `trained`."""
+    if not trained:
+        return ""
+    parsed = _CONDITION.match(trained)
+    if parsed is None:
+        raise ValueError(f"study.trained: '{trained}' is not 'metric >= value' or 'metric <= value'")
+    metric, op, target = parsed["metric"], parsed["op"], float(parsed["value"])
+    reached = [v for v in values(metric, control) if math.isfinite(v)]
+    if not reached:
+        return f"the control logged no {metric}, declared to reach {op} {target:g}"
+    mean = sum(reached) / len(reached)
+    if (mean >= target) if op == ">=" else (mean <= target):
+        return ""
+    return f"the control's {metric} is {mean:.4g}, short of the {op} {target:g} a verdict needs"
+
+
+def guard(metric: str, margin: float, values: Values, arm: Arm) -> tuple[str, str] | None:
+    """('not supported' or 'inconclusive', why) when the treatment worsens `metric` beyond `margin`, else None."""
+    way = better(metric)
+    if way is None:
+        raise ValueError(f"study.guards: which way '{metric}' improves is not known from its name")
+    c = compare(values(metric, arm.control), values(metric, arm.treatment))
+    worse = -1 if way == "higher" else 1  # worsening = worse · (treatment − control)
+    verb = "fell" if way == "higher" else "rose"
+    if c.method == "rank":  # a diverged run, worse than any number: no difference to weigh against the margin
+        if c.sign != worse:
+            return None
+        return ("not supported" if c.p < ALPHA else "inconclusive"), f"{metric} {verb} ({c.interval()})"
+    if not worse * c.diff > margin:
+        return None
+    least = min(worse * c.low, worse * c.high) if c.method == "welch" else worse * c.diff
+    amount = f"{metric} {verb} by {abs(c.diff):.4f}"
+    if least > margin:
+        return "not supported", f"{amount} (more than the {margin:g} allowed)"
+    return "inconclusive", f"{amount}, perhaps more than the {margin:g} allowed"
