@@ -86,7 +86,7 @@ class Cell:
             return shown or "–"
         censored = self.beyond.startswith(">")
         tail = f"{len(self.finite)}/{self.n} reached" if censored else f"{beyond}/{self.n} diverged"
-        return f"{shown or self.beyond} ({tail})"
+        return f"{shown or (self.beyond if censored else '–')} ({tail})"
 
 
 @dataclass
@@ -517,7 +517,7 @@ def print_tables(report: Report) -> None:
         console.print(f"[bold]{report.study.name}[/bold]: {report.study.claim}")
         for i, v in enumerate(report.verdicts()):
             against = f"{_cell_text(v.arm.treatment)} vs {_cell_text(v.arm.control)}"
-            console.print(("verdict: [bold]" if i == 0 else f"  {against}: [bold]") + v.line() + "[/bold]")
+            console.print(("verdict, " if i == 0 else "  ") + f"{against}: [bold]{v.line()}[/bold]")
     if report.search:
         table(f"trials, best first: {report.metric} ({report.search} is better)", *_trial_table(report))
     else:

@@ -66,7 +66,8 @@ def test_a_failing_job_fails_the_parent_and_the_others_go_on(outputs, store):
     assert diverged.data.tags["dlkit.failure"] == "diverged"
     report = dlkit_cli("report", f"paths.output_dir={outputs}")
     assert report.returncode == 0, report.stderr[-2000:]
-    assert "left out, not finished: optimizer.lr=1000000000.0 FAILED (diverged)" in report.stdout
+    assert "– (1/1 diverged)" in report.stdout  # an outcome of its level, the worst; not left out
+    assert "left out" not in report.stdout
 
 
 def test_an_interrupted_sweep_leaves_nothing_running(outputs, store):
@@ -103,6 +104,15 @@ def test_optuna_trials_are_children_and_the_best_is_recorded_on_the_parent(outpu
     assert parent.data.tags["dlkit.best_run_id"] == best.info.run_id
     assert parent.data.metrics["best/val/loss"] == pytest.approx(best.data.metrics["val/loss"])
     assert all(0.001 <= float(c.data.tags["factor.optimizer.lr"]) <= 0.1 for c in children)
+    # The report of a search: its trials best first by the objective, the metric against the searched value
+    shown = dlkit_cli("report", f"paths.output_dir={outputs}")
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert "trials, best first: val/loss (lower is better)" in shown.stdout and "baseline" not in shown.stdout
+    ranked = sorted(children, key=lambda c: c.data.metrics["val/loss"])
+    at = [shown.stdout.index(f"{c.data.metrics['val/loss']:.4f}") for c in ranked]
+    assert at == sorted(at)
+    files = {a.path for a in store().list_artifacts(parent.info.run_id, "report")}
+    assert "report/trials.png" in files and not any("curves" in f for f in files)
 
 
 def test_a_job_only_its_data_rejects_fails_the_sweep_and_the_others_go_on(outputs, store):
