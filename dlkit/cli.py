@@ -141,12 +141,24 @@ def _plan_jobs(overrides: Sequence[str], multirun: bool) -> list:
     if recording:
         recorder.start()
     composed = config.compose_jobs(overrides, multirun)
+    if multirun and composed and "study" in composed[0][1]:
+        _check_study(composed)
     plugins.load_all()  # once, here: a plugin's components are names the configs may use
     plans = config.plan_jobs(composed)
     tracking = plans[0].tracking if plans else None
     if multirun and recording and tracking is not None and tracking.enabled and tracking.recorder:
         recorder.prepare(tracking.uri, tracking.experiment, tracking.artifact_root)
     return plans
+
+
+def _check_study(composed) -> None:
+    """A study preset's declaration, and that the sweep runs every cell it compares: before anything runs."""
+    from omegaconf import OmegaConf
+
+    from dlkit.verdict import Study
+
+    study = Study.declared(OmegaConf.to_container(composed[0][1].study, resolve=True))
+    study.check_sweep([overrides_text.pairs(job) for job, _ in composed])
 
 
 def _recording(overrides: Sequence[str]) -> bool:

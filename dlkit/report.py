@@ -23,7 +23,7 @@ from dlkit.plots import pyplot
 from dlkit.stats import p_cell
 from dlkit.tracking import tags as tag
 from dlkit.tracking.sweep_store import latest_attempts
-from dlkit.verdict import Study, Verdict, better, decide
+from dlkit.verdict import Study, Verdict, better, condition, decide
 
 REPLICATE_KEYS = {"seed"}
 
@@ -40,17 +40,17 @@ class Run:
     failure: str = ""  # dlkit.failure: diverged, recording, an exception's type
 
     def counts(self, metric: str) -> bool:
-        """Whether the run is an outcome for `metric`: it finished, or it diverged and a diverged run's place on
-        the metric's scale is known (worst; or, for an epochs-to target, whether it got there before diverging)."""
+        """Whether the run is an outcome for `metric`: it finished, or it diverged and where a diverged run stands on
+        the metric's scale is known (see value)."""
         if self.status == "FINISHED":
             return metric in self.metrics
-        return self.failure == "diverged" and (
-            metric.startswith("epochs_to:") and metric in self.metrics or bool(better(metric))
-        )
+        return self.failure == "diverged" and better(metric) is not None
 
     def value(self, metric: str) -> float:
-        if self.status == "FINISHED" or metric.startswith("epochs_to:"):
+        if self.status == "FINISHED":
             return self.metrics[metric]
+        if metric.startswith("epochs_to:"):  # diverged: the epoch it reached the target first, or never (censored)
+            return self.metrics.get(metric, math.inf)
         return -math.inf if better(metric) == "higher" else math.inf  # diverged: worse than any run that did not
 
 
@@ -235,16 +235,14 @@ def load(
             "test/loss",
         )
     )
-    needed = [chosen, *(declared.guards if declared else ()), _trained_metric(declared.trained if declared else "")]
+    needed = [chosen]
+    if declared:
+        needed += [*declared.guards, condition(declared.trained)[0] if declared.trained else ""]
     beyond = {}
     for name in dict.fromkeys(m for m in needed if m):
         beyond.update(derive(name, runs, client))
     parent_id = parent.info.run_id if parent is not None else None
     return Report(title, chosen, runs, factors, declared, parent_id, uri, beyond, search)
-
-
-def _trained_metric(trained: str) -> str:
-    return trained.replace("<=", ">=").split(">=")[0].strip() if trained else ""
 
 
 def derive(metric: str, runs: list[Run], client) -> dict[str, str]:

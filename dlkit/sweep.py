@@ -115,7 +115,10 @@ def _open_parent(config: DictConfig) -> Sweep:
     if "study" in config:  # a study preset: its claim and how to decide it travel with the parent
         study = config.study
         tags.update(
-            {tag.STUDY: study.name, **{f"{tag.STUDY}.{k}": _tag_text(v) for k, v in study.items() if k != "name"}}
+            {
+                tag.STUDY: study.name,
+                **{f"{tag.STUDY}.{k}": _tag_text(v) for k, v in study.items() if k != "name" and v is not None},
+            }
         )
         name = f"study {study.name}"
     via_recorder = bool(tracking.get("recorder", True))

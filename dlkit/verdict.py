@@ -20,13 +20,18 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from dlkit.errors import ConfigError, unknown
 from dlkit.stats import ALPHA, Comparison, compare, holm, seeds_for_power
 from dlkit.tracking import tags as tag
 
 SMOKE = "smoke test, no verdict"  # what a quick variant's numbers say about the claim
 TOO_SHORT = "too short to decide"
 _CONDITION = re.compile(r"^\s*(?P<metric>.+?)\s*(?P<op>>=|<=)\s*(?P<value>[-+0-9.eE]+)\s*$")
+
+REQUIRED = ("name", "factor", "control", "treatment", "metric", "direction")
+KEYS = (*REQUIRED, "claim", "smoke", "at", "compare", "trained", "guards")
 
 # A metric's values over the runs of one cell ({factor: level, ...}); ±inf: beyond every number (never reached,
 # diverged).
@@ -73,36 +78,85 @@ class Study:
     guards: Mapping[str, float] = field(default_factory=dict)  # metric: the most the treatment may worsen it
 
     @classmethod
+    def declared(cls, declaration: Mapping[str, Any]) -> Study:
+        """A study from its `study:` block (or its tags read back); a mistake in it is a ConfigError."""
+        given = {k: v for k, v in declaration.items() if v is not None}
+        for key in given:
+            if key not in KEYS:
+                raise unknown("study key", key, KEYS, " (see conf/study/dropout.yaml for an example)")
+        missing = [k for k in REQUIRED if k not in given]
+        if missing:
+            raise ConfigError(
+                f"study {given.get('name', '')}: missing {', '.join(missing)} (required: {', '.join(REQUIRED)})."
+            )
+        if given["direction"] not in ("higher", "lower"):
+            raise ConfigError(
+                f"study.direction is '{given['direction']}': it must be higher or lower (which way supports the claim)."
+            )
+        try:
+            compare = tuple(
+                Arm(str(a.get("label", "")), _cell(a["treatment"]), _cell(a["control"]))
+                for a in given.get("compare", [])
+            )
+            guards = {str(m): float(margin) for m, margin in given.get("guards", {}).items()}
+        except (AttributeError, KeyError, TypeError, ValueError):
+            raise ConfigError(
+                "study.compare is a list of {label, treatment: {factor: level, ...}, control: {...}} and study.guards"
+                " a mapping of metric to margin, e.g. guards: {test/acc: 0.02}."
+            ) from None
+        for metric, margin in guards.items():
+            if better(metric) is None or margin < 0:
+                raise ConfigError(
+                    f"study.guards: {metric}: {margin:g}: a guard needs a metric whose name says which way is better"
+                    " (acc, recall, loss, error, ...) and a margin of 0 or more."
+                )
+        trained = str(given.get("trained", ""))
+        if trained:
+            condition(trained)
+        return cls(
+            str(given["name"]),
+            str(given.get("claim", "")),
+            str(given["factor"]),
+            str(given["control"]),
+            str(given["treatment"]),
+            str(given["metric"]),
+            given["direction"],
+            str(given.get("smoke", False)).lower() == "true",
+            _cell(given.get("at", {})),
+            compare,
+            trained,
+            guards,
+        )
+
+    @classmethod
     def from_tags(cls, tags: Mapping[str, str]) -> Study | None:
         """The study a sweep's parent run declares in its dlkit.study.* tags (written by dlkit/sweep.py)."""
         if tag.STUDY not in tags:
             return None
+        prefix = tag.STUDY + "."
+        declaration = {
+            key[len(prefix) :]: json.loads(text) if text[:1] in "[{" else text
+            for key, text in tags.items()
+            if key.startswith(prefix) and text not in ("None", "")
+        }
+        return cls.declared({**declaration, "name": tags[tag.STUDY]})
 
-        def get(key: str, default=""):
-            text = tags.get(f"{tag.STUDY}.{key}")
-            return default if text is None else json.loads(text) if text[:1] in "[{" else text
-
-        return cls(
-            tags[tag.STUDY],
-            get("claim"),
-            get("factor"),
-            get("control"),
-            get("treatment"),
-            get("metric"),
-            get("direction") or "higher",
-            str(get("smoke")).lower() == "true",
-            {k: str(v) for k, v in get("at", {}).items()},
-            tuple(
-                Arm(
-                    a.get("label", ""),
-                    {k: str(v) for k, v in a["treatment"].items()},
-                    {k: str(v) for k, v in a["control"].items()},
-                )
-                for a in get("compare", [])
-            ),
-            get("trained"),
-            {k: float(v) for k, v in get("guards", {}).items()},
-        )
+    def check_sweep(self, jobs: Sequence[Mapping[str, str]]) -> None:
+        """Every cell the study compares is one the sweep runs: its jobs' swept values ({key: value} per job)."""
+        levels: dict[str, list[str]] = {}
+        for job in jobs:
+            for key, value in job.items():
+                levels.setdefault(key, []).append(str(value))
+        swept = sorted(k for k, values in levels.items() if len(set(values)) > 1)
+        cells = [({self.factor: self.control}, "control"), ({self.factor: self.treatment}, "treatment")]
+        cells += [(self.at, "at")] + [(c, "compare") for arm in self.compare for c in (arm.treatment, arm.control)]
+        for cell, where in cells:
+            for key, value in cell.items():
+                if key not in levels:
+                    kind = "study.factor" if key == self.factor else f"study.{where}: factor"
+                    raise unknown(kind, key, swept, " A study compares levels its sweep runs (hydra.sweeper.params).")
+                if value not in levels[key]:
+                    raise unknown(f"study.{where}: {key} level", value, levels[key], " (the levels the sweep runs)")
 
     def arms(self, levels: Sequence[str]) -> list[Arm]:
         """Every level of the factor against the control (the declared treatment first), then `compare`'s."""
@@ -117,6 +171,18 @@ class Study:
             else Arm(f"{_cell_text(arm.treatment)} vs {_cell_text(arm.control)}", arm.treatment, arm.control)
             for arm in self.compare
         ]
+
+
+def _cell(levels: Mapping[str, Any]) -> dict[str, str]:
+    return {str(k): str(v) for k, v in levels.items()}
+
+
+def condition(text: str) -> tuple[str, str, float]:
+    """'train_eval/acc >= 0.95' → (metric, '>=', 0.95)."""
+    parsed = _CONDITION.match(text)
+    if parsed is None:
+        raise ConfigError(f"study.trained is '{text}': write it as 'metric >= value' or 'metric <= value'.")
+    return parsed["metric"], parsed["op"], float(parsed["value"])
 
 
 def _cell_text(cell: Mapping[str, str]) -> str:
@@ -180,10 +246,7 @@ def too_short(trained: str, values: Values, control: Mapping[str, str]) -> str:
     """Why training was too short to decide ('' when it went far enough): the control's mean missed `trained`."""
     if not trained:
         return ""
-    parsed = _CONDITION.match(trained)
-    if parsed is None:
-        raise ValueError(f"study.trained: '{trained}' is not 'metric >= value' or 'metric <= value'")
-    metric, op, target = parsed["metric"], parsed["op"], float(parsed["value"])
+    metric, op, target = condition(trained)
     reached = [v for v in values(metric, control) if math.isfinite(v)]
     if not reached:
         return f"the control logged no {metric}, declared to reach {op} {target:g}"
@@ -196,8 +259,6 @@ def too_short(trained: str, values: Values, control: Mapping[str, str]) -> str:
 def guard(metric: str, margin: float, values: Values, arm: Arm) -> tuple[str, str] | None:
     """('not supported' or 'inconclusive', why) when the treatment worsens `metric` beyond `margin`, else None."""
     way = better(metric)
-    if way is None:
-        raise ValueError(f"study.guards: which way '{metric}' improves is not known from its name")
     c = compare(values(metric, arm.control), values(metric, arm.treatment))
     worse = -1 if way == "higher" else 1  # worsening = worse · (treatment − control)
     verb = "fell" if way == "higher" else "rose"

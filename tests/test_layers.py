@@ -21,6 +21,7 @@ LAYERS = [
     ),
     ("registry", ["dlkit.registry"]),
     ("tracking", ["dlkit.tracking"]),  # MLflow: runs, the recorder, a sweep's records; knows no model
+    ("verdict", ["dlkit.verdict"]),  # a study's declaration and decisions: statistics over values, no framework
     ("components and data", ["dlkit.components", "dlkit.data"]),
     ("models", ["dlkit.models"]),
     ("tasks", ["dlkit.tasks"]),
@@ -41,6 +42,7 @@ FORBIDDEN = {
     "tracking": ("hydra", "omegaconf", "pytorch_lightning", "lightning", "lightning_fabric"),
     "registry": ("hydra", "omegaconf", "mlflow", "pytorch_lightning", "torch"),
     "foundation": ("mlflow", "torch"),
+    "verdict": ("hydra", "omegaconf", "mlflow", "pytorch_lightning", "lightning", "torch"),
 }
 
 

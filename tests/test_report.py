@@ -229,3 +229,33 @@ def test_several_treatment_levels_are_holm_adjusted():
     raw = [compare(values["a"], values[level]).p for level in ("b", "c")]
     assert [found[level] for level in ("b", "c")] == pytest.approx(holm(raw))
     assert report.verdict().p == pytest.approx(holm(raw)[0]) and report.verdict().levels == 2
+
+
+def test_a_real_sweep_whose_treatment_narrows_the_gap_by_lowering_test_accuracy_is_not_supported(tmp_path):
+    # The quick dropout study decides here (smoke off, no training requirement): in 3 epochs dropout underfits,
+    # and the gap shrinks because test accuracy falls. Its guard on test/acc makes that "not supported".
+    done = dlkit_cli(
+        "-m", "+study=dropout_quick", "study.smoke=false", "study.trained=null", f"paths.output_dir={tmp_path}"
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    built = report.load(f"sqlite:///{tmp_path}/mlflow.db", study="dropout")
+    verdict = built.verdict()
+    assert verdict.comparison.diff < 0  # the gap did narrow
+    assert verdict.word == "not supported" and verdict.why.startswith("test/acc fell by"), verdict.line()
+    control, treated = (built.values("test/acc", {"dropout": level}) for level in ("none", "inverted"))
+    assert statistics.fmean(control) - statistics.fmean(treated) > 0.02
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("study.treatment=invertd", "study.treatment: dropout level 'invertd' is unknown; did you mean 'inverted'?"),
+        ("+study.guard={test/acc:0.1}", "study key 'guard' is unknown; did you mean 'guards'?"),
+        ("study.trained=fast", "study.trained is 'fast': write it as 'metric >= value'"),
+        ("study.direction=up", "study.direction is 'up': it must be higher or lower"),
+    ],
+)
+def test_a_mistake_in_a_study_is_named_before_anything_runs(override, message, tmp_path):
+    done = dlkit_cli("-m", "+study=dropout_quick", override, f"paths.output_dir={tmp_path}")
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert not (tmp_path / "mlflow.db").exists()

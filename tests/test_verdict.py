@@ -73,6 +73,10 @@ def test_a_diverged_run_counts_as_the_worst_outcome_and_an_interrupted_one_is_le
     assert [r.name for r in report.left_out()] == ["b-5"]
     # without the diverged run it would be 4 vs 5, and the same claim is weighed on one run fewer
     assert report.values("test/acc", {"f": "b"}) == [0.101] * 4 + [-INF]
+    never = Report("t", "epochs_to:val/acc>=0.9", runs("a", ("FAILED", "diverged")), ["f"], beyond={})
+    assert never.values("epochs_to:val/acc>=0.9", {"f": "a"}) == [INF]  # diverged before reaching it: censored
+    gap = Report("t", "a - b", runs("a", ("FAILED", "diverged")), ["f"])  # which way is worse is unknown: left out
+    assert gap.values("a - b", {"f": "a"}) == [] and len(gap.left_out()) == 1
     assert better("train/loss") == "lower" and better("val/acc") == "higher" and better("a - b") is None
 
 
