@@ -81,8 +81,6 @@ def _train_app(argv: list[str]) -> None:
 
     @hydra.main(config_path=str(config.CONF_DIR), config_name=config.CONFIG_NAME, version_base="1.3")
     def job(cfg) -> None:
-        from omegaconf import OmegaConf
-
         from dlkit import plugins
         from dlkit.plan import Plan, fingerprint
         from dlkit.train import train
@@ -95,7 +93,7 @@ def _train_app(argv: list[str]) -> None:
         this_sweep = sweep.current()
         try:
             plugins.load_all()  # in a parallel worker, its first job loads them
-            plan = planned.get(fingerprint(OmegaConf.to_yaml(cfg, resolve=True))) or Plan.from_config(cfg)
+            plan = planned.get(fingerprint(cfg)) or Plan.from_config(cfg)
             result = train(
                 plan, overrides, sweep=this_sweep, detached=sweep.runs_here(this_sweep), progress_prefix=prefix
             )

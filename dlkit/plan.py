@@ -151,14 +151,16 @@ def plan(cfg: DictConfig) -> Plan:
         trainer=_trainer(resolved["trainer"]),
         tracking=_tracking(resolved),
         config_yaml=yaml,
-        fingerprint=fingerprint(yaml),
+        fingerprint=fingerprint(cfg),
         _params=dict(_flatten(resolved)),
     )
 
 
-def fingerprint(config_yaml: str) -> str:
-    """A job's identity: its resolved config, hashed (a relaunched sweep knows the jobs it ran by it)."""
-    return hashlib.sha256(config_yaml.encode()).hexdigest()[:16]
+def fingerprint(cfg: DictConfig) -> str:
+    """A job's identity: its resolved config, hashed, less a study's declaration (how a verdict is decided trains
+    nothing: a study relaunched with a new guard reuses its runs). A relaunched sweep knows the jobs it ran by it."""
+    training = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k != "study"}
+    return hashlib.sha256(OmegaConf.to_yaml(training).encode()).hexdigest()[:16]
 
 
 def _flatten(tree: dict, prefix: str = ""):

@@ -143,8 +143,10 @@ def _tag_text(value) -> str:
 
 
 def sweep_key(experiment: str, overrides: Sequence[str]) -> str:
-    """The same sweep launched again (same experiment, same overrides) has the same key."""
-    return hashlib.sha256("\n".join([experiment, *sorted(overrides)]).encode()).hexdigest()[:16]
+    """The same sweep launched again (same experiment, same overrides) has the same key. Overrides of a study's
+    declaration (study.guards=...) are left out: they change how it is judged, not what it runs."""
+    kept = sorted(o for o in overrides if not override_key(o).startswith("study."))
+    return hashlib.sha256("\n".join([experiment, *kept]).encode()).hexdigest()[:16]
 
 
 def close(sweep: Sweep, failed: bool = False, status: str | None = None) -> Outcome:

@@ -244,6 +244,20 @@ def test_a_real_sweep_whose_treatment_narrows_the_gap_by_lowering_test_accuracy_
     assert verdict.word == "not supported" and verdict.why.startswith("test/acc fell by"), verdict.line()
     control, treated = (built.values("test/acc", {"dropout": level}) for level in ("none", "inverted"))
     assert statistics.fmean(control) - statistics.fmean(treated) > 0.02
+    # The same study relaunched with a looser guard trains nothing again (its declaration is not part of a job's
+    # identity) and is judged by the guard it was relaunched with.
+    again = dlkit_cli(
+        "-m",
+        "+study=dropout_quick",
+        "study.smoke=false",
+        "study.trained=null",
+        "study.guards={test/acc:0.5}",
+        f"paths.output_dir={tmp_path}",
+    )
+    assert again.returncode == 0 and "Resuming sweep" in again.stdout and "epoch 1/" not in again.stdout
+    rejudged = report.load(f"sqlite:///{tmp_path}/mlflow.db", study="dropout")
+    assert len(rejudged.runs) == len(built.runs) and rejudged.study.guards == {"test/acc": 0.5}
+    assert rejudged.verdict().why == "" and rejudged.verdict().word == "supported", rejudged.verdict().line()
 
 
 @pytest.mark.parametrize(

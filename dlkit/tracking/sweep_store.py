@@ -56,7 +56,7 @@ def open_parent(
     """The sweep's parent run: created, or (resume and the same sweep key ran before) reopened. Returns its id and,
     for a reopened parent, each job's latest attempt by its config's hash (read once, here: no job asks again);
     None for a new parent."""
-    from mlflow.entities import Param
+    from mlflow.entities import Param, RunTag
 
     client = store.client(uri)
     experiment_id = store.experiment_id(client, experiment, artifact_root)
@@ -66,7 +66,10 @@ def open_parent(
         client.update_run(run_id, status="RUNNING")
         for early in [t for t in earlier.data.tags if t.startswith(tag.EARLY_FAILURE_PREFIX)]:
             client.delete_tag(run_id, early)  # those jobs run again
-        client.set_tag(run_id, tag.JOBS, tags[tag.JOBS])
+        stale = [k for k in earlier.data.tags if k.startswith(tag.STUDY) and k not in tags]
+        for key in stale:  # the study's declaration as launched now: a guard removed is gone
+            client.delete_tag(run_id, key)
+        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])  # the jobs count, the study, ...
         children = client.search_runs([experiment_id], filter_string=f"tags.`{tag.PARENT}` = '{run_id}'")
         attempts = {
             run.data.tags[tag.CONFIG_HASH]: Attempt(
