@@ -190,27 +190,48 @@ def _store_config(overrides: list[str]):
 
 
 def list_command(argv: list[str]) -> None:
-    from dlkit import plan, plugins  # noqa: F401  (importing plan registers the built-ins)
-    from dlkit.registry import KINDS, registry
-
-    parser = argparse.ArgumentParser(prog="dlkit list", description="Registered components and where each comes from.")
-    parser.add_argument("kind", nargs="?", help=f"one of: {', '.join(KINDS)}")
+    parser = argparse.ArgumentParser(
+        prog="dlkit list",
+        description="What each config group offers on the command line (group=option), the component each option"
+        " selects and where it comes from; registered components without an option of their own are listed too.",
+    )
+    parser.add_argument("kind", nargs="?", help="one of: " + ", ".join(_kinds()))
     args = parser.parse_args(argv)
+    from dlkit import plan, plugins  # noqa: F401  (importing plan registers the built-ins)
+    from dlkit.registry import registry
+
     plugins.load_all()
-    kinds = [registry(args.kind).kind] if args.kind else list(KINDS)
+    kinds = [registry(args.kind).kind] if args.kind else _kinds()
+    options = config.group_options()
     for kind in kinds:
+        rows = []
+        entries = {entry.name: entry for entry in registry(kind).entries()}
+        for option in options.get(kind, []):
+            name = config.option_component(kind, option)
+            source = entries[name].source if name in entries else "?"
+            rows.append((f"{kind}={option}", name, source))
+        selected = {name for _, name, _ in rows}
+        rows += [(f"{kind}.name={e.name}", e.name, e.source) for e in entries.values() if e.name not in selected]
+        width = max(len(r[0]) for r in rows) + 2 if rows else 0
+        named = max(len(r[1]) for r in rows) + 2 if rows else 0
         print(f"{kind}:")
-        for entry in registry(kind).entries():
-            print(f"  {entry.name:<16} {entry.source}")
+        for option, name, source in rows:
+            print(f"  {option:<{width}}{name:<{named}}{source}")
     failed = [p for p in plugins.discover() if p.error]
     for plugin in failed:
         print(f"plugin '{plugin.name}' ({plugin.origin}) failed to import: {plugin.error}")
 
 
+def _kinds() -> list[str]:
+    from dlkit.registry import KINDS
+
+    return list(KINDS)
+
+
 def ui_command(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="dlkit ui", description="Start the MLflow UI on dlkit's tracking store.")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--port", type=int, default=5000, help="port to listen on (default 5000)")
     parser.add_argument(
         "overrides", nargs="*", help="config overrides that pick the store, e.g. paths.output_dir=elsewhere"
     )
@@ -239,10 +260,6 @@ def ui_command(argv: list[str]) -> None:
 
 
 def check_command(argv: list[str]) -> None:
-    from dlkit import plugins
-    from dlkit.check import check
-    from dlkit.plan import Plan
-
     if argv and argv[0] in ("-h", "--help"):
         print(
             "usage: dlkit check [overrides...]\n\nBuild the configured model without training: each layer's output "
@@ -251,6 +268,10 @@ def check_command(argv: list[str]) -> None:
             "components."
         )
         return
+    from dlkit import plugins  # after --help: these import torch and Lightning (seconds)
+    from dlkit.check import check
+    from dlkit.plan import Plan
+
     plugins.load_all()
     print(check(Plan.from_config(config.compose(argv))))
 
@@ -298,6 +319,8 @@ def resume_command(argv: list[str]) -> None:
     parser.add_argument(
         "overrides", nargs="*", help="config overrides that pick the store, e.g. paths.output_dir=elsewhere"
     )
+    if all(a.startswith("-") for a in argv) and not {"-h", "--help"} & set(argv):  # argparse: "overrides required"
+        parser.error("which run? give its id: dlkit resume RUN_ID (printed when it was interrupted; dlkit ui shows it)")
     args = parser.parse_args(argv)
     uri = _store_config(args.overrides).tracking.uri
     from mlflow.exceptions import MlflowException

@@ -168,13 +168,32 @@ def _close_key(key: str, tree: dict) -> str | None:
     return mended if mended != key else None
 
 
-def group_options() -> dict[str, list[str]]:
-    """Every config group and its options: the YAML files of conf/ and of each plugin's conf/."""
+def _conf_folders() -> list[Path]:
+    """dlkit's conf/ and each plugin's conf/."""
     from dlkit import plugins
 
-    folders = [CONF_DIR, *(p.conf_dir for p in plugins.discover() if p.conf_dir is not None)]
+    return [CONF_DIR, *(p.conf_dir for p in plugins.discover() if p.conf_dir is not None)]
+
+
+def option_component(group: str, option: str) -> str:
+    """The registry name an option's YAML selects: its `name:`, or that of the option its defaults list extends."""
+    import yaml
+
+    for folder in _conf_folders():
+        path = folder / group / f"{option}.yaml"
+        if path.is_file():
+            data = yaml.safe_load(path.read_text()) or {}
+            if "name" in data:
+                return str(data["name"])
+            extends = [d for d in data.get("defaults", []) if isinstance(d, str) and d != "_self_"]
+            return option_component(group, extends[0]) if extends else option
+    return option
+
+
+def group_options() -> dict[str, list[str]]:
+    """Every config group and its options: the YAML files of conf/ and of each plugin's conf/."""
     groups: dict[str, set[str]] = {}
-    for folder in folders:
+    for folder in _conf_folders():
         for group in folder.iterdir():
             if group.is_dir() and group.name != "hydra":
                 groups.setdefault(group.name, set()).update(f.stem for f in group.glob("*.yaml"))
@@ -185,6 +204,9 @@ def help_text(overrides: Sequence[str]) -> str:
     """`dlkit --help`: the template in conf/config.yaml, filled in from the files (Hydra's own help composes
     the config again for every group, over a second here)."""
     cfg = compose(overrides, with_hydra=True)
-    groups = "\n".join(f"{name}: {', '.join(options)}" for name, options in group_options().items())
+    # A group the defaults list does not select (study) is added with Hydra's append syntax: +study=NAME.
+    groups = "\n".join(
+        f"{'' if name in cfg else '+'}{name}: {', '.join(options)}" for name, options in group_options().items()
+    )
     body = OmegaConf.to_yaml({k: v for k, v in cfg.items() if k != "hydra"})
     return str(cfg.hydra.help.template).replace("$APP_CONFIG_GROUPS", groups).replace("$CONFIG", body)

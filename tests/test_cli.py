@@ -53,7 +53,9 @@ def test_help_lists_groups_and_their_options():
     for folder in (REPO / "conf").iterdir():
         # conf/hydra/launcher: presets of Hydra's own group (--hydra-help).
         if folder.is_dir() and folder.name != "hydra":
-            assert set(listed[folder.name].split(", ")) >= {f.stem for f in folder.glob("*.yaml")}, folder.name
+            # a group the defaults do not select is shown as Hydra's command line adds it: +study=NAME
+            shown = listed["+" + folder.name] if folder.name == "study" else listed[folder.name]
+            assert set(shown.split(", ")) >= {f.stem for f in folder.glob("*.yaml")}, folder.name
     assert "swish" in listed["activation"].split(", ")  # the plugin's option
     assert "dlkit list" in done.stdout and "dlkit ui" in done.stdout
 
@@ -72,13 +74,39 @@ def test_sweep_runs_each_job_and_shows_which_of_how_many(outputs, store):
     assert (outputs / "multirun").is_dir()
 
 
+def test_resume_without_an_id_asks_for_it_and_check_help_imports_no_torch():
+    done = dlkit_cli("resume")
+    assert done.returncode == 2 and "which run? give its id: dlkit resume RUN_ID" in done.stderr
+    assert "overrides" not in done.stderr.splitlines()[-1]  # argparse called the optional overrides required
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from dlkit.cli import main; sys.argv = ['dlkit', 'check', '--help']; main();"
+        " print('torch' in sys.modules)"
+    )
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert shown.stdout.startswith("usage: dlkit check") and shown.stdout.strip().endswith("False"), shown.stderr
+
+
 def test_list_shows_every_kind_and_where_entries_come_from():
     done = dlkit_cli("list")
     assert done.returncode == 0
     for kind in ("model:", "activation:", "norm:", "loss:", "optimizer:", "data:", "task:"):
         assert kind in done.stdout
-    rows = {tuple(line.split()) for line in done.stdout.splitlines() if line.startswith("  ")}
-    assert ("relu", "dlkit") in rows and ("swish", "plugins/swish") in rows and ("classification", "dlkit") in rows
+    lines = [line for line in done.stdout.splitlines() if line.startswith("  ")]
+    rows = {tuple(line.split()) for line in lines}
+    assert ("activation=relu", "relu", "dlkit") in rows and ("activation=swish", "swish", "plugins/swish") in rows
+    assert ("task=classification", "classification", "dlkit") in rows
+    assert ("residual=on", "identity", "dlkit") in rows  # what the command line takes, and what it selects
+    from dlkit import config
+
+    options = config.group_options()
+    for option, *_ in rows:  # every option shown is one the command line accepts
+        group, _, name = option.partition("=")
+        assert name in options[group], option
+    columns = {line.index(line.split()[1], len(line.split()[0]) + 2) for line in lines if "loss=" in line}
+    assert len(columns) == 1  # aligned, sequence_cross_entropy included
     only = dlkit_cli("list", "optimizer")
     assert "momentum" in only.stdout and "activation:" not in only.stdout
     bad = dlkit_cli("list", "optimiser")
