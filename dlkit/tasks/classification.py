@@ -29,6 +29,9 @@ class Classification(Supervised):
         hit = (predicted == y).long()
         return torch.bincount(y * 2 + hit, minlength=2 * self.shape[0])
 
+    def chance(self, y: Tensor) -> dict[str, float]:
+        return {"acc": _majority_share(y)}
+
     def epoch_metrics(self, stats: list[float], n: float) -> dict[str, float]:
         misses, hits = stats[0::2], stats[1::2]
         recalls = [h / (h + m) for h, m in zip(hits, misses) if h + m]
@@ -54,6 +57,15 @@ class BinaryClassification(Supervised):
         positive = y == 1
         return torch.stack([(predicted == positive).sum(), (predicted & positive).sum(), positive.sum()])
 
+    def chance(self, y: Tensor) -> dict[str, float]:
+        return {"acc": _majority_share(y)}
+
     def epoch_metrics(self, stats: list[float], n: float) -> dict[str, float]:
         correct, true_positive, positives = stats
         return {"acc": correct / n, "recall": true_positive / positives if positives else 0.0}
+
+
+def _majority_share(y: Tensor) -> float:
+    """The share of the most frequent class: the accuracy of always predicting it."""
+    counts = torch.bincount(y.flatten().long())
+    return float(counts.max() / counts.sum())

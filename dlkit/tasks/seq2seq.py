@@ -29,6 +29,11 @@ class Seq2Seq(Supervised):
         whole = (right | ~real).all(dim=1)
         return torch.stack([right.sum(), real.sum(), whole.sum()])
 
+    def chance(self, y: Tensor) -> dict[str, float]:
+        tokens = y[y != PAD]
+        counts = torch.bincount(tokens.long())
+        return {"token_acc": float(counts.max() / counts.sum())}  # always the most frequent token
+
     def epoch_metrics(self, stats: list[float], n: float) -> dict[str, float]:
         right, real, whole = stats
         return {"token_acc": right / real, "seq_acc": whole / n}
