@@ -172,6 +172,8 @@ def _recording(overrides: Sequence[str]) -> bool:
 def _report(result, plan, prefix: str) -> None:
     tests = "  ".join(f"{k} {v:.4f}" for k, v in sorted(result.metrics.items()) if k.startswith("test/"))
     log.info("%s%s", prefix, tests)
+    if result.warning:  # finished, yet no better than ignoring the input: say so where the numbers are
+        log.warning("%swarning: %s", prefix, result.warning)
     if not prefix and result.run_id:  # a sweep's jobs are summed up by the sweep at its end
         log.info("MLflow run %s (experiment '%s') in %s", result.run_id, plan.tracking.experiment, result.tracking_uri)
         log.info(

@@ -9,6 +9,7 @@ leaving a checkpoint that `train(plan, resume=run_id)` continues.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import tempfile
@@ -71,6 +72,7 @@ class Result:
     metrics: dict[str, float]
     run: Run | RunIds = field(default_factory=NoRun, repr=False)
     skipped: bool = False  # a relaunched sweep's job that had already finished
+    warning: str = ""  # the test metrics are no better than a predictor that ignores its input
 
     # Asked of the run when read: a sweep's job, whose run the recorder creates while it trains, never waits for them.
     @property
@@ -142,6 +144,9 @@ def train(
         trainer.test(experiment.task, [experiment.loaders["test"], experiment.loaders["train_eval"]], verbose=False)
         # The task's own metrics, and any a plugin task logged through Lightning's self.log.
         metrics = {**{k: float(v) for k, v in trainer.callback_metrics.items()}, **experiment.task.metrics}
+        warning = chance_level(experiment.task, metrics, experiment.loaders["test"].split.y)
+        if warning:
+            run.set_tags({tag.WARNING: "chance_level", tag.WARNING_REASON: warning})
         if plan.tracking.artifacts and run.records:
             _log_artifacts(run, logger, best, experiment)
         status = "FINISHED"
@@ -157,7 +162,28 @@ def train(
     finally:
         run.finish(status, wait=not detached)
         _end_ddp(environment)
-    return Result(metrics, run)
+    return Result(metrics, run, warning=warning)
+
+
+def chance_level(task, metrics: dict[str, float], y) -> str:
+    """Why the test metrics are no better than a predictor that ignores its input ('' when they are better): an
+    accuracy within two standard errors of the most frequent class's share (binomial, over the test samples), or an
+    MSE no lower than the targets' variance (always predicting the mean)."""
+    for name, level in task.chance(y).items():
+        value = metrics.get(f"test/{name}")
+        if value is None:
+            continue
+        if name == "mse":
+            at_chance, guess = value >= level, "always predicting the mean"
+        else:
+            at_chance = value <= level + 2 * math.sqrt(level * (1 - level) / len(y))
+            guess = "always predicting the most frequent class"
+        if at_chance:
+            return (
+                f"test/{name} {value:.4f} is no better than {guess} ({level:.4f}): the model learned nothing;"
+                " try a smaller optimizer.lr or more trainer.max_epochs"
+            )
+    return ""
 
 
 def _log_artifacts(run: Run, logger: EpochLogger, best: BestWeights, experiment: Experiment) -> None:

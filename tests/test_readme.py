@@ -39,3 +39,36 @@ def test_each_groups_options_are_its_yaml_files(group):
 
 def test_the_study_table_names_every_study():
     assert set(table_rows("| study | claim | control → treatment | deciding metric |")) == set(studies.names())
+
+
+def examples() -> list[str]:
+    """The training commands of the README's first block of examples (`dlkit key=value ...`, one run each)."""
+    block = README[README.index("## Running experiments") :].split("```bash", 1)[1].split("```", 1)[0]
+    commands = [line.split("#", 1)[0].split() for line in block.splitlines() if line.startswith("dlkit ")]
+    return [" ".join(c[1:]) for c in commands if c[1] not in ("check", "resume", "-m", "--cfg", "--help")]
+
+
+@pytest.mark.parametrize("example", examples())
+def test_each_readme_example_trains_to_better_than_chance(example):
+    from conftest import dlkit_cli
+
+    done = dlkit_cli(*example.split(), "tracking=none", timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "no better than" not in done.stdout + done.stderr, done.stdout[-500:]
+
+
+def test_a_run_no_better_than_chance_says_so_and_is_tagged(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from conftest import all_runs, dlkit_cli
+
+    # Adam at lr 0.05 sends LeNet-5 to a constant prediction (the README's old first example).
+    done = dlkit_cli(
+        "model=lenet5", "activation=tanh", "optimizer.lr=0.05", "trainer.max_epochs=3", f"paths.output_dir={tmp_path}"
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    warned = [line for line in (done.stdout + done.stderr).splitlines() if line.startswith("warning: test/acc")]
+    assert warned and "no better than always predicting the most frequent class" in warned[0]
+    (run,) = all_runs(MlflowClient(f"sqlite:///{tmp_path}/mlflow.db"))
+    assert run.info.status == "FINISHED" and run.data.tags["dlkit.warning"] == "chance_level"
+    assert run.data.tags["dlkit.warning_reason"] in warned[0]

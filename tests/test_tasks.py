@@ -219,3 +219,21 @@ def test_the_confusion_matrix_is_counted_from_the_test_pass_as_a_second_pass_wou
     assert kept == again
     assert sum(map(sum, kept)) == len(test.split)
     assert sum(kept[i][i] for i in range(len(kept))) / len(test.split) == pytest.approx(task.metrics["test/acc"])
+
+
+def test_chance_level_is_the_majority_share_within_two_standard_errors_or_the_variance():
+    import torch
+
+    from dlkit.tasks.classification import Classification
+    from dlkit.tasks.regression import Regression
+    from dlkit.train import chance_level
+
+    y = torch.tensor([0] * 60 + [1] * 30 + [2] * 10)  # always predicting class 0 scores 0.6
+    assert Classification.chance(y) == {"acc": pytest.approx(0.6)}
+    margin = 2 * (0.6 * 0.4 / 100) ** 0.5  # two binomial standard errors over 100 test samples: 0.098
+    assert chance_level(Classification, {"test/acc": 0.6 + margin - 1e-6}, y).startswith("test/acc 0.6980 is no better")
+    assert chance_level(Classification, {"test/acc": 0.6 + margin + 1e-6}, y) == ""
+    values = torch.tensor([1.0, 2.0, 3.0, 6.0])  # mean 3, variance (4 + 1 + 0 + 9) / 4 = 3.5
+    assert Regression.chance(values) == {"mse": pytest.approx(3.5)}
+    assert "always predicting the mean (3.5000)" in chance_level(Regression, {"test/mse": 3.5}, values)
+    assert chance_level(Regression, {"test/mse": 3.4}, values) == ""

@@ -85,7 +85,8 @@ class Supervised(pl.LightningModule):
         into metrics (beyond the loss). Its length must not depend on the data: DDP adds the processes' sums."""
         return predicted.new_zeros(0)
 
-    def chance(self, y: Tensor) -> dict[str, float]:
+    @classmethod
+    def chance(cls, y: Tensor) -> dict[str, float]:
         """What a predictor that ignores its input scores on the targets y, by metric name: a model no better than
         this learned nothing (the most frequent class's share for an accuracy, the variance for the MSE)."""
         return {}

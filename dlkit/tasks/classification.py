@@ -29,7 +29,8 @@ class Classification(Supervised):
         hit = (predicted == y).long()
         return torch.bincount(y * 2 + hit, minlength=2 * self.shape[0])
 
-    def chance(self, y: Tensor) -> dict[str, float]:
+    @classmethod
+    def chance(cls, y: Tensor) -> dict[str, float]:
         return {"acc": _majority_share(y)}
 
     def epoch_metrics(self, stats: list[float], n: float) -> dict[str, float]:
@@ -57,7 +58,8 @@ class BinaryClassification(Supervised):
         positive = y == 1
         return torch.stack([(predicted == positive).sum(), (predicted & positive).sum(), positive.sum()])
 
-    def chance(self, y: Tensor) -> dict[str, float]:
+    @classmethod
+    def chance(cls, y: Tensor) -> dict[str, float]:
         return {"acc": _majority_share(y)}
 
     def epoch_metrics(self, stats: list[float], n: float) -> dict[str, float]:

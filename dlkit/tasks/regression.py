@@ -17,7 +17,8 @@ class Regression(Supervised):
         error = predicted - y
         return torch.stack([(error**2).sum(), error.abs().sum()])
 
-    def chance(self, y: Tensor) -> dict[str, float]:
+    @classmethod
+    def chance(cls, y: Tensor) -> dict[str, float]:
         return {"mse": float(y.float().var(unbiased=False))}  # always predicting the mean
 
     def epoch_metrics(self, stats: list[float], n: float) -> dict[str, float]:

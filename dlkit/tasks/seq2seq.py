@@ -29,7 +29,8 @@ class Seq2Seq(Supervised):
         whole = (right | ~real).all(dim=1)
         return torch.stack([right.sum(), real.sum(), whole.sum()])
 
-    def chance(self, y: Tensor) -> dict[str, float]:
+    @classmethod
+    def chance(cls, y: Tensor) -> dict[str, float]:
         tokens = y[y != PAD]
         counts = torch.bincount(tokens.long())
         return {"token_acc": float(counts.max() / counts.sum())}  # always the most frequent token

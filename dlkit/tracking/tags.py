@@ -8,6 +8,8 @@ MAX_REASON = 5000  # characters of an error message kept in a tag (MLflow allows
 FAILURE = "dlkit.failure"  # diverged, recording, or the exception's type
 FAILURE_REASON = "dlkit.failure_reason"
 KILLED_REASON = "dlkit.killed_reason"
+WARNING = "dlkit.warning"  # chance_level: a finished run whose test metrics are no better than ignoring the input
+WARNING_REASON = "dlkit.warning_reason"
 
 # Sweeps: the parent run and its children.
 PARENT = "mlflow.parentRunId"
