@@ -114,7 +114,8 @@ def test_swish_computes_x_times_sigmoid_beta_x():
 def test_entry_point_plugin_adds_an_activation_and_a_task(site, outputs, store, tmp_path):
     env = {"PYTHONPATH": str(site)}
     listing = dlkit_cli("list", "task", cwd=tmp_path, env=env)
-    assert "counting         dlkit-ep-demo 0.3.0 (entry point)" in listing.stdout
+    rows = [line.split(None, 2) for line in listing.stdout.splitlines() if line.startswith("  ")]
+    assert ["task=counting", "counting", "dlkit-ep-demo 0.3.0 (entry point)"] in rows  # its conf/ option
     done = dlkit_cli(
         "activation=softsign", "task=counting", *QUICK, f"paths.output_dir={outputs}", cwd=tmp_path, env=env
     )
@@ -150,5 +151,6 @@ def test_a_broken_plugin_is_named_and_does_not_break_other_runs(tmp_path):
     assert "plugin 'broken' (plugins/broken.py) failed to import" in done.stderr + done.stdout
     assert "No module named 'not_a_real_module_xyz'" in done.stderr + done.stdout
     listing = dlkit_cli("list", "activation", cwd=tmp_path)
-    assert "fine_tanh        plugins/fine.py" in listing.stdout
+    rows = [line.split() for line in listing.stdout.splitlines() if line.startswith("  ")]
+    assert ["activation.name=fine_tanh", "fine_tanh", "plugins/fine.py"] in rows
     assert "plugin 'broken' (plugins/broken.py) failed to import" in listing.stdout
