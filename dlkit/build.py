@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 from dataclasses import dataclass
 
 import pytorch_lightning as pl
+from torch import nn
 
 from dlkit.data import Dataset, TensorBatches
 from dlkit.data.tensors import resize_images
@@ -20,6 +22,7 @@ from dlkit.models.parts import LayerParts
 from dlkit.plan import Plan
 from dlkit.registry import Spec, registry
 
+log = logging.getLogger("dlkit")
 EVAL_BATCH = 256  # evaluation batches need no gradient: larger is faster
 
 
@@ -46,13 +49,38 @@ def build(plan: Plan) -> Experiment:
     if plan.compile:
         task.compile_model(plan.compile)
     eval_batch = max(batch_size, EVAL_BATCH)
+    smallest = _smallest_batch(model, batch_size, len(dataset.train))
     loaders = {
-        "train": TensorBatches(dataset.train, batch_size, shuffle=True, seed=plan.seed),
+        "train": TensorBatches(dataset.train, batch_size, shuffle=True, seed=plan.seed, smallest=smallest),
         "val": TensorBatches(dataset.val, eval_batch),
         "test": TensorBatches(dataset.test, eval_batch),
         "train_eval": TensorBatches(dataset.train, eval_batch),  # training accuracy without dropout
     }
     return Experiment(dataset, task, loaders, batch_size)
+
+
+def _smallest_batch(model: nn.Module, batch_size: int, n: int) -> int:
+    """The fewest samples a training batch may hold: 2 under batch norm, which normalizes by the batch's spread.
+    A batch size of 1 is then rejected; a last batch of one (n = k · batch size + 1) is left out of each epoch."""
+    if not any(
+        isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)) for m in model.modules()
+    ):
+        return 1
+    if batch_size == 1:
+        raise ConfigError(
+            "batch norm needs at least 2 samples per training batch (it normalizes by the batch's mean and"
+            " spread); this run's hold 1 (optimizer.batch_size=1, as optimizer=sgd sets it): use norm=layer, or"
+            " optimizer=minibatch."
+        )
+    if n % batch_size == 1:
+        log.info(
+            "the last training batch would hold 1 sample (%d = %d × %d + 1), which batch norm cannot normalize:"
+            " each epoch leaves it out",
+            n,
+            n // batch_size,
+            batch_size,
+        )
+    return 2
 
 
 def _resized(dataset: Dataset, size: int | None) -> Dataset:

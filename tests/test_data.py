@@ -182,3 +182,29 @@ def test_reverse_targets_are_the_reversed_inputs_with_padding():
         assert 2 <= length <= 6 and (x[length:] == 0).all()
         assert torch.equal(y[:length], x[:length].flip(0)) and (y[length:] == 0).all()
     assert d.target == "sequence" and d.input_vocab == 10
+
+
+def test_a_last_batch_smaller_than_the_smallest_allowed_is_left_out():
+    from dlkit.data.tensors import Split, TensorBatches
+
+    def sizes(n: int, smallest: int) -> list[int]:
+        batches = TensorBatches(Split(torch.arange(n).float(), torch.arange(n)), 3, shuffle=True, smallest=smallest)
+        seen = [len(y) for _, y in batches]
+        assert len(batches) == len(seen)
+        return seen
+
+    assert sizes(7, 1) == [3, 3, 1] and sizes(7, 2) == [3, 3]  # 7 = 2 × 3 + 1: the batch of one goes
+    assert sizes(8, 2) == [3, 3, 2]  # a last batch of two stays
+
+
+def test_batch_norm_leaves_out_a_last_batch_of_one_and_rejects_batches_of_one(tmp_path):
+    from conftest import dlkit_cli
+
+    # digits: 1,259 training images = 37 × 34 + 1
+    done = dlkit_cli("norm=batch", "optimizer.batch_size=34", "trainer.max_epochs=1", "tracking=none")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "the last training batch would hold 1 sample (1259 = 37 × 34 + 1)" in done.stdout + done.stderr
+    one = dlkit_cli("optimizer=sgd", "norm=batch", f"paths.output_dir={tmp_path}")
+    assert one.returncode == 2 and "Traceback" not in one.stderr
+    assert "batch norm needs at least 2 samples per training batch" in one.stderr and "norm=layer" in one.stderr
+    assert not (tmp_path / "mlflow.db").exists()  # rejected before any run was created

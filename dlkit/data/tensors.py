@@ -130,11 +130,12 @@ class TensorBatches:
 
     batch_size None means the whole split in one batch (full-batch gradient descent). Under DDP each
     process takes every world-th sample of the same permutation (its shard); a training shard drops the
-    permutation's last few samples so that every process takes the same number of steps.
+    permutation's last few samples so that every process takes the same number of steps. smallest: a last
+    batch with fewer samples is left out (batch norm cannot normalize a batch of one).
     """
 
-    def __init__(self, split: Split, batch_size: int | None, shuffle: bool = False, seed: int = 0):
-        self.split, self.shuffle = split, shuffle
+    def __init__(self, split: Split, batch_size: int | None, shuffle: bool = False, seed: int = 0, smallest: int = 1):
+        self.split, self.shuffle, self.smallest = split, shuffle, smallest
         self.batch_size = batch_size or len(split)
         self.generator = torch.Generator().manual_seed(seed)
 
@@ -150,7 +151,8 @@ class TensorBatches:
         return n // world if self.shuffle else len(range(rank, n, world))
 
     def __len__(self) -> int:
-        return -(-self._shard_size() // self.batch_size)
+        full, rest = divmod(self._shard_size(), self.batch_size)
+        return full + (rest >= self.smallest)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         n, (rank, world) = len(self.split), _rank_and_world()
@@ -159,7 +161,10 @@ class TensorBatches:
             order = (order[: n // world * world] if order is not None else torch.arange(n))[rank::world]
         if order is not None:
             order = order.to(self.split.y.device)
-        for start in range(0, self._shard_size(), self.batch_size):
+        size = self._shard_size()
+        for start in range(0, size, self.batch_size):
+            if size - start < self.smallest:
+                break
             if order is None:
                 yield self.split.x[start : start + self.batch_size], self.split.y[start : start + self.batch_size]
             else:
