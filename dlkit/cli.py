@@ -15,7 +15,7 @@ from pathlib import Path
 
 from dlkit import config
 from dlkit import overrides as overrides_text
-from dlkit.errors import ConfigError, Diverged, Interrupted
+from dlkit.errors import ConfigError, Diverged, Interrupted, RecorderError, StoreLost
 
 log = logging.getLogger("dlkit")
 USER_ERROR = 2
@@ -25,6 +25,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if os.environ.get(config.DDP_CONFIG) and os.environ.get("LOCAL_RANK", "0") != "0":
         return _ddp_process(os.environ[config.DDP_CONFIG])
+    from dlkit.tracking.store import use_http_defaults
+
+    use_http_defaults()
     try:
         if argv and argv[0] in SUBCOMMANDS:
             SUBCOMMANDS[argv[0]](argv[1:])
@@ -32,6 +35,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             _train_app(argv)
     except ConfigError as exc:
         _user_error(exc)
+    except RecorderError as exc:  # the store refused a write, or the tracking server went away: said above
+        if os.environ.get("DLKIT_DEBUG"):
+            raise
+        print(f"dlkit: {exc}", file=sys.stderr)
+        sys.exit(1)
     except Interrupted as exc:
         if exc.run_id:
             print(f"dlkit: run {exc.run_id} is KILLED; continue it with: dlkit resume {exc.run_id}", file=sys.stderr)
@@ -104,6 +112,9 @@ def _train_app(argv: list[str]) -> None:
             if isinstance(exc, ConfigError) and this_sweep is not None:  # no run records it: the parent does
                 this_sweep.job_failed_early(overrides, str(exc))
             return math.nan
+        except StoreLost as exc:  # the recorder said which runs stay RUNNING; no other job could record anything
+            print(f"dlkit: {exc}", file=sys.stderr)
+            sys.exit(1)
         except Exception:
             if not multirun:
                 raise
@@ -133,7 +144,7 @@ def _plan_jobs(overrides: Sequence[str], multirun: bool) -> list:
     and Lightning for planning. Once a sweep's jobs are all planned, the recorder creates the store (a new one's
     migrations take ~1.6 s) while Hydra sets the sweep up."""
     from dlkit import plugins
-    from dlkit.tracking import recorder
+    from dlkit.tracking import recorder, store
 
     recording = _recording(overrides)
     if recording:
@@ -143,6 +154,8 @@ def _plan_jobs(overrides: Sequence[str], multirun: bool) -> list:
         _check_study(composed)
     plugins.load_all()  # once, here: a plugin's components are names the configs may use
     plans = config.plan_jobs(composed)
+    for uri in {plan.tracking.uri for plan in plans if plan.tracking.enabled}:
+        store.check_reachable(uri)  # a server that is down fails here in seconds, before any run
     tracking = plans[0].tracking if plans else None
     if multirun and recording and tracking is not None and tracking.enabled and tracking.recorder:
         recorder.prepare(tracking.uri, tracking.experiment, tracking.artifact_root)
@@ -342,10 +355,16 @@ def resume_command(argv: list[str]) -> None:
     if run.data.tags.get(tags.SWEEP) == tags.SWEEP_PARENT:
         raise ConfigError(f"run {args.run_id} is a sweep's parent: launch the same sweep command again to resume it.")
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = OmegaConf.load(client.download_artifacts(args.run_id, "config.yaml", tmp))
-        overrides = (
-            yaml.safe_load(Path(client.download_artifacts(args.run_id, "overrides.yaml", tmp)).read_text()) or []
-        )
+        try:
+            cfg = OmegaConf.load(client.download_artifacts(args.run_id, "config.yaml", tmp))
+            overrides = (
+                yaml.safe_load(Path(client.download_artifacts(args.run_id, "overrides.yaml", tmp)).read_text()) or []
+            )
+        except MlflowException:
+            raise ConfigError(
+                f"run {args.run_id} has no config.yaml: it was cut off before its config was recorded; start it"
+                " again with its command (or launch its sweep again)."
+            ) from None
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)  # as a run prints
     from dlkit import plugins
     from dlkit.plan import Plan

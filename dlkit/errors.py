@@ -26,6 +26,14 @@ def unknown(kind: str, name: str, choices: Iterable[str], hint: str = "") -> Con
     return ConfigError(f"{kind} '{name}' is unknown;{suggestion} available: {available}.{hint}")
 
 
+class RecorderError(RuntimeError):
+    """The store refused a write (the message is MLflow's), or the recorder process is gone."""
+
+
+class StoreLost(RecorderError):
+    """The tracking server stopped answering: the recorder said which runs stay RUNNING there, and exited."""
+
+
 class Diverged(Exception):
     """The training loss became NaN or infinite: the run stops and ends FAILED, tagged with this reason."""
 

@@ -166,5 +166,11 @@ def close(sweep: Sweep, failed: bool = False, status: str | None = None) -> Outc
 
 def close_abandoned(interrupted: bool = False) -> None:
     """Close the parents Hydra left open (it skips on_multirun_end when a job raises or on Ctrl-C)."""
+    from dlkit.errors import RecorderError
+
     for sweep in list(_opened):
-        close(sweep, failed=True, status="KILLED" if interrupted else None)
+        try:
+            close(sweep, failed=True, status="KILLED" if interrupted else None)
+        except RecorderError as exc:  # the store is gone too (a tracking server that stopped): the parent stays open
+            _opened.remove(sweep)
+            print(f"dlkit: sweep {sweep.parent_run_id} could not be closed: {exc}", file=sys.stderr)

@@ -37,7 +37,7 @@ from dlkit.callbacks import (
 )
 from dlkit.config import DDP_CONFIG
 from dlkit.data.tensors import Chunks
-from dlkit.errors import ConfigError, Diverged, Interrupted
+from dlkit.errors import ConfigError, Diverged, Interrupted, StoreLost
 from dlkit.plan import Plan
 from dlkit.tracking import tags as tag
 from dlkit.tracking.provenance import device_tags, run_tags
@@ -155,12 +155,16 @@ def train(
         saved = snapshot.save(run)
         signum = signal.SIGTERM if isinstance(exc, SIGTERMException) else signal.SIGINT
         raise Interrupted(run.run_id, saved, 128 + signum) from None
+    except StoreLost:
+        status = "LOST"  # the server is gone: nothing more can be written, the run stays RUNNING there
+        raise
     except Exception as exc:
         exc.run_id = run.run_id  # for the one-line message that names the FAILED run
         run.set_tags(tag.failure("diverged" if isinstance(exc, Diverged) else type(exc).__name__, str(exc)))
         raise
     finally:
-        run.finish(status, wait=not detached)
+        if status != "LOST":
+            run.finish(status, wait=not detached)
         _end_ddp(environment)
     return Result(metrics, run, warning=warning)
 

@@ -11,8 +11,8 @@ from conftest import all_runs, dlkit_cli
 from test_ui import free_port
 
 
-def test_a_sweep_logs_to_a_tracking_server_with_proxied_artifacts(tmp_path):
-    port, artifacts = free_port(), tmp_path / "server-artifacts"
+def start_server(folder, port: int) -> subprocess.Popen:
+    """A real `mlflow server` on 127.0.0.1:port with its sqlite store and artifacts in folder, answering."""
     server = subprocess.Popen(
         [
             sys.executable,
@@ -20,9 +20,9 @@ def test_a_sweep_logs_to_a_tracking_server_with_proxied_artifacts(tmp_path):
             "mlflow",
             "server",
             "--backend-store-uri",
-            f"sqlite:///{tmp_path}/server.db",
+            f"sqlite:///{folder}/server.db",
             "--artifacts-destination",
-            str(artifacts),
+            str(folder / "server-artifacts"),
             "--host",
             "127.0.0.1",
             "--port",
@@ -35,15 +35,26 @@ def test_a_sweep_logs_to_a_tracking_server_with_proxied_artifacts(tmp_path):
         text=True,
         start_new_session=True,
     )
+    deadline = time.time() + 90
+    while time.time() < deadline and server.poll() is None:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+            return server
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError("the mlflow server did not start")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    os.killpg(server.pid, signal.SIGTERM)
+    server.communicate(timeout=30)
+
+
+def test_a_sweep_logs_to_a_tracking_server_with_proxied_artifacts(tmp_path):
+    port, artifacts = free_port(), tmp_path / "server-artifacts"
+    server = start_server(tmp_path, port)
     uri = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 90
-        while time.time() < deadline and server.poll() is None:
-            try:
-                urllib.request.urlopen(f"{uri}/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
         outputs = tmp_path / "outputs"
         done = dlkit_cli(
             "-m",
@@ -71,5 +82,54 @@ def test_a_sweep_logs_to_a_tracking_server_with_proxied_artifacts(tmp_path):
             assert child.info.artifact_uri.startswith("mlflow-artifacts:")  # proxied by the server
         assert len(list(artifacts.rglob("best.pt"))) == 2  # and stored where the server keeps them
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.communicate(timeout=30)
+        stop_server(server)
+
+
+def test_a_server_that_is_not_there_fails_in_seconds_before_any_run(tmp_path):
+    import socket
+
+    refused = dlkit_cli("tracking=server", f"tracking.uri=http://127.0.0.1:{free_port()}", timeout=60)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
+    assert "cannot be reached (" in refused.stderr and "point tracking.uri at a running one" in refused.stderr
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        started = time.monotonic()
+        hung = dlkit_cli(
+            "-m", "seed=0,1", "tracking=server", f"tracking.uri=http://127.0.0.1:{silent.getsockname()[1]}"
+        )
+        assert hung.returncode == 2 and "cannot be reached (timed out)" in hung.stderr, hung.stderr[-2000:]
+        assert time.monotonic() - started < 30  # the health check's 5 s, plus start-up
+
+
+def test_a_server_that_stops_mid_run_ends_the_run_process_and_the_run_resumes_later(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from conftest import start_dlkit
+
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    server = start_server(tmp_path, port)
+    job = start_dlkit(
+        "tracking=server", f"tracking.uri={uri}", "trainer.max_epochs=300", f"paths.output_dir={tmp_path}"
+    )
+    try:
+        lines = (line for line in job.stdout if line.startswith("epoch "))
+        next(lines), next(lines), next(lines)  # 4 s in: the run and its config.yaml are on the server
+        stop_server(server)
+        stopped = time.monotonic()
+        output, _ = job.communicate(timeout=120)
+    finally:
+        job.kill()
+    assert job.returncode == 1 and "Traceback" not in output, output[-3000:]
+    assert time.monotonic() - stopped < 60  # seconds, not MLflow's minutes of retries
+    assert "cannot be reached" in output and "stays RUNNING there; once the server is back" in output
+    run_id = output.split("dlkit resume ")[1].split()[0]
+    server = start_server(tmp_path, port)  # back, with the same store
+    try:
+        assert MlflowClient(uri).get_run(run_id).info.status == "RUNNING"  # never marked done: it can go on
+        resumed = dlkit_cli("resume", run_id, "tracking=server", f"tracking.uri={uri}", timeout=300)
+        assert resumed.returncode == 0, resumed.stderr[-2000:]
+        assert MlflowClient(uri).get_run(run_id).info.status == "FINISHED"
+    finally:
+        stop_server(server)

@@ -32,17 +32,17 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from dlkit.errors import ConfigError, RecorderError, StoreLost
 from dlkit.tracking import sweep_store
 from dlkit.tracking import tags as tag
-from dlkit.tracking.store import StoreRun
+from dlkit.tracking.store import StoreRun, check_reachable
 
 WRITE_EVERY_S = 1.0  # how late a metric may reach the store (the MLflow UI) while a run trains
 PAUSE_S = 0.05  # a pause this long in the messages writes the metrics gathered so far
 LOST_REASON = "the training process ended without closing its run (killed outright, e.g. SIGKILL or out of memory)"
 
 
-class RecorderError(RuntimeError):
-    """The store refused a write (the message is MLflow's), or the recorder process is gone."""
+EXIT_LOST = 75  # the recorder's exit code when the tracking server stopped answering (EX_TEMPFAIL)
 
 
 class Recorder:
@@ -83,6 +83,8 @@ class Recorder:
 
     def _gone(self) -> RecorderError:
         code = self.process.wait(timeout=5)
+        if code == EXIT_LOST:
+            return StoreLost("the MLflow tracking server stopped answering (above: which runs and how to go on)")
         return RecorderError(f"the MLflow recorder process ended (exit code {code}); its message, if any, is above")
 
     def close(self) -> None:
@@ -241,6 +243,23 @@ class Service:
 
     def failed(self, handle: int, exc: Exception) -> None:
         self.errors.setdefault(handle, []).append(f"{type(exc).__name__}: {exc}")
+        self.exit_if_lost()
+
+    def exit_if_lost(self) -> None:
+        """After a failed write: if a tracking server no longer answers, nothing more can be recorded. Say which
+        runs stay RUNNING there and how to go on, and exit: the training process stops at its next message."""
+        for uri in {run.uri for run in self.runs.values()}:
+            try:
+                check_reachable(uri)
+            except ConfigError as exc:
+                ids = ", ".join(run.run_id for run in self.runs.values() if run.uri == uri)
+                print(
+                    f"dlkit: {exc}\ndlkit: run {ids} stays RUNNING there; once the server is back, continue it with"
+                    f" dlkit resume {ids.split(',')[0]} (a sweep: launch the same command again)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                os._exit(EXIT_LOST)
 
     def answer(self, op: str, handle: int, value: Any) -> tuple[bool, Any]:
         if op == "flush":  # everything is written: what failed, anywhere, since the last flush

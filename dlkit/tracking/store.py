@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 import tempfile
 import time
@@ -12,14 +13,55 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from dlkit.errors import ConfigError
+
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 BATCH = 100  # MLflow's limit on params per log_batch call
 MAX_METRICS = 1000  # and on metrics
 
 
+# MLflow retries a failed HTTP request for minutes by default (7 retries, doubling waits, 120 s timeouts): a server
+# that is down would hang a run. dlkit's defaults fail within seconds; the user's own settings win.
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",
+}
+REACH_TIMEOUT_S = 5.0
+
+
+def use_http_defaults() -> None:
+    """Set dlkit's HTTP retry defaults for this process and those it starts (the recorder), unless set already."""
+    for key, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
+def check_reachable(uri: str) -> None:
+    """A tracking server's URI answers its health check within a few seconds, or a ConfigError says what to check.
+    Other URIs (sqlite, files) are not checked."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=REACH_TIMEOUT_S):
+            return
+    except urllib.error.HTTPError:
+        return  # it answered: a server is there (a proxy may guard /health)
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ConfigError(
+            f"the MLflow tracking server at {uri} cannot be reached ({reason}): start it (mlflow server --port ...),"
+            " or point tracking.uri at a running one; tracking=sqlite records to a local file instead."
+        ) from None
+
+
 @functools.lru_cache(maxsize=8)  # one client (one connection pool) per store, however many runs
 def client(uri: str):
     from mlflow.tracking import MlflowClient
+
+    check_reachable(uri)
 
     # After the import: mlflow sets its own loggers up when imported. Store migrations are not news.
     for noisy in ("mlflow", "alembic"):
