@@ -52,6 +52,8 @@ def _layer_table(model: nn.Module, x: torch.Tensor) -> list[str]:
         count = sum(p.numel() for p in module.parameters())
         rows.append(f"  {name + ' ' + type(module).__name__:<28} {str(shapes.get(name, '-')):<20} {count:>9,}")
     rows.append(f"  total parameters: {sum(p.numel() for p in model.parameters()):,}")
+    for note in getattr(model, "rounded", []):  # model.size_rounding=floor: PyTorch's rounding, opted into
+        rows.append(f"  size rounded down (model.size_rounding=floor): {note}")
     return rows
 
 

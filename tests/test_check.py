@@ -60,3 +60,19 @@ def test_check_verifies_a_plugins_gradients_numerically(tmp_path):
     assert bad.returncode == 2
     assert "activation 'bad_relu' (plugins/acts.py): its backward does not match numerical gradients" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_check_names_each_size_rounded_down_when_asked_and_rejects_it_otherwise():
+    from conftest import dlkit_cli
+
+    blocks = "model.blocks=[{channels: 8, kernel: 5, stride: 2, padding: 1}]"
+    exact = dlkit_cli("check", "data=mnist1d", "model=cnn", blocks)
+    assert (
+        exact.returncode == 2 and "= 19.5 is not whole" in exact.stderr and "model.size_rounding=floor" in exact.stderr
+    )
+    floor = dlkit_cli("check", "data=mnist1d", "model=cnn", blocks, "model.size_rounding=floor")
+    assert floor.returncode == 0, floor.stderr[-2000:]
+    assert (
+        "size rounded down (model.size_rounding=floor): cnn conv1: (input 40 − kernel 5 + 2·padding 1)" in floor.stdout
+    )
+    assert "(32, 8, 19)" in floor.stdout  # the conv's output, as PyTorch computes it

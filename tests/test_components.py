@@ -75,6 +75,21 @@ def test_output_size_is_the_chapters_formula():
         output_size(8, 3, 2, 1, layer="c")
 
 
+def test_a_size_that_is_not_whole_names_what_would_mend_it_or_rounds_down_on_request():
+    # 8 − 3 = 5 is odd and 2·padding even: no padding mends it with stride 2; a kernel of 4 or 2, or stride 1, does
+    with pytest.raises(ConfigError, match=r"use a kernel of 4 or 2 or stride 1 \(no padding can: input − kernel = 5"):
+        output_size(8, 3, 2, 1, layer="c")
+    with pytest.raises(ConfigError, match=r"= 2.5 is not whole; use padding 1 or stride 2;"):  # (9 − 3)/4 + 1
+        output_size(9, 3, 4, layer="c")
+    assert (9 - 3 + 2 * 1) % 4 == 0  # padding 1 is whole: (9 − 3 + 2)/4 + 1 = 3
+    # MNIST-1D's published CNN: kernel 5, stride 2, padding 1 on length 40 is 19.5; PyTorch uses 19
+    notes: list[str] = []
+    assert output_size(40, 5, 2, 1, layer="c", rounding="floor", notes=notes) == 19
+    assert nn.Conv1d(1, 1, 5, stride=2, padding=1)(torch.zeros(1, 1, 40)).shape[-1] == 19
+    assert notes == ["c: (input 40 − kernel 5 + 2·padding 1) / stride 2 + 1 = 19.5, rounded down to 19"]
+    assert output_size(28, 2, 2, layer="p", rounding="floor", notes=notes) == 14 and len(notes) == 1  # whole: no note
+
+
 def test_max_and_average_pooling_by_hand():
     x = torch.tensor([[1.0, 2, 5, 6], [3, 4, 7, 8], [0, 0, 1, 1], [0, 4, 1, 1]]).view(1, 1, 4, 4)
     assert torch.equal(nn.MaxPool2d(2)(x).view(-1), torch.tensor([4.0, 8, 4, 1]))

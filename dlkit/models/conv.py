@@ -3,7 +3,9 @@
     output = (input − kernel + 2·padding) / stride + 1
 
 A size below 1, or a division that is not whole (rows silently dropped), is rejected before training,
-naming the layer and the formula's numbers.
+naming the layer, the formula's numbers and what would make it whole. Published models that rely on PyTorch's
+rounding down (MNIST-1D's CNN: kernel 5, stride 2, padding 1 on length 40 gives 19.5, used as 19) are reproduced
+with `model.size_rounding=floor`: opt-in, and each rounded layer is listed by `dlkit check`.
 """
 
 from __future__ import annotations
@@ -18,11 +20,15 @@ from dlkit.models.parts import LayerParts
 
 CONV = {1: nn.Conv1d, 2: nn.Conv2d}
 POOL = {("max", 1): nn.MaxPool1d, ("max", 2): nn.MaxPool2d, ("avg", 1): nn.AvgPool1d, ("avg", 2): nn.AvgPool2d}
+ROUNDING = ("exact", "floor")
 BLOCK_KEYS = ("channels", "kernel", "stride", "padding", "bias", "pool", "pool_kernel", "pool_stride")
 
 
-def output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, *, layer: str) -> int:
-    """The chapter's formula, exact: a result below 1 or not whole is a configuration error."""
+def output_size(
+    size: int, kernel: int, stride: int = 1, padding: int = 0, *, layer: str, rounding: str = "exact", notes=None
+) -> int:
+    """The chapter's formula, exact: a result below 1 is a configuration error, and so is one not whole unless
+    rounding is 'floor' (PyTorch's), which appends a note on the rounded layer to `notes`."""
     span = size - kernel + 2 * padding
     numbers = f"(input {size} − kernel {kernel} + 2·padding {padding}) / stride {stride} + 1"
     if span < 0:
@@ -30,16 +36,41 @@ def output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, *, la
             f"{layer}: output size {numbers} = {span / stride + 1:g} is below 1; use a larger input (data.resize) or a "
             "smaller kernel."
         )
-    if span % stride:
-        raise ConfigError(
-            f"{layer}: output size {numbers} = {span / stride + 1:g} is not whole; change the padding or the stride so "
-            "that it divides."
-        )
+    if span % stride and rounding == "floor":
+        if notes is not None:
+            notes.append(f"{layer}: {numbers} = {span / stride + 1:g}, rounded down to {span // stride + 1}")
+    elif span % stride:
+        mend = _whole_sizes(size, kernel, stride, padding)
+        raise ConfigError(f"{layer}: output size {numbers} = {span / stride + 1:g} is not whole; {mend}")
     return span // stride + 1
 
 
+def _whole_sizes(size: int, kernel: int, stride: int, padding: int) -> str:
+    """What would make the size whole: a padding (when one can), a stride, or PyTorch's rounding down."""
+    paddings = [p for p in range(padding + 1, padding + stride + 1) if (size - kernel + 2 * p) % stride == 0]
+    span = size - kernel + 2 * padding
+    strides = [s for s in range(2, stride + 3) if s != stride and span % s == 0] or [1]
+    ways = [f"padding {paddings[0]}"] if paddings else []
+    if not paddings:  # 2·padding is even: with an even stride no padding can mend an odd (input − kernel)
+        ways.append(f"a kernel of {kernel + 1} or {kernel - 1}" if kernel > 1 else f"a kernel of {kernel + 1}")
+    ways.append(f"stride {strides[0]}")
+    none = "" if paddings else f" (no padding can: input − kernel = {size - kernel} is odd and stride {stride} even)"
+    return (
+        f"use {' or '.join(ways)}{none}; or model.size_rounding=floor to round down as PyTorch does (published"
+        " models that rely on it)."
+    )
+
+
 def conv_block(
-    parts: LayerParts, dim: int, in_ch: int, size: int, block: Mapping[str, Any], model: str, index: int
+    parts: LayerParts,
+    dim: int,
+    in_ch: int,
+    size: int,
+    block: Mapping[str, Any],
+    model: str,
+    index: int,
+    rounding: str = "exact",
+    notes: list[str] | None = None,
 ) -> tuple[list[nn.Module], int, int]:
     """conv → norm → activation → dropout → pool; returns the layers, the channels out and the size out."""
     name = f"{model} block {index}"
@@ -53,7 +84,7 @@ def conv_block(
         raise ConfigError(f"{name}: a block needs 'channels' and 'kernel', got {dict(block)}.")
     out_ch, kernel = int(block["channels"]), int(block["kernel"])
     stride, padding = int(block.get("stride", 1)), int(block.get("padding", 0))
-    size = output_size(size, kernel, stride, padding, layer=f"{model} conv{index}")
+    size = output_size(size, kernel, stride, padding, layer=f"{model} conv{index}", rounding=rounding, notes=notes)
     layers = [
         CONV[dim](in_ch, out_ch, kernel, stride=stride, padding=padding, bias=bool(block.get("bias", True))),
         parts.norm_layer(out_ch, dim),
@@ -68,7 +99,7 @@ def conv_block(
             )
         pool_kernel = int(block.get("pool_kernel", 2))
         pool_stride = int(block.get("pool_stride") or pool_kernel)
-        size = output_size(size, pool_kernel, pool_stride, layer=f"{model} pool{index}")
+        size = output_size(size, pool_kernel, pool_stride, layer=f"{model} pool{index}", rounding=rounding, notes=notes)
         layers.append(POOL[pool, dim](pool_kernel, stride=pool_stride))
     return layers, out_ch, size
 

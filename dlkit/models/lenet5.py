@@ -23,8 +23,9 @@ def lenet5(
     kernel: PositiveInt = 5,
     pool: str = "max",
     pool_kernel: PositiveInt = 2,
+    size_rounding: str = "exact",
 ) -> nn.Module:
     if len(input_shape) != 3:
         raise ConfigError(f"lenet5 needs images (channels, height, width); the data has shape {tuple(input_shape)}.")
     blocks = [{"channels": c, "kernel": kernel, "pool": pool, "pool_kernel": pool_kernel} for c in channels]
-    return conv_net("lenet5", input_shape, output_shape, parts, blocks, fc)
+    return conv_net("lenet5", input_shape, output_shape, parts, blocks, fc, size_rounding)
