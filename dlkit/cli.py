@@ -80,6 +80,11 @@ def _train_app(argv: list[str]) -> None:
         return print(config.help_text(args.overrides))
     from dlkit import sweep
 
+    if config.needs_registered_options(args.overrides):  # activation=softplus: a plugin's, with no YAML option
+        from dlkit import plugins
+
+        plugins.load_all()
+        config.store_registered_options()
     only_prints = args.help or args.hydra_help or args.info or args.shell_completion or args.cfg
     planned: dict[str, object] = {}  # each job's plan, by fingerprint: a job is planned once, before any starts
     if not only_prints and args.config_name is None and args.config_dir is None:
@@ -226,7 +231,7 @@ def list_command(argv: list[str]) -> None:
             source = entries[name].source if name in entries else "?"
             rows.append((f"{kind}={option}", name, source))
         selected = {name for _, name, _ in rows}
-        rows += [(f"{kind}.name={e.name}", e.name, e.source) for e in entries.values() if e.name not in selected]
+        rows += [(f"{kind}={e.name}", e.name, e.source) for e in entries.values() if e.name not in selected]
         width = max(len(r[0]) for r in rows) + 2 if rows else 0
         named = max(len(r[1]) for r in rows) + 2 if rows else 0
         print(f"{kind}:")

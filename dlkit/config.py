@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from dlkit.errors import ConfigError, did_you_mean
 from dlkit.internals import apply_value_overrides
 from dlkit.overrides import key as override_key
+from dlkit.overrides import pairs as override_pairs
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # An installed wheel carries conf/ inside the package; a source checkout has it beside the package.
@@ -134,7 +135,7 @@ def explain(exc: Exception, overrides: Sequence[str]) -> ConfigError:
         suggestion = did_you_mean(option, options)
         return ConfigError(
             f"{group} '{option}' is unknown;{suggestion} available: {', '.join(options)}."
-            f" (options are YAML files in conf/{group}/ or a plugin's conf/{group}/)"
+            f" (options: YAML files in conf/{group}/ of this folder, of dlkit or of a plugin; or a plugin's component)"
         )
     if isinstance(exc, OverrideParseException):
         return ConfigError(f"cannot parse the override '{exc.override}': {exc.message.strip().splitlines()[0]}")
@@ -168,11 +169,55 @@ def _close_key(key: str, tree: dict) -> str | None:
     return mended if mended != key else None
 
 
+def project_conf() -> Path | None:
+    """The conf/ folder of the project dlkit runs in (the current folder), when it is not dlkit's own: its
+    options come first (hydra_plugins/dlkit_searchpath), so one of the same name replaces dlkit's."""
+    folder = Path.cwd() / "conf"
+    return folder if folder.is_dir() and folder.resolve() != CONF_DIR.resolve() else None
+
+
 def _conf_folders() -> list[Path]:
-    """dlkit's conf/ and each plugin's conf/."""
+    """The project's conf/, dlkit's, and each plugin's, in the order Hydra searches them."""
     from dlkit import plugins
 
-    return [CONF_DIR, *(p.conf_dir for p in plugins.discover() if p.conf_dir is not None)]
+    plugin_folders = [p.conf_dir for p in plugins.discover() if p.conf_dir is not None]
+    return [folder for folder in (project_conf(), CONF_DIR, *plugin_folders) if folder is not None]
+
+
+def needs_registered_options(overrides: Sequence[str]) -> bool:
+    """Whether an override picks an option that no YAML file holds (group=name of a plugin's component): then the
+    plugins are loaded before Hydra composes (otherwise later: importing them costs torch's import)."""
+    options = group_options()
+    return any(
+        key in options and any(v.strip() not in options[key] for v in value.split(",") if v.strip())
+        for key, value in override_pairs(overrides).items()
+    )
+
+
+def store_registered_options() -> int:
+    """A registered component with no YAML option of its own (a plugin's `plugins/softplus.py`) is an option of its
+    group all the same, `activation=softplus`, with its signature's defaults: a node in Hydra's ConfigStore.
+    Returns how many there are."""
+    import inspect
+
+    from hydra.core.config_store import ConfigStore
+
+    from dlkit.registry import KINDS, registry
+
+    options, stored = group_options(), 0
+    for kind in KINDS:
+        for entry in registry(kind).entries():
+            if entry.name in options.get(kind, []):
+                continue
+            defaults = {
+                name: param.default
+                for name, param in inspect.signature(entry.obj).parameters.items()
+                if param.default is not inspect.Parameter.empty
+                and isinstance(param.default, int | float | str | bool | type(None))
+            }
+            ConfigStore.instance().store(group=kind, name=entry.name, node={"name": entry.name, **defaults})
+            stored += 1
+    return stored
 
 
 def option_component(group: str, option: str) -> str:

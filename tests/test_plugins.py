@@ -154,3 +154,29 @@ def test_a_broken_plugin_is_named_and_does_not_break_other_runs(tmp_path):
     rows = [line.split() for line in listing.stdout.splitlines() if line.startswith("  ")]
     assert ["activation.name=fine_tanh", "fine_tanh", "plugins/fine.py"] in rows
     assert "plugin 'broken' (plugins/broken.py) failed to import" in listing.stdout
+
+
+def test_a_plugin_component_without_yaml_is_an_option_and_the_projects_conf_comes_first(tmp_path):
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "softplus.py").write_text(
+        "from torch import nn\nfrom dlkit.registry import register\n\n\n"
+        "@register('activation', 'softplus')\ndef softplus(beta: float = 1.0) -> nn.Module:\n"
+        "    return nn.Softplus(beta=beta)\n"
+    )
+    options = tmp_path / "conf" / "activation"
+    options.mkdir(parents=True)
+    (options / "leaky02.yaml").write_text("name: leaky_relu\nnegative_slope: 0.2\n")  # a new option
+    (options / "relu.yaml").write_text("name: leaky_relu\nnegative_slope: 0.3\n")  # replaces dlkit's relu
+    shown = dlkit_cli("--cfg", "job", "activation=softplus", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert "activation:\n  name: softplus\n  beta: 1.0\n" in shown.stdout  # the signature's default
+    mine = dlkit_cli("--cfg", "job", "activation=relu", cwd=tmp_path)
+    assert "activation:\n  name: leaky_relu\n  negative_slope: 0.3\n" in mine.stdout
+    done = dlkit_cli("-m", "activation=softplus,leaky02", *QUICK, f"paths.output_dir={tmp_path / 'o'}", cwd=tmp_path)
+    assert done.returncode == 0 and "[job 2/2] test/acc" in done.stdout, done.stderr[-2000:]  # a sweep over both
+    ran = dlkit_cli("activation=softplus", "activation.beta=2", *QUICK, "tracking=none", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    listing = dlkit_cli("list", "activation", cwd=tmp_path)
+    rows = [line.split() for line in listing.stdout.splitlines() if line.startswith("  ")]
+    assert ["activation=softplus", "softplus", "plugins/softplus.py"] in rows
+    assert ["activation=leaky02", "leaky_relu", "dlkit"] in rows
