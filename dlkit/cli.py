@@ -194,10 +194,10 @@ def _report(result, plan, prefix: str) -> None:
         log.warning("%swarning: %s", prefix, result.warning)
     if not prefix and result.run_id:  # a sweep's jobs are summed up by the sweep at its end
         log.info("MLflow run %s (experiment '%s') in %s", result.run_id, plan.tracking.experiment, result.tracking_uri)
+        from dlkit.tracking.store import ui_link
+
         log.info(
-            "Browse it: dlkit ui   then open http://127.0.0.1:5000/#/experiments/%s/runs/%s",
-            result.experiment_id,
-            result.run_id,
+            "Browse it: dlkit ui   then open %s", ui_link("http://127.0.0.1:5000", result.experiment_id, result.run_id)
         )
 
 
@@ -262,7 +262,7 @@ def ui_command(argv: list[str]) -> None:
     print(f"MLflow UI for {tracking.uri}  (Ctrl-C stops it)")
     for experiment in store.client(tracking.uri).search_experiments():
         # Link to the runs table: MLflow 3 opens an experiment on a GenAI page that shows no training runs.
-        print(f"  {experiment.name}: http://{args.host}:{args.port}/#/experiments/{experiment.experiment_id}/runs")
+        print(f"  {experiment.name}: {store.ui_link(f'http://{args.host}:{args.port}', experiment.experiment_id)}")
     sys.stdout.flush()
     command = [
         sys.executable,

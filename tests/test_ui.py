@@ -58,8 +58,15 @@ def test_ui_serves_the_store_on_localhost(tmp_path):
                 time.sleep(0.5)
         assert body is not None, "the MLflow UI did not answer"
         assert body["run"]["info"]["status"] == "FINISHED"
+        experiment_url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get?experiment_id={result.experiment_id}"
+        experiment = json.load(urllib.request.urlopen(experiment_url, timeout=5))["experiment"]
+        # MLflow 3 shows this experiment in its model-training view, not its GenAI one
+        assert {"key": "mlflow.experimentKind", "value": "custom_model_development"} in experiment["tags"]
         assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1, and nothing else
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         output = server.communicate(timeout=30)[0]
-    assert f"ui-test: http://127.0.0.1:{port}/#/experiments/{result.experiment_id}/runs" in output
+    assert (
+        f"ui-test: http://127.0.0.1:{port}/#/experiments/{result.experiment_id}/runs?workflowType=machine_learning"
+        in output
+    )

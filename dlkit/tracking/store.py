@@ -57,6 +57,15 @@ def check_reachable(uri: str) -> None:
         ) from None
 
 
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+VIEW = "?workflowType=machine_learning"  # MLflow 3's model-training view (Runs, Models), not its GenAI one
+
+
+def ui_link(base: str, experiment_id: str, run_id: str | None = None) -> str:
+    """The MLflow UI's page of an experiment's runs, or of one run, in the model-training view."""
+    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs" + (f"/{run_id}" if run_id else "") + VIEW
+
+
 @functools.lru_cache(maxsize=8)  # one client (one connection pool) per store, however many runs
 def client(uri: str):
     from mlflow.tracking import MlflowClient
@@ -80,7 +89,8 @@ def experiment_id(mlflow_client, name: str, artifact_root: str | Path | None) ->
     if artifact_root is not None:
         location = (Path(artifact_root).resolve() / re.sub(r"[^\w.-]+", "_", name)).as_uri()
     try:
-        return mlflow_client.create_experiment(name, artifact_location=location)
+        # MLflow 3 opens an experiment in its GenAI view unless its kind says model training.
+        return mlflow_client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
     except MlflowException:  # another process created it between our look-up and our create
         found = mlflow_client.get_experiment_by_name(name)
         if found is None:
