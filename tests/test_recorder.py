@@ -101,3 +101,13 @@ def test_a_training_process_killed_outright_leaves_its_run_killed_not_running(ou
     assert run.info.status == "KILLED"
     assert "killed outright" in run.data.tags["dlkit.killed_reason"]
     assert len(store().get_metric_history(run.info.run_id, "train/loss")) >= 2  # the epochs it finished are kept
+
+
+def test_the_confusion_matrix_labels_every_class_and_keeps_counts_readable():
+    from dlkit.tracking.figures import confusion_figure
+
+    matrix = [[50 if t == p else 1 for p in range(10)] for t in range(10)]
+    ax = confusion_figure(matrix).axes[0]
+    assert list(ax.get_xticks()) == list(range(10)) and list(ax.get_yticks()) == list(range(10))
+    colors = {text.get_text(): text.get_color() for text in ax.texts}
+    assert colors == {"50": "white", "1": "black"}  # light text on the dark diagonal, dark text elsewhere

@@ -45,17 +45,27 @@ def confusion_matrix(matrix: list[list[int]], folder: Path) -> list[Path]:
         + "\n"
         + "".join(f"{t}," + ",".join(map(str, row)) + "\n" for t, row in enumerate(matrix))
     )
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(4.5, 4))
+    fig = confusion_figure(matrix)
+    png = folder / "confusion_matrix.png"
+    fig.savefig(png, dpi=80)
+    pyplot().close(fig)
+    return [csv, png]
+
+
+def confusion_figure(matrix: list[list[int]]):
+    """matrix[true][predicted] as a heat map with every class labelled and every count readable."""
+    classes = len(matrix)
+    fig, ax = pyplot().subplots(figsize=(4.5, 4))
     ax.imshow(matrix, cmap="Blues")
+    darkest = max((v for row in matrix for v in row), default=0)
     for t in range(classes):
-        for p in range(classes):
-            ax.text(p, t, matrix[t][p], ha="center", va="center", fontsize=7)
+        for p in range(classes):  # white on dark cells, black on light ones
+            color = "white" if matrix[t][p] > darkest / 2 else "black"
+            ax.text(p, t, matrix[t][p], ha="center", va="center", fontsize=7, color=color)
+    ax.set_xticks(range(classes))  # every class (matplotlib would label every other one)
+    ax.set_yticks(range(classes))
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title("test confusion matrix")
     fig.subplots_adjust(left=0.15, right=0.97, bottom=0.13, top=0.9)
-    png = folder / "confusion_matrix.png"
-    fig.savefig(png, dpi=80)
-    plt.close(fig)
-    return [csv, png]
+    return fig
