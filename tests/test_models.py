@@ -88,3 +88,71 @@ def test_the_single_neuron_and_the_single_layer_are_the_smallest_mlps():
     assert [(m.in_features, m.out_features) for m in layer.modules() if isinstance(m, torch.nn.Linear)] == [
         (64, 10)
     ]  # a = Wx + b
+
+
+def rnn(shape, output=(10,), activation="tanh", **params):
+    return registry("model").build(
+        {"name": "rnn", **params}, input_shape=shape, output_shape=output, parts=parts(activation=activation)
+    )
+
+
+def test_rnn_reads_signals_images_and_tokens_and_trains():
+    torch.manual_seed(0)
+    signals = rnn((1, 40), hidden=6, bidirectional=True)  # MNIST-1D's GRU baseline
+    # a GRU layer: 3 gates of W (hidden × inputs), U (hidden × hidden) and two biases, per direction
+    gru = 2 * 3 * (6 * 1 + 6 * 6 + 2 * 6)
+    assert sum(p.numel() for p in signals.parameters()) == gru + (40 * 12 * 10 + 10)  # + one linear on all outputs
+    out = signals(torch.randn(4, 1, 40))
+    assert out.shape == (4, 10)
+    out.sum().backward()
+    assert all(p.grad is not None for p in signals.parameters())
+    assert rnn(IMAGES, cell="lstm", hidden=5)(torch.randn(3, *IMAGES)).shape == (3, 10)  # 8 rows of 8
+    tokens = rnn((8,), output=(8, 10), input_vocab=10, embed_dim=4)  # the sequence task: one output per step
+    assert tokens(torch.randint(0, 10, (2, 8))).shape == (2, 8, 10)
+    plain = rnn((1, 40), cell="rnn", activation="relu")
+    assert plain.layer.nonlinearity == "relu"
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"activation": "relu"}, "with cell=gru: activation=relu cannot apply"),
+        ({"activation": "sigmoid", "cell": "rnn"}, "a rnn's is tanh or relu"),
+        ({"cell": "gruu"}, "cell 'gruu' is unknown; did you mean 'gru'?"),
+        ({"shape": (2,)}, "rnn reads sequences"),
+        ({"output": (5, 10), "shape": (1, 40)}, "rnn gives one output per input step (40)"),
+    ],
+)
+def test_rnn_rejects_what_means_nothing_for_recurrent_layers(options, message):
+    from dlkit.errors import ConfigError
+
+    shape, output = options.pop("shape", (1, 40)), options.pop("output", (10,))
+    activation = options.pop("activation", "tanh")
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        rnn(shape, output=output, activation=activation, **options)
+
+
+@pytest.mark.parametrize(
+    "norm,residual,dropout,message",
+    [
+        ("batch", "none", "none", "norm=batch has no place in a recurrent layer"),
+        ("none", "identity", "none", "residual=identity has no place"),
+        ("none", "none", "chapter", "dropout=chapter is for feed-forward layers"),
+        ("none", "none", "inverted", "set model.layers=2 or more"),
+    ],
+)
+def test_rnn_rejects_layer_options_it_cannot_apply(norm, residual, dropout, message):
+    from dlkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        registry("model").build(
+            {"name": "rnn"}, input_shape=(1, 40), output_shape=(10,), parts=parts(norm, residual, dropout, "tanh")
+        )
+    if dropout == "inverted":  # between two stacked layers it applies
+        net = registry("model").build(
+            {"name": "rnn", "layers": 2},
+            input_shape=(1, 40),
+            output_shape=(10,),
+            parts=parts(dropout="inverted", activation="tanh"),
+        )
+        assert net.layer.dropout == 0.3
