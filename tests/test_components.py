@@ -197,6 +197,9 @@ def test_focal_loss_by_hand_and_gamma_zero_is_cross_entropy():
     assert loss("focal", "sigmoid", gamma=0.0)(z, y).item() == pytest.approx(
         loss("bce", "sigmoid")(z, y).item(), rel=1e-6
     )
+    # softmax, γ = 2: logits (ln 3, 0) → p = (0.75, 0.25); class 0: −(0.25)² log 0.75; class 1: −(0.75)² log 0.25
+    two = torch.tensor([[math.log(3), 0.0], [math.log(3), 0.0]])
+    assert loss("focal", "softmax", gamma=2.0)(two, torch.tensor([0, 1])).item() == pytest.approx(expected, rel=1e-6)
 
 
 @pytest.mark.parametrize(

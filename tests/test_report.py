@@ -98,11 +98,13 @@ def test_report_command_prints_writes_and_attaches(swept):
 def test_derived_metrics_gap_and_epochs_to_target(swept):
     outputs, client = swept
     gap = report.load(f"sqlite:///{outputs}/mlflow.db", metric="train_eval/acc - test/acc")
+    assert len(gap.runs) == 8 and len(gap.values(gap.metric, {})) == 8  # never vacuous: every run is checked
     for run in gap.runs:
         assert run.metrics["train_eval/acc - test/acc"] == pytest.approx(
             run.metrics["train_eval/acc"] - run.metrics["test/acc"]
         )
     reach = report.load(f"sqlite:///{outputs}/mlflow.db", metric="epochs_to:val/acc>=0.0")
+    assert len(reach.values(reach.metric, {})) == 8
     assert all(run.metrics["epochs_to:val/acc>=0.0"] == 1.0 for run in reach.runs)  # reached at once
     never = report.load(f"sqlite:///{outputs}/mlflow.db", metric="epochs_to:val/acc>=1.1")
     assert all(run.metrics["epochs_to:val/acc>=1.1"] == math.inf for run in never.runs)  # censored: never reached
