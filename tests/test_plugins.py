@@ -152,7 +152,7 @@ def test_a_broken_plugin_is_named_and_does_not_break_other_runs(tmp_path):
     assert "No module named 'not_a_real_module_xyz'" in done.stderr + done.stdout
     listing = dlkit_cli("list", "activation", cwd=tmp_path)
     rows = [line.split() for line in listing.stdout.splitlines() if line.startswith("  ")]
-    assert ["activation.name=fine_tanh", "fine_tanh", "plugins/fine.py"] in rows
+    assert ["activation=fine_tanh", "fine_tanh", "plugins/fine.py"] in rows  # no YAML: selected by its name
     assert "plugin 'broken' (plugins/broken.py) failed to import" in listing.stdout
 
 

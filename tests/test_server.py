@@ -114,8 +114,13 @@ def test_a_server_that_stops_mid_run_ends_the_run_process_and_the_run_resumes_la
         "tracking=server", f"tracking.uri={uri}", "trainer.max_epochs=300", f"paths.output_dir={tmp_path}"
     )
     try:
-        lines = (line for line in job.stdout if line.startswith("epoch "))
-        next(lines), next(lines), next(lines)  # 4 s in: the run and its config.yaml are on the server
+        next(line for line in job.stdout if line.startswith("epoch "))
+        client, deadline = MlflowClient(uri), time.time() + 60
+        while time.time() < deadline:  # the run's config.yaml is on the server: what a resume needs
+            runs = all_runs(client)
+            if runs and "config.yaml" in {f.path for f in client.list_artifacts(runs[0].info.run_id)}:
+                break
+            time.sleep(0.2)
         stop_server(server)
         stopped = time.monotonic()
         output, _ = job.communicate(timeout=120)
