@@ -232,14 +232,16 @@ def _decide(study: Study, arm: Arm, c: Comparison, p: float, levels: int, values
     short = too_short(study.trained, values, arm.control)
     if short:
         return verdict(TOO_SHORT, short)
-    guarded = [g for g in (guard(m, margin, values, arm) for m, margin in study.guards.items()) if g]
-    if any(word == "not supported" for word, _ in guarded):
-        return verdict("not supported", "; ".join(why for word, why in guarded if word == "not supported"))
-    if guarded:
-        return verdict("inconclusive", "; ".join(why for _, why in guarded))
+    word = "inconclusive"
     if p < ALPHA:
-        return verdict("supported" if (c.sign > 0) == (study.direction == "higher") else "not supported")
-    return verdict("inconclusive")
+        word = "supported" if (c.sign > 0) == (study.direction == "higher") else "not supported"
+    guarded = [g for g in (guard(m, margin, values, arm) for m, margin in study.guards.items()) if g]
+    failed = [why for verdict_word, why in guarded if verdict_word == "not supported"]
+    if failed:  # a guard clearly broken: the claim is not supported, whatever the deciding metric says
+        return verdict("not supported", "; ".join(failed))
+    if guarded and word == "supported":  # a guard perhaps broken: support is in doubt
+        return verdict("inconclusive", "; ".join(why for _, why in guarded))
+    return verdict(word)
 
 
 def too_short(trained: str, values: Values, control: Mapping[str, str]) -> str:

@@ -94,6 +94,10 @@ def test_a_treatment_that_lowers_test_accuracy_while_narrowing_the_gap_is_not_su
     assert Report("t", gap, control + kept, ["f"], declared).verdict().word == "supported"
     unclear = runs("b", *({gap: 0.04 + d, "test/acc": 0.53 + d} for d in (0, 0.03, -0.03)))  # 0.03 ± wide
     assert Report("t", gap, control + unclear, ["f"], declared).verdict().word == "inconclusive"
+    widened = runs("b", *({gap: 0.30 + d, "test/acc": 0.53 + d} for d in (0, 0.03, -0.03)))  # the wrong way, clearly
+    assert (
+        Report("t", gap, control + widened, ["f"], declared).verdict().word == "not supported"
+    )  # a doubt changes nothing
 
 
 def test_too_short_a_training_decides_nothing_and_a_quick_variant_gives_no_verdict():
