@@ -157,10 +157,10 @@ def _plan_jobs(overrides: Sequence[str], multirun: bool) -> list:
     composed = config.compose_jobs(overrides, multirun)
     if multirun and composed and "study" in composed[0][1]:
         _check_study(composed)
+    for uri in {str(cfg.tracking.uri) for _, cfg in composed if cfg.tracking.enabled}:
+        store.check_reachable(uri)  # a server that is down fails here in seconds, before torch is imported
     plugins.load_all()  # once, here: a plugin's components are names the configs may use
     plans = config.plan_jobs(composed)
-    for uri in {plan.tracking.uri for plan in plans if plan.tracking.enabled}:
-        store.check_reachable(uri)  # a server that is down fails here in seconds, before any run
     tracking = plans[0].tracking if plans else None
     if multirun and recording and tracking is not None and tracking.enabled and tracking.recorder:
         recorder.prepare(tracking.uri, tracking.experiment, tracking.artifact_root)
