@@ -50,7 +50,7 @@ def run_all(selected: list[str], full: bool, overrides: list[str], seeds: int | 
             []
             if full
             else [
-                "Quick variants (three seeds, a few epochs) are smoke tests of the studies: their numbers decide"
+                "Quick variants (two seeds, a few epochs) are smoke tests of the studies: their numbers decide"
                 " nothing; `dlkit studies --full` gives the verdicts.",
                 "",
             ]

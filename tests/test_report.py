@@ -160,7 +160,7 @@ def test_every_study_runs_in_its_quick_variant_and_gets_a_verdict(tmp_path):
         (parent,) = [r for r in runs if r.data.tags.get("dlkit.study") == name]
         assert parent.info.status == "FINISHED" and parent.data.tags["dlkit.study.claim"] in row
         children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-        assert len(children) >= 6 and len({c.data.tags["factor.seed"] for c in children}) == 3
+        assert len(children) >= 4 and len({c.data.tags["factor.seed"] for c in children}) == 2
     assert len(studies.names()) >= 10
 
 
@@ -237,7 +237,12 @@ def test_a_real_sweep_whose_treatment_narrows_the_gap_by_lowering_test_accuracy_
     # The quick dropout study decides here (smoke off, no training requirement): in 3 epochs dropout underfits,
     # and the gap shrinks because test accuracy falls. Its guard on test/acc makes that "not supported".
     done = dlkit_cli(
-        "-m", "+study=dropout_quick", "study.smoke=false", "study.trained=null", f"paths.output_dir={tmp_path}"
+        "-m",
+        "+study=dropout_quick",
+        "seed=0,1,2",
+        "study.smoke=false",
+        "study.trained=null",
+        f"paths.output_dir={tmp_path}",
     )
     assert done.returncode == 0, done.stderr[-2000:]
     built = report.load(f"sqlite:///{tmp_path}/mlflow.db", study="dropout")
@@ -251,6 +256,7 @@ def test_a_real_sweep_whose_treatment_narrows_the_gap_by_lowering_test_accuracy_
     again = dlkit_cli(
         "-m",
         "+study=dropout_quick",
+        "seed=0,1,2",
         "study.smoke=false",
         "study.trained=null",
         "study.guards={test/acc:0.5}",
