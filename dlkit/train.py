@@ -244,6 +244,7 @@ def _log_config(run: Run, plan: Plan, overrides: Sequence[str], experiment: Expe
     )
     run.log_text(plan.config_yaml, "config.yaml")
     run.log_text(yaml.safe_dump(list(overrides)), "overrides.yaml")
+    run.log_inputs(experiment.dataset.inputs(plan.data.params | {"name": plan.data.name}))
 
 
 def _trainer(plan: Plan, logger: EpochLogger, callbacks: list[pl.Callback], io: MemoryCheckpointIO) -> pl.Trainer:

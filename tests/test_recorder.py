@@ -3,6 +3,7 @@ and ends the runs of a training process that died without closing them."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -111,3 +112,45 @@ def test_the_confusion_matrix_labels_every_class_and_keeps_counts_readable():
     assert list(ax.get_xticks()) == list(range(10)) and list(ax.get_yticks()) == list(range(10))
     colors = {text.get_text(): text.get_color() for text in ax.texts}
     assert colors == {"50": "white", "1": "black"}  # light text on the dark diagonal, dark text elsewhere
+
+
+@pytest.mark.parametrize("recorder", ["true", "false"])
+def test_each_run_logs_its_splits_as_mlflow_datasets_with_their_digests(recorder, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from conftest import all_runs, dlkit_cli
+
+    done = dlkit_cli(
+        "-m",
+        "seed=0,1",
+        "trainer.max_epochs=1",
+        "data.limit=64",
+        f"tracking.recorder={recorder}",
+        f"paths.output_dir={tmp_path}",
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    children = [
+        r for r in all_runs(MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")) if "mlflow.parentRunId" in r.data.tags
+    ]
+    seen = []
+    for run in children:
+        inputs = {d.dataset.name: d for d in run.inputs.dataset_inputs}
+        assert sorted(inputs) == ["digits/test", "digits/train", "digits/val"]
+        contexts = {name: [t.value for t in d.tags if t.key == "mlflow.data.context"] for name, d in inputs.items()}
+        assert contexts == {"digits/train": ["training"], "digits/val": ["validation"], "digits/test": ["testing"]}
+        assert all(json.loads(d.dataset.profile) == {"num_rows": 64} for d in inputs.values())  # data.limit=64
+        seen.append({name: d.dataset.digest for name, d in inputs.items()})
+    assert len(seen) == 2 and seen[0] == seen[1]  # two seeds, the same data: the same digests
+
+
+def test_a_splits_digest_changes_with_any_value():
+    import torch
+
+    from dlkit.data.tensors import Split
+
+    x, y = torch.arange(12.0).view(6, 2), torch.tensor([0, 1, 0, 1, 0, 1])
+    same = Split(x.clone(), y.clone()).digest()
+    assert Split(x, y).digest() == same and len(same) == 16
+    changed = x.clone()
+    changed[3, 1] += 1e-3
+    assert Split(changed, y).digest() != same and Split(x, 1 - y).digest() != same

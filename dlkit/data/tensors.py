@@ -6,8 +6,11 @@ the cheapest way to feed a small model, and it stays on the device the tensors l
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,6 +26,14 @@ class Split:
 
     def __len__(self) -> int:
         return len(self.y)
+
+    def digest(self) -> str:
+        """The split's identity: a hash of its inputs and targets (the same data, the same digest)."""
+        content = hashlib.sha256()
+        for tensor in (self.x, self.y):
+            content.update(str((tuple(tensor.shape), tensor.dtype)).encode())
+            content.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return content.hexdigest()[:16]
 
 
 @dataclass
@@ -45,6 +56,22 @@ class Dataset:
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.train.x.shape[1:])
+
+    def inputs(self, config: Mapping[str, Any]) -> list[dict[str, str]]:
+        """The three splits as MLflow dataset inputs (plain values): name, digest, source, context, size.
+        config: the data section that made them (its name and parameters are the source)."""
+        source = json.dumps({k: v for k, v in config.items()}, sort_keys=True, default=str)
+        contexts = {"train": "training", "val": "validation", "test": "testing"}
+        return [
+            {
+                "name": f"{self.name}/{part}",
+                "digest": split.digest(),
+                "source": source,
+                "context": contexts[part],
+                "rows": str(len(split)),
+            }
+            for part, split in (("train", self.train), ("val", self.val), ("test", self.test))
+        ]
 
     def describe(self) -> str:
         kinds = {"class": f"{self.num_classes} classes", "value": "real-valued targets", "sequence": "token sequences"}

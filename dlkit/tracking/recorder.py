@@ -161,6 +161,9 @@ class RecordedRun:
     def log_text(self, text: str, path: str) -> None:
         self.recorder.send("log_text", self.handle, text, path)
 
+    def log_inputs(self, datasets: list[Mapping[str, str]]) -> None:
+        self.recorder.send("log_inputs", self.handle, [dict(d) for d in datasets])
+
     def log_artifact(self, path, artifact_path: str | None = None) -> None:
         self.recorder.call("log_artifact", self.handle, str(path), artifact_path)  # waits: the file may be temporary
 

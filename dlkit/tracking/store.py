@@ -4,6 +4,7 @@ and `StoreRun`, a run written directly through the client."""
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import re
@@ -150,6 +151,23 @@ class StoreRun:
 
     def log_text(self, text: str, path: str) -> None:
         self.client.log_text(self.run_id, text, path)
+
+    def log_inputs(self, datasets: Sequence[Mapping[str, str]]) -> None:
+        """Each split as an MLflow dataset input, with its context: the run page's and runs table's Datasets."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        self.client.log_inputs(
+            self.run_id,
+            datasets=[
+                DatasetInput(
+                    Dataset(
+                        d["name"], d["digest"], "dlkit", d["source"], profile=json.dumps({"num_rows": int(d["rows"])})
+                    ),
+                    tags=[InputTag("mlflow.data.context", d["context"])],
+                )
+                for d in datasets
+            ],
+        )
 
     def log_artifact(self, path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
