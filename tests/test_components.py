@@ -278,3 +278,28 @@ def test_schedulers_change_the_learning_rate_per_epoch():
     assert lrs("step", 4, step_size=2, gamma=0.5) == pytest.approx([1.0, 1.0, 0.5, 0.5])
     # cosine: α_t = ½(1 + cos(πt/T)) over T = 4 epochs
     assert lrs("cosine", 4) == pytest.approx([0.5 * (1 + math.cos(math.pi * t / 4)) for t in range(4)])
+
+
+def test_label_smoothing_by_hand():
+    # two classes, logits (ln 3, 0) → p = (0.75, 0.25); smoothing ε = 0.2 spreads ε/2 to each class:
+    # target (0.9, 0.1) → −(0.9 log 0.75 + 0.1 log 0.25)
+    logits, labels = torch.tensor([[math.log(3), 0.0]]), torch.tensor([0])
+    expected = -(0.9 * math.log(0.75) + 0.1 * math.log(0.25))
+    assert loss("cross_entropy", "softmax", label_smoothing=0.2)(logits, labels).item() == pytest.approx(expected)
+    assert loss("cross_entropy", "softmax")(logits, labels).item() == pytest.approx(-math.log(0.75))
+
+
+def test_the_cosine_schedule_ends_at_min_lr_by_hand():
+    from dlkit.registry import registry
+
+    weight = nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([weight], lr=0.1)
+    schedule = registry("scheduler").build({"name": "cosine", "min_lr": 0.02}, optimizer=optimizer, max_epochs=4)
+    rates = []
+    for _ in range(4):
+        optimizer.step()
+        schedule.step()
+        rates.append(optimizer.param_groups[0]["lr"])
+    # α_t = min + (α₀ − min)(1 + cos(πt/T))/2 for t = 1..4, T = 4
+    expected = [0.02 + 0.08 * (1 + math.cos(math.pi * t / 4)) / 2 for t in range(1, 5)]
+    assert rates == pytest.approx(expected) and rates[-1] == pytest.approx(0.02)

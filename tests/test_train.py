@@ -162,3 +162,27 @@ def test_a_failing_run_ends_failed_not_running(tmp_path, store, outputs):
     (run,) = all_runs(store())
     assert run.info.status == "FAILED" and run.data.tags["dlkit.failure"] == "ValueError"
     assert "val_check_interval" in run.data.tags["dlkit.failure_reason"]
+
+
+def test_gradient_norms_are_logged_per_layer_and_epoch_and_artifacts_can_be_skipped(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from conftest import all_runs, dlkit_cli
+
+    done = dlkit_cli(
+        "task.grad_norms=true",
+        "tracking.artifacts=false",
+        "trainer.max_epochs=2",
+        "data.limit=64",
+        f"paths.output_dir={tmp_path}",
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    (run,) = all_runs(client)
+    norms = sorted(k for k in run.data.metrics if k.startswith("grad_norm/"))
+    assert len(norms) == 3  # the default MLP's two hidden layers' weights and the output layer's
+    for key in norms:
+        history = client.get_metric_history(run.info.run_id, key)
+        assert [m.step for m in sorted(history, key=lambda m: m.step)] == [0, 1] and all(m.value > 0 for m in history)
+    # tracking.artifacts=false: the config is kept (resume needs it); best.pt and the figures are not written
+    assert {f.path for f in client.list_artifacts(run.info.run_id)} == {"config.yaml", "overrides.yaml"}
