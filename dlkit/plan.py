@@ -88,6 +88,7 @@ class TrackingPlan:
     artifacts: bool = True
     resume: bool = True
     recorder: bool = True  # write through a recorder process (False: from the training process itself)
+    system_metrics: bool = False  # MLflow's monitor of this machine (CPU, memory, GPU) beside each run
 
 
 @dataclass(frozen=True)

@@ -140,6 +140,7 @@ def test_each_run_logs_its_splits_as_mlflow_datasets_with_their_digests(recorder
         assert contexts == {"digits/train": ["training"], "digits/val": ["validation"], "digits/test": ["testing"]}
         assert all(json.loads(d.dataset.profile) == {"num_rows": 64} for d in inputs.values())  # data.limit=64
         seen.append({name: d.dataset.digest for name, d in inputs.items()})
+        assert not any(k.startswith("system/") for k in run.data.metrics)  # system metrics are opt-in
     assert len(seen) == 2 and seen[0] == seen[1]  # two seeds, the same data: the same digests
 
 
@@ -154,3 +155,17 @@ def test_a_splits_digest_changes_with_any_value():
     changed = x.clone()
     changed[3, 1] += 1e-3
     assert Split(changed, y).digest() != same and Split(x, 1 - y).digest() != same
+
+
+def test_system_metrics_are_sampled_into_the_run_when_asked(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from conftest import all_runs, dlkit_cli
+
+    done = dlkit_cli("tracking.system_metrics=true", "trainer.max_epochs=60", f"paths.output_dir={tmp_path}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    (run,) = all_runs(client)
+    cpu = client.get_metric_history(run.info.run_id, "system/cpu_utilization_percentage")
+    assert cpu and all(0 <= m.value <= 100 for m in cpu)
+    assert run.data.metrics["system/system_memory_usage_megabytes"] > 0 and run.info.status == "FINISHED"

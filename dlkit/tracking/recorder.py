@@ -221,7 +221,13 @@ class Service:
         if op == "open":
             settings, run_name, tags, run_id = rest
             self.runs[handle] = StoreRun(
-                settings["uri"], settings["experiment"], settings["artifact_root"], run_name, tags, run_id
+                settings["uri"],
+                settings["experiment"],
+                settings["artifact_root"],
+                run_name,
+                tags,
+                run_id,
+                settings.get("system_metrics", False),
             )
         elif op == "ids":
             run = self.runs.get(handle)

@@ -77,8 +77,15 @@ def open_run(
     if not tracking.recorder:
         from dlkit.tracking.store import StoreRun
 
-        return StoreRun(tracking.uri, tracking.experiment, tracking.artifact_root, run_name, tags, run_id)
+        return StoreRun(
+            tracking.uri, tracking.experiment, tracking.artifact_root, run_name, tags, run_id, tracking.system_metrics
+        )
     from dlkit.tracking import recorder
 
-    settings = {"uri": tracking.uri, "experiment": tracking.experiment, "artifact_root": tracking.artifact_root}
+    settings = {
+        "uri": tracking.uri,
+        "experiment": tracking.experiment,
+        "artifact_root": tracking.artifact_root,
+        "system_metrics": tracking.system_metrics,
+    }
     return recorder.RecordedRun(settings, run_name=run_name, tags=dict(tags), run_id=run_id, wait=wait)

@@ -19,6 +19,7 @@ from dlkit.errors import ConfigError
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 BATCH = 100  # MLflow's limit on params per log_batch call
 MAX_METRICS = 1000  # and on metrics
+SYSTEM_EVERY_S = 2  # tracking.system_metrics: seconds between samples
 
 
 # MLflow retries a failed HTTP request for minutes by default (7 retries, doubling waits, 120 s timeouts): a server
@@ -114,8 +115,10 @@ class StoreRun:
         run_name: str,
         tags: Mapping[str, str],
         run_id: str | None = None,
+        system_metrics: bool = False,
     ):
-        """run_id: reopen that run (to resume it) instead of creating one."""
+        """run_id: reopen that run (to resume it) instead of creating one; system_metrics: sample this machine's
+        CPU, memory and GPU use into the run while it is open (MLflow's own monitor, a thread)."""
         self.uri = uri
         self.client = client(uri)
         if run_id is None:
@@ -124,6 +127,12 @@ class StoreRun:
         else:
             self.experiment_id, self.run_id = self.client.get_run(run_id).info.experiment_id, run_id
             self.client.update_run(run_id, status="RUNNING")
+        self.monitor = None
+        if system_metrics:
+            from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+            self.monitor = SystemMetricsMonitor(self.run_id, sampling_interval=SYSTEM_EVERY_S, tracking_uri=uri)
+            self.monitor.start()
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
@@ -186,4 +195,6 @@ class StoreRun:
         return Path(self.client.download_artifacts(self.run_id, artifact, str(into)))
 
     def finish(self, status: str, wait: bool = True) -> None:
+        if self.monitor is not None:
+            self.monitor.finish()
         self.client.set_terminated(self.run_id, status=status)
