@@ -156,3 +156,16 @@ def test_rnn_rejects_layer_options_it_cannot_apply(norm, residual, dropout, mess
             parts=parts(dropout="inverted", activation="tanh"),
         )
         assert net.layer.dropout == 0.3
+
+
+@pytest.mark.parametrize("model,shape,params", [("cnn", IMAGES, {}), ("lenet5", (1, 32, 32), {"pool": "avg"})])
+def test_average_pooling_is_chosen_and_halves_the_size(model, shape, params):
+    blocks = {"blocks": [{"channels": 2, "kernel": 3, "padding": 1, "pool": "avg"}]} if model == "cnn" else {}
+    net = registry("model").build(
+        {"name": model, **params, **blocks}, input_shape=shape, output_shape=(10,), parts=parts()
+    )
+    pools = [m for m in net.modules() if isinstance(m, (torch.nn.AvgPool2d, torch.nn.MaxPool2d))]
+    assert pools and all(isinstance(m, torch.nn.AvgPool2d) for m in pools)
+    x = torch.zeros(1, *shape)
+    x[..., 0, 0] = 4.0  # one corner: a 2×2 average gives 1.0 there, a max would give 4.0
+    assert pools[0](x)[..., 0, 0].item() == pytest.approx(1.0)

@@ -35,9 +35,9 @@ def test_every_metric_arrives_in_order_and_a_pause_writes_them_before_the_run_en
     run = recorder.RecordedRun(settings, "metrics", {})
     for step in range(300):
         run.log_metrics({"loss": 1.0 / (step + 1), "acc": step / 300}, step=step)
-    time.sleep(0.5)  # a pause in the stream: what was sent is written while the run is still RUNNING
-    seen = store().get_metric_history(run.run_id, "loss")
-    assert len(seen) == 300 and store().get_run(run.run_id).info.status == "RUNNING"
+    # a pause in the stream: what was sent is written while the run is still RUNNING (waited for, not slept on)
+    seen = _wait_for(lambda: len(store().get_metric_history(run.run_id, "loss")) == 300)
+    assert seen and store().get_run(run.run_id).info.status == "RUNNING"
     run.log_metrics({"loss": 0.0}, step=300)
     run.finish("FINISHED")
     history = store().get_metric_history(run.run_id, "loss")

@@ -281,3 +281,25 @@ def test_a_mistake_in_a_study_is_named_before_anything_runs(override, message, t
     done = dlkit_cli("-m", "+study=dropout_quick", override, f"paths.output_dir={tmp_path}")
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_report_flags_pick_the_sweep_the_metric_the_experiment_and_the_folder(swept, tmp_path):
+    outputs, client = swept
+    (parent,) = [r for r in all_runs(client) if r.data.tags.get("dlkit.sweep") == "parent"]
+    by_id = dlkit_cli(
+        "report",
+        "--sweep",
+        parent.info.run_id,
+        "--metric",
+        "test/loss",
+        "--out",
+        str(tmp_path / "r"),
+        f"paths.output_dir={outputs}",
+    )
+    assert by_id.returncode == 0, by_id.stderr[-2000:]
+    assert "test/loss, mean ± std over seeds" in by_id.stdout and (tmp_path / "r" / "report.md").is_file()
+    assert "Metric `test/loss`" in (tmp_path / "r" / "report.md").read_text()
+    whole = dlkit_cli("report", "--experiment", "dlkit", "--out", str(tmp_path / "e"), f"paths.output_dir={outputs}")
+    assert whole.returncode == 0 and "experiment dlkit" in (tmp_path / "e" / "report.md").read_text()
+    wrong = dlkit_cli("report", "--experiment", "dlkt", f"paths.output_dir={outputs}")
+    assert wrong.returncode == 2 and "experiment 'dlkt' is unknown; did you mean 'dlkit'?" in wrong.stderr

@@ -125,6 +125,8 @@ def test_a_job_only_its_data_rejects_fails_the_sweep_and_the_others_go_on(output
     parent, children = parent_and_children(store())
     assert parent.info.status == "FAILED"
     assert [c.info.status for c in children] == ["FINISHED"]  # the good job ran; the bad one never made a run
+    (noted,) = [v for k, v in parent.data.tags.items() if k.startswith("dlkit.failed_job.")]  # the parent records it
+    assert noted.startswith("model.blocks=[{channels:4,kernel:3,stride:2}]: cnn conv1: output size")
 
 
 @pytest.mark.parametrize("recorder", ["true", "false"])
