@@ -26,6 +26,8 @@ def plan_for(overrides: Sequence[str] = (), plugins: bool = True):
 
     plugin_loader.reset(None if plugins else False)
     plugin_loader.load_all()
+    if config.needs_registered_options(overrides):  # activation=softplus: a plugin's component without a YAML option
+        config.store_registered_options()
     return Plan.from_config(config.compose(overrides))
 
 

@@ -183,3 +183,28 @@ def test_same_seed_same_batches():
     c = build(dlkit.plan_for(["seed=4", "data.limit=64"])).loaders["train"]
     ya, yb, yc = (torch.cat([y for _, y in loader]) for loader in (a, b, c))
     assert torch.equal(ya, yb) and not torch.equal(ya, yc)
+
+
+def test_the_python_api_switches_plugins_off_and_sets_the_torch_threads():
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    code = """
+import torch, dlkit
+from dlkit.errors import ConfigError
+try:
+    dlkit.plan_for(["activation=swish"], plugins=False)
+    print("swish without plugins")
+except ConfigError as exc:
+    print("off:", str(exc)[:40])
+print("on:", dlkit.plan_for(["activation=swish"]).parts.activation.name)
+for n in (1, 2):
+    dlkit.run([f"threads={n}", "trainer.max_epochs=1", "data.limit=32", "tracking=none"])
+    print("threads:", torch.get_num_threads())
+"""
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [line for line in done.stdout.splitlines() if line.startswith(("off:", "on:", "threads:", "swish"))]
+    assert lines == ["off: activation 'swish' is unknown; available", "on: swish", "threads: 1", "threads: 2"], lines
