@@ -68,6 +68,16 @@ def test_a_failing_job_fails_the_parent_and_the_others_go_on(outputs, store):
     assert report.returncode == 0, report.stderr[-2000:]
     assert "– (1/1 diverged)" in report.stdout  # an outcome of its level, the worst; not left out
     assert "left out" not in report.stdout
+    # Launched again: the finished job is skipped, the FAILED one runs again (a new attempt; it diverges again)
+    again = dlkit_cli("-m", "optimizer=minibatch", "optimizer.lr=1e9,0.01", *TINY, f"paths.output_dir={outputs}")
+    assert again.returncode == 1 and f"Resuming sweep {parent.info.run_id}" in again.stdout
+    finished = next(c for c in children if c.info.status == "FINISHED")
+    assert f"already finished in run {finished.info.run_id}: skipped" in again.stdout
+    attempts = [r for r in all_runs(store()) if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(r.info.status for r in attempts) == ["FAILED", "FAILED", "FINISHED"]  # two attempts of one job
+    from dlkit import report
+
+    assert len(report.load(f"sqlite:///{outputs.resolve()}/mlflow.db").runs) == 2  # each job's latest attempt
 
 
 def test_an_interrupted_sweep_leaves_nothing_running(outputs, store):
