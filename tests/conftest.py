@@ -58,19 +58,3 @@ def start_dlkit(*args: str) -> subprocess.Popen:
         text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-
-
-# The longest tests, started first: with them last, one worker runs them alone while the other idles (the suite's
-# wall time varied from 12 to 14 minutes with the order alone). Longest-first keeps both workers busy to the end.
-LONGEST_FIRST = (
-    "test_every_study_runs_in_its_quick_variant",
-    "test_a_server_that_stops_mid_run",
-    "test_a_2x2_sweep_is_one_parent_with_four_tagged_children",
-    "test_a_relaunched_sweep_skips_finished_jobs",
-    "test_a_sweep_logs_to_a_tracking_server",
-    "test_an_interrupted_run_resumes_to_the_same_metrics",
-)
-
-
-def pytest_collection_modifyitems(items):
-    items.sort(key=lambda item: not item.name.startswith(LONGEST_FIRST))  # stable: the rest keep their order
