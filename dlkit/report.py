@@ -23,7 +23,7 @@ from dlkit.plots import pyplot
 from dlkit.stats import p_cell
 from dlkit.tracking import tags as tag
 from dlkit.tracking.sweep_store import latest_attempts
-from dlkit.verdict import Study, Verdict, better, condition, decide
+from dlkit.verdict import Study, Verdict, better, cell_text, condition, decide
 
 REPLICATE_KEYS = {"seed"}
 
@@ -316,7 +316,7 @@ def _study_lines(report: Report) -> list[str]:
     lines = [
         f"**Claim:** {s.claim}",
         "",
-        f"**Verdict: {first.line()}** — {_cell_text(first.arm.treatment)} against {_cell_text(first.arm.control)}"
+        f"**Verdict: {first.line()}** — {cell_text(first.arm.treatment)} against {cell_text(first.arm.control)}"
         f" on `{s.metric}` ({s.direction} supports the claim). Welch's t-test, two-sided (a rank test where a run"
         f" never reached its target or diverged), p Holm-adjusted over the {first.levels} comparison(s); decided"
         f" at p < 0.05" + (f"; a verdict also needs {' and '.join(needs)}" if needs else "") + ".",
@@ -325,7 +325,7 @@ def _study_lines(report: Report) -> list[str]:
     rows = [
         [
             v.arm.label,
-            _cell_text(v.arm.control),
+            cell_text(v.arm.control),
             v.word + (f": {v.why}" if v.why else ""),
             v.comparison.interval(),
             p_cell(v.p),
@@ -337,10 +337,6 @@ def _study_lines(report: Report) -> list[str]:
     return lines + _markdown_table(
         ["treatment", "control", "verdict", "Δ [95% CI]", "p (Holm)", "Hedges' g", "runs"], rows
     )
-
-
-def _cell_text(cell: Mapping[str, str]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in cell.items())
 
 
 def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -514,7 +510,7 @@ def print_tables(report: Report) -> None:
     if report.study:
         console.print(f"[bold]{report.study.name}[/bold]: {report.study.claim}")
         for i, v in enumerate(report.verdicts()):
-            against = f"{_cell_text(v.arm.treatment)} vs {_cell_text(v.arm.control)}"
+            against = f"{cell_text(v.arm.treatment)} vs {cell_text(v.arm.control)}"
             console.print(("verdict, " if i == 0 else "  ") + f"{against}: [bold]{v.line()}[/bold]")
     if report.search:
         table(f"trials, best first: {report.metric} ({report.search} is better)", *_trial_table(report))

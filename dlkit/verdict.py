@@ -168,7 +168,7 @@ class Study:
         ] + [
             arm
             if arm.label
-            else Arm(f"{_cell_text(arm.treatment)} vs {_cell_text(arm.control)}", arm.treatment, arm.control)
+            else Arm(f"{cell_text(arm.treatment)} vs {cell_text(arm.control)}", arm.treatment, arm.control)
             for arm in self.compare
         ]
 
@@ -185,7 +185,8 @@ def condition(text: str) -> tuple[str, str, float]:
     return parsed["metric"], parsed["op"], float(parsed["value"])
 
 
-def _cell_text(cell: Mapping[str, str]) -> str:
+def cell_text(cell: Mapping[str, str]) -> str:
+    """{'optimizer': 'sgd', 'optimizer.lr': '0.1'} → 'optimizer=sgd, optimizer.lr=0.1'."""
     return ", ".join(f"{k}={v}" for k, v in cell.items())
 
 

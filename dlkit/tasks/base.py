@@ -244,3 +244,9 @@ class Supervised(pl.LightningModule):
         if scheduler is None:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+
+def majority_share(y: Tensor) -> float:
+    """The share of the most frequent class (or token): the accuracy of always predicting it."""
+    counts = torch.bincount(y.flatten().long())
+    return float(counts.max() / counts.sum())

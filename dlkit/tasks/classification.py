@@ -8,7 +8,7 @@ from torch import Tensor
 from dlkit.data.tensors import Dataset
 from dlkit.errors import ConfigError
 from dlkit.registry import register
-from dlkit.tasks.base import Supervised
+from dlkit.tasks.base import Supervised, majority_share
 
 
 @register("task", "classification")
@@ -31,7 +31,7 @@ class Classification(Supervised):
 
     @classmethod
     def chance(cls, y: Tensor) -> dict[str, float]:
-        return {"acc": _majority_share(y)}
+        return {"acc": majority_share(y)}
 
     def epoch_metrics(self, stats: list[float], n: float) -> dict[str, float]:
         misses, hits = stats[0::2], stats[1::2]
@@ -60,14 +60,8 @@ class BinaryClassification(Supervised):
 
     @classmethod
     def chance(cls, y: Tensor) -> dict[str, float]:
-        return {"acc": _majority_share(y)}
+        return {"acc": majority_share(y)}
 
     def epoch_metrics(self, stats: list[float], n: float) -> dict[str, float]:
         correct, true_positive, positives = stats
         return {"acc": correct / n, "recall": true_positive / positives if positives else 0.0}
-
-
-def _majority_share(y: Tensor) -> float:
-    """The share of the most frequent class: the accuracy of always predicting it."""
-    counts = torch.bincount(y.flatten().long())
-    return float(counts.max() / counts.sum())

@@ -7,7 +7,7 @@ from torch import Tensor
 
 from dlkit.data.tensors import PAD, Dataset
 from dlkit.registry import register
-from dlkit.tasks.base import Supervised
+from dlkit.tasks.base import Supervised, majority_share
 
 
 @register("task", "seq2seq")
@@ -31,9 +31,7 @@ class Seq2Seq(Supervised):
 
     @classmethod
     def chance(cls, y: Tensor) -> dict[str, float]:
-        tokens = y[y != PAD]
-        counts = torch.bincount(tokens.long())
-        return {"token_acc": float(counts.max() / counts.sum())}  # always the most frequent token
+        return {"token_acc": majority_share(y[y != PAD])}  # always the most frequent token
 
     def epoch_metrics(self, stats: list[float], n: float) -> dict[str, float]:
         right, real, whole = stats
