@@ -26,6 +26,7 @@ from pytorch_lightning.callbacks import Checkpoint
 from pytorch_lightning.loggers.logger import Logger
 from pytorch_lightning.plugins import TorchCheckpointIO
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
+from torch import nn
 
 from dlkit.data.tensors import TensorBatches
 from dlkit.tracking import tags
@@ -131,6 +132,14 @@ class BestWeights(Callback):
 
     def load_state_dict(self, state: dict) -> None:
         self.best, self.epoch, self.state = state["best"], state["epoch"], state["state"]
+
+    def model(self, like: nn.Module) -> nn.Module | None:
+        """A copy of `like` holding the best epoch's weights, on the CPU, in eval mode (None before any epoch)."""
+        if self.state is None:
+            return None
+        model = copy.deepcopy(like).cpu()
+        model.load_state_dict(self.state)
+        return model.eval()
 
     def save_to(self, run: Run) -> None:
         """best.pt, a plain state dict (loads with torch.load(weights_only=True)), and its epoch as tags."""

@@ -89,6 +89,7 @@ class TrackingPlan:
     resume: bool = True
     recorder: bool = True  # write through a recorder process (False: from the training process itself)
     system_metrics: bool = False  # MLflow's monitor of this machine (CPU, memory, GPU) beside each run
+    log_model: bool = True  # the best epoch's model as an MLflow model (PyTorch flavour), linked to the run
 
 
 @dataclass(frozen=True)

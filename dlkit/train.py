@@ -8,6 +8,7 @@ leaving a checkpoint that `train(plan, resume=run_id)` continues.
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import os
@@ -114,9 +115,9 @@ def train(
             resume = earlier.run_id
 
     experiment = build(plan)
-    logger, best, io = EpochLogger(), BestWeights(), MemoryCheckpointIO()
-    snapshot = Snapshot(experiment.loaders["train"], logger, io)
-    trainer = _trainer(plan, logger, [EpochProgress(progress_prefix), best, snapshot], io)
+    logger, best, checkpoint_io = EpochLogger(), BestWeights(), MemoryCheckpointIO()
+    snapshot = Snapshot(experiment.loaders["train"], logger, checkpoint_io)
+    trainer = _trainer(plan, logger, [EpochProgress(progress_prefix), best, snapshot], checkpoint_io)
     if trainer.strategy.root_device.type != "cpu":  # in-memory data lives on the GPU: no copy per batch
         for loader in experiment.loaders.values():
             loader.to(trainer.strategy.root_device)
@@ -149,6 +150,8 @@ def train(
             run.set_tags({tag.WARNING: "chance_level", tag.WARNING_REASON: warning})
         if plan.tracking.artifacts and run.records:
             _log_artifacts(run, logger, best, experiment)
+        if plan.tracking.log_model and run.records:
+            _log_model(run, best, experiment)
         status = "FINISHED"
     except (KeyboardInterrupt, SystemExit) as exc:  # Lightning: Ctrl-C -> SystemExit(1), SIGTERM -> SIGTERMException
         status = "KILLED"
@@ -200,6 +203,25 @@ def _log_artifacts(run: Run, logger: EpochLogger, best: BestWeights, experiment:
     run.log_figures({k: list(v) for k, v in logger.history.items()}, matrix)
 
 
+def _log_model(run: Run, best: BestWeights, experiment: Experiment) -> None:
+    """The best epoch's model as an MLflow model, with a few test inputs as its example and its own test metrics
+    (model/test/*: test/* are the last epoch's). Sent pickled: the recorder writes it while this process goes on."""
+    model = best.model(experiment.task.model)
+    if model is None:
+        return
+    test = experiment.dataset.test
+    metrics = experiment.task.evaluate(model, test.x, test.y)
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    run.log_model(
+        buffer.getvalue(),
+        test.x[:5].numpy(),
+        best.epoch,
+        {f"model/test/{k}": v for k, v in metrics.items()},
+        {"name": f"{experiment.dataset.name}/test", "digest": test.digest()},  # as in the run's inputs
+    )
+
+
 def _fit(trainer: pl.Trainer, experiment: Experiment, plan: Plan, last: str | None, tmp: Path) -> None:
     # What the other DDP processes run, whatever command started this one.
     if trainer.world_size > 1 and rank_zero_only.rank == 0:
@@ -247,7 +269,9 @@ def _log_config(run: Run, plan: Plan, overrides: Sequence[str], experiment: Expe
     run.log_inputs(experiment.dataset.inputs(plan.data.params | {"name": plan.data.name}))
 
 
-def _trainer(plan: Plan, logger: EpochLogger, callbacks: list[pl.Callback], io: MemoryCheckpointIO) -> pl.Trainer:
+def _trainer(
+    plan: Plan, logger: EpochLogger, callbacks: list[pl.Callback], checkpoint_io: MemoryCheckpointIO
+) -> pl.Trainer:
     from lightning_fabric.utilities.exceptions import MisconfigurationException
 
     options = plan.trainer.options
@@ -255,7 +279,7 @@ def _trainer(plan: Plan, logger: EpochLogger, callbacks: list[pl.Callback], io: 
     try:
         return pl.Trainer(
             **options,
-            plugins=[*(plugins_given if isinstance(plugins_given, list) else [plugins_given]), io],
+            plugins=[*(plugins_given if isinstance(plugins_given, list) else [plugins_given]), checkpoint_io],
             logger=logger,
             callbacks=callbacks,
             enable_progress_bar=False,

@@ -1,8 +1,11 @@
 """End to end in-process: dlkit.run trains, and the MLflow record is read back from the sqlite store."""
 
+import io
 import subprocess
+import sys
 
 import pytest
+import torch
 import yaml
 
 import dlkit
@@ -114,6 +117,50 @@ def test_review_artifacts_confusion_matrix_and_best_weights(recorded):
     assert float(run.data.tags["dlkit.best_val_loss"]) == pytest.approx(min(val_losses.values()), rel=1e-5)
 
 
+LOAD_AND_SCORE = """
+import sys, mlflow, mlflow.pytorch, torch
+mlflow.set_tracking_uri(sys.argv[1])
+registered = mlflow.register_model(f"models:/{sys.argv[2]}", "digits-mlp")
+models = [mlflow.pytorch.load_model(uri) for uri in (f"models:/{sys.argv[2]}", f"models:/{registered.name}/1")]
+assert "dlkit" not in sys.modules  # the exported model loads with torch alone
+import dlkit
+test = dlkit.plan_for(sys.argv[3:]).data().test
+for model in models:
+    with torch.no_grad():
+        print((model(test.x).argmax(dim=1) == test.y).double().mean().item(), test.digest())
+"""
+
+
+def test_the_best_epochs_model_is_an_mlflow_model_that_scores_the_same_in_a_fresh_process(recorded):
+    """tracking.log_model (default): the best epoch's weights as an MLflow model, linked to the run: loaded with
+    mlflow.pytorch.load_model in another process (by its id, and registered), it scores model/test/acc."""
+    result, client, run, outputs = recorded
+    model_id = run.data.tags["dlkit.model_id"]
+    assert [o.model_id for o in run.outputs.model_outputs] == [model_id]
+    logged = client.get_logged_model(model_id)
+    best_epoch = int(run.data.tags["dlkit.best_epoch"])
+    assert logged.status == "READY" and logged.source_run_id == result.run_id
+    assert logged.params["optimizer.lr"] == "0.003"  # the run's config
+    linked = {m.key: m for m in logged.metrics}
+    val_loss = {m.step: m.value for m in client.get_metric_history(result.run_id, "val/loss")}[best_epoch]
+    assert linked["val/loss"].value == val_loss and linked["val/loss"].step == best_epoch  # the best epoch's
+    (test_input,) = [d for d in run.inputs.dataset_inputs if d.dataset.name == "digits/test"]
+    assert linked["model/test/acc"].dataset_digest == test_input.dataset.digest
+    assert [a.path for a in client.list_logged_model_artifacts(model_id, "data")] == ["data/model.pt2"]  # exported
+    overrides = [*QUICK, "optimizer.lr=0.003"]
+    scored = subprocess.run(
+        [sys.executable, "-c", LOAD_AND_SCORE, result.tracking_uri, model_id, *overrides],
+        capture_output=True,
+        text=True,
+        cwd=outputs.parent,
+    )
+    assert scored.returncode == 0, scored.stderr[-3000:]
+    for line in scored.stdout.split("\n")[-3:-1]:  # by its id, then as version 1 of a registered model
+        accuracy, digest = line.split()
+        assert float(accuracy) == pytest.approx(linked["model/test/acc"].value, abs=1e-12)
+        assert digest == test_input.dataset.digest
+
+
 def test_same_seed_same_metrics_other_seed_other_metrics():
     base = [*QUICK, "tracking=none", "model=lenet5", "norm=batch", "dropout=inverted"]
     first, again, other = (dlkit.run([*base, f"seed={s}"]).metrics for s in (1, 1, 2))
@@ -172,6 +219,7 @@ def test_gradient_norms_are_logged_per_layer_and_epoch_and_artifacts_can_be_skip
     done = dlkit_cli(
         "task.grad_norms=true",
         "tracking.artifacts=false",
+        "tracking.log_model=false",
         "trainer.max_epochs=2",
         "data.limit=64",
         f"paths.output_dir={tmp_path}",
@@ -186,3 +234,36 @@ def test_gradient_norms_are_logged_per_layer_and_epoch_and_artifacts_can_be_skip
         assert [m.step for m in sorted(history, key=lambda m: m.step)] == [0, 1] and all(m.value > 0 for m in history)
     # tracking.artifacts=false: the config is kept (resume needs it); best.pt and the figures are not written
     assert {f.path for f in client.list_artifacts(run.info.run_id)} == {"config.yaml", "overrides.yaml"}
+    # tracking.log_model=false: no MLflow model
+    assert client.search_logged_models([run.info.experiment_id]) == [] and not run.outputs.model_outputs
+
+
+class BranchesOnItsInput(torch.nn.Module):
+    """A model torch.export cannot trace: which branch runs depends on the data."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.linear(x) if x.sum() > 0 else -self.linear(x)
+
+
+def test_a_model_torch_export_cannot_trace_is_logged_pickled(tmp_path):
+    import mlflow.pytorch
+
+    from dlkit.tracking.store import StoreRun
+
+    run = StoreRun(f"sqlite:///{tmp_path}/mlflow.db", "e", str(tmp_path / "artifacts"), "r", {})
+    model, saved = BranchesOnItsInput(), io.BytesIO()
+    torch.save(model, saved)
+    x = torch.rand(4, 3)
+    run.log_model(saved.getvalue(), x.numpy(), 0, {"model/test/acc": 0.5}, {"name": "d/test", "digest": "abc"})
+    run.finish("FINISHED")
+    (logged,) = run.client.search_logged_models([run.experiment_id])  # the failed export left no model behind
+    assert [a.path for a in run.client.list_logged_model_artifacts(logged.model_id, "data")] == [
+        "data/model.pth",  # pickled (the exported form is data/model.pt2)
+        "data/pickle_module_info.txt",
+    ]
+    assert torch.equal(mlflow.pytorch.load_model(f"models:/{logged.model_id}")(x), model(x))
+    assert {m.key: m.value for m in logged.metrics}["model/test/acc"] == 0.5

@@ -54,7 +54,7 @@ class Reshape(nn.Module):
         self.shape = tuple(shape)
 
     def forward(self, x: Tensor) -> Tensor:
-        return x.view(len(x), *self.shape)
+        return x.view(x.shape[0], *self.shape)  # not len(x): torch.export keeps the batch size symbolic
 
 
 def head(in_features: int, output_shape: Sequence[int]) -> nn.Module:

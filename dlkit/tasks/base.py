@@ -182,15 +182,30 @@ class Supervised(pl.LightningModule):
         kept = self.kept.pop(stage, None)
         if not kept:
             return None
+        if stage == "test":  # what the run's confusion matrix counts
+            self.test_predictions = (torch.cat([p for _, p, _ in kept]), torch.cat([y for *_, y in kept]))
+        return self._sums(kept)
+
+    def _sums(self, kept: list[tuple[Tensor, Tensor, Tensor]]) -> tuple[Tensor, int]:
         losses, predicted, targets = zip(*kept)
         sizes = [len(y) for y in targets]
         with torch.no_grad():
             loss_sum = torch.stack(losses) @ losses[0].new_tensor(sizes)  # Σ batch mean × batch size
             predicted, targets = torch.cat(predicted), torch.cat(targets)
-            if stage == "test":
-                self.test_predictions = (predicted, targets)  # what the run's confusion matrix counts
             sums = self.sums(predicted, targets).to(loss_sum.dtype)
         return torch.cat([loss_sum.view(1), sums]), sum(sizes)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 1024) -> dict[str, float]:
+        """The task's metrics of `model` (in eval mode) on the samples x, y, outside any trainer and logging nothing:
+        what the logged MLflow model scores on the test split."""
+        kept = []
+        for i in range(0, len(y), batch_size):
+            outputs = model(x[i : i + batch_size])
+            kept.append((self.loss(outputs, y[i : i + batch_size]), self.predict(outputs), y[i : i + batch_size]))
+        sums, n = self._sums(kept)
+        loss_sum, *stats = sums.tolist()
+        return {"loss": loss_sum / n, **self.epoch_metrics(stats, n)}
 
     def _log_epoch(self, stage: str) -> None:
         epoch = self._epoch_sums(stage)

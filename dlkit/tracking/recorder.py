@@ -170,6 +170,11 @@ class RecordedRun:
     def log_figures(self, history: Mapping[str, list[tuple[int, float]]], confusion: list[list[int]] | None) -> None:
         self.recorder.send("log_figures", self.handle, history, confusion)  # drawn there, while this process goes on
 
+    def log_model(
+        self, model: bytes, example: Any, step: int, metrics: Mapping[str, float], dataset: Mapping[str, str]
+    ) -> None:
+        self.recorder.send("log_model", self.handle, model, example, step, dict(metrics), dict(dataset))
+
     def download(self, artifact: str, into: Path) -> Path | None:
         return self.recorder.call("download", self.handle, artifact, into)
 

@@ -32,6 +32,12 @@ class Run(Protocol):
     def log_figures(self, history: Mapping[str, list[tuple[int, float]]], confusion: list[list[int]] | None) -> None:
         """The learning curves and, for class tasks, the confusion matrix, drawn from these numbers."""
 
+    def log_model(
+        self, model: bytes, example: Any, step: int, metrics: Mapping[str, float], dataset: Mapping[str, str]
+    ) -> None:
+        """A torch.save'd nn.Module as the run's MLflow model, `example` (a few inputs, numpy) its input example;
+        linked to the run's metrics at `step` (its epoch), with its own `metrics` on `dataset` ({name, digest})."""
+
     def download(self, artifact: str, into: Path) -> Path | None: ...
     def finish(self, status: str, wait: bool = True) -> None:
         """wait=False: the backend may end the run once it has written the rest (see RecordedRun)."""
@@ -53,6 +59,9 @@ class NoRun:
     def log_artifact(self, path, artifact_path: str | None = None) -> None: ...
     def log_figures(
         self, history: Mapping[str, list[tuple[int, float]]], confusion: list[list[int]] | None
+    ) -> None: ...
+    def log_model(
+        self, model: bytes, example: Any, step: int, metrics: Mapping[str, float], dataset: Mapping[str, str]
     ) -> None: ...
     def download(self, artifact: str, into: Path) -> Path | None: ...
     def finish(self, status: str, wait: bool = True) -> None: ...

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dlkit.errors import ConfigError
+from dlkit.tracking import tags as tag
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 BATCH = 100  # MLflow's limit on params per log_batch call
@@ -187,6 +188,14 @@ class StoreRun:
         with tempfile.TemporaryDirectory() as tmp:
             for path in figures.draw(dict(history), confusion, Path(tmp)):
                 self.log_artifact(path)
+
+    def log_model(
+        self, model: bytes, example: Any, step: int, metrics: Mapping[str, float], dataset: Mapping[str, str]
+    ) -> None:
+        from dlkit.tracking.logged_model import log_model
+
+        model_id = log_model(self.client, self.run_id, self.experiment_id, model, example, step, metrics, dataset)
+        self.set_tags({tag.MODEL_ID: model_id})
 
     def download(self, artifact: str, into: Path) -> Path | None:
         folder = str(Path(artifact).parent) if Path(artifact).parent != Path(".") else None

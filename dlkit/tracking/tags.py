@@ -40,6 +40,7 @@ LAUNCHER = "dlkit.launcher"
 COMMAND = "dlkit.command"
 PLUGINS = "dlkit.plugins"
 BEST_EPOCH = "dlkit.best_epoch"
+MODEL_ID = "dlkit.model_id"  # the run's logged MLflow model: models:/<model_id>
 BEST_VAL_LOSS = "dlkit.best_val_loss"
 
 
