@@ -155,6 +155,8 @@ def _plan_jobs(overrides: Sequence[str], multirun: bool) -> list:
     if recording:
         recorder.start()
     composed = config.compose_jobs(overrides, multirun)
+    if recording and any(cfg.tracking.enabled and cfg.tracking.get("log_model") for _, cfg in composed):
+        recorder.prepare_model()  # a hint, before the values are checked: ~3 s of imports on the other core
     if multirun and composed and "study" in composed[0][1]:
         _check_study(composed)
     for uri in {str(cfg.tracking.uri) for _, cfg in composed if cfg.tracking.enabled}:

@@ -10,8 +10,11 @@ each searched value. Printed as tables, written as Markdown, CSV and PNG, and at
 
 from __future__ import annotations
 
+import base64
 import csv
+import html
 import math
+import re
 import statistics
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -406,8 +409,33 @@ def write(report: Report, folder: Path) -> list[Path]:
         writer.writeheader()
         for factor in report.factors:
             writer.writerows(factor_rows(report, factor))
-    (folder / "report.md").write_text(markdown(report, [p.name for p in figures]))
-    return [folder / "report.md", folder / "report.csv", *figures]
+    text = markdown(report, [p.name for p in figures])
+    (folder / "report.md").write_text(text)
+    (folder / "report.html").write_text(standalone_html(text, folder, f"Sweep {report.parent_run_id or ''}"))
+    return [folder / "report.md", folder / "report.html", folder / "report.csv", *figures]
+
+
+def standalone_html(text: str, folder: Path, title: str) -> str:
+    """The Markdown report as one HTML page, its figures inside it as data URIs: MLflow's artifact view shows an
+    HTML file with its images (its Markdown view shows an image as a line of text), and the page can be mailed."""
+    import markdown as md
+
+    def inline(match: re.Match) -> str:
+        figure = folder / html.unescape(match.group(1))
+        if "/" in match.group(1) or not figure.is_file():
+            return match.group(0)
+        return f'src="data:image/png;base64,{base64.b64encode(figure.read_bytes()).decode()}"'
+
+    body = re.sub(r'src="([^"]+\.png)"', inline, md.markdown(text, extensions=["tables"]))
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:1em auto;padding:0 1em}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}"
+        "img{max-width:100%}"
+    )
+    return (
+        f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{style}</style></head><body>{body}</body></html>\n"
+    )
 
 
 def curve_key(metric: str) -> str:

@@ -64,3 +64,19 @@ def test_apply_value_overrides_sets_adds_and_deletes_as_hydra():
     assert OmegaConf.to_container(cfg) == {"a": 5, "b": {"d": 7}, "e": 1, "f": [1, 2]}
     with pytest.raises(Exception, match="Could not override 'x'"):
         internals.apply_value_overrides(config.parse(["x=1"]), cfg)
+
+
+def test_mlflow_pytorch_imports_without_lightning_and_lightning_imports_afterwards():
+    """The recorder's import of mlflow.pytorch: it goes on when Lightning cannot be imported (an MLflow release
+    that needs Lightning there fails this), and the block is lifted afterwards."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from dlkit import internals; internals.import_mlflow_pytorch_without_lightning(); "
+        "import mlflow.pytorch; assert callable(mlflow.pytorch.log_model); "
+        "assert 'pytorch_lightning' not in sys.modules and 'lightning' not in sys.modules; "
+        "import pytorch_lightning; print('ok')"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

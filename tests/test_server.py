@@ -11,8 +11,9 @@ from conftest import all_runs, dlkit_cli
 from test_ui import free_port
 
 
-def start_server(folder, port: int) -> subprocess.Popen:
-    """A real `mlflow server` on 127.0.0.1:port with its sqlite store and artifacts in folder, answering."""
+def start_server(folder, port: int, store: str | None = None) -> subprocess.Popen:
+    """A real `mlflow server` on 127.0.0.1:port, answering: its store `store` (default: a sqlite file in folder),
+    its proxied artifacts in folder."""
     server = subprocess.Popen(
         [
             sys.executable,
@@ -20,7 +21,7 @@ def start_server(folder, port: int) -> subprocess.Popen:
             "mlflow",
             "server",
             "--backend-store-uri",
-            f"sqlite:///{folder}/server.db",
+            store or f"sqlite:///{folder}/server.db",
             "--artifacts-destination",
             str(folder / "server-artifacts"),
             "--host",

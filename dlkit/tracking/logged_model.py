@@ -20,6 +20,22 @@ log = logging.getLogger("dlkit")
 NAME = "model"  # models:/<model_id>, or runs:/<run_id>/model
 
 
+def prepare() -> None:
+    """What logging a model costs once per process, paid ahead: importing torch and mlflow.pytorch (without the
+    Lightning it would import for nothing), and torch.export's first trace (it imports TorchDynamo): about 3 s in
+    all. The recorder runs this in a thread as soon as a command's config asks for a model, so that the cost
+    falls while the training process imports, plans and trains, on the other core."""
+    from dlkit.internals import import_mlflow_pytorch_without_lightning
+
+    try:
+        import_mlflow_pytorch_without_lightning()
+        import torch
+
+        torch.export.export(torch.nn.Linear(2, 1), (torch.zeros(2, 2),), dynamic_shapes=[{0: torch.export.Dim.AUTO}])
+    except Exception:  # nothing is lost: log_model meets the same problem, and reports it
+        pass
+
+
 def log_model(
     client,
     run_id: str,
@@ -34,13 +50,14 @@ def log_model(
     the run's params, its metrics at `step` (the epoch the weights are from), and `metrics` measured on `dataset`
     ({name, digest}). Returns the model's id."""
     import mlflow
-    import mlflow.pytorch
     import torch
     from mlflow.entities import LoggedModelOutput, LoggedModelStatus
     from mlflow.models import infer_signature
 
     import dlkit
+    from dlkit.internals import import_mlflow_pytorch_without_lightning
 
+    import_mlflow_pytorch_without_lightning()
     module = torch.load(io.BytesIO(model), weights_only=False)  # pickled by dlkit's own training process
     with torch.no_grad():
         signature = infer_signature(example, module(torch.as_tensor(example)).numpy())

@@ -25,6 +25,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from multiprocessing import Pipe
@@ -193,6 +194,11 @@ def prepare(uri: str, experiment: str, artifact_root: str | None) -> None:
     start().send("sweeps", -1, "prepare", {"uri": uri, "experiment": experiment, "artifact_root": artifact_root})
 
 
+def prepare_model() -> None:
+    """Have the recorder import what logging a model needs now, while this process imports torch and trains."""
+    start().send("prepare_model", -1)
+
+
 def flush() -> None:
     """Wait until this process's recorder has written everything sent to it (a sweep's runs, before the
     sweep counts them); raises what it could not write."""
@@ -214,6 +220,7 @@ class Service:
         # Writes that failed: told at the run's next call that waits (or at a flush, once the run has ended);
         # a run with any cannot end FINISHED.
         self.errors: dict[int, list[str]] = {}
+        self.preparing: threading.Thread | None = None  # what logging a model needs, imported while runs train
 
     def handle(self, op: str, args: tuple) -> Any:
         handle, *rest = args
@@ -234,17 +241,31 @@ class Service:
                 run_id,
                 settings.get("system_metrics", False),
             )
+            if settings.get("log_model"):
+                self.prepare_model()
         elif op == "ids":
             run = self.runs.get(handle)
             return (run.run_id, run.experiment_id) if run is not None else self.ended[handle]
+        elif op == "prepare_model":
+            self.prepare_model()
         elif op == "finish":
             self.finish(handle, *rest)
         elif op == "sweeps":  # a sweep's parent, its jobs' earlier attempts: plain values in and out
             function, kwargs = rest
             return sweep_store.call(function, **kwargs)
         elif op != "flush":
+            if op == "log_model" and self.preparing is not None:
+                self.preparing.join()  # torch.export traces one model at a time
             return getattr(self.runs[handle], op)(*rest)
         return None
+
+    def prepare_model(self) -> None:
+        """Import what logging a model needs, in a thread: this process is idle while the run trains."""
+        if self.preparing is None:
+            from dlkit.tracking import logged_model
+
+            self.preparing = threading.Thread(target=logged_model.prepare, daemon=True)
+            self.preparing.start()
 
     def finish(self, handle: int, status: str) -> None:
         run = self.runs.pop(handle)

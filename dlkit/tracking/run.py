@@ -96,5 +96,6 @@ def open_run(
         "experiment": tracking.experiment,
         "artifact_root": tracking.artifact_root,
         "system_metrics": tracking.system_metrics,
+        "log_model": tracking.log_model,
     }
     return recorder.RecordedRun(settings, run_name=run_name, tags=dict(tags), run_id=run_id, wait=wait)

@@ -1,0 +1,113 @@
+"""What a user sees of dlkit's records in MLflow's own UI: a real `mlflow server` over a small sweep's store, its
+pages rendered by headless Chromium (Debian's chromium and chromium-driver; skipped when they are absent)."""
+
+import shutil
+
+import pytest
+
+from conftest import all_runs, dlkit_cli
+from test_server import start_server, stop_server
+from test_ui import free_port
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and DRIVER), reason="needs Chromium and ChromeDriver: apt-get install chromium chromium-driver"
+)
+WAIT_S = 60  # for a page to render: the first load of the UI's scripts is slow on a busy machine
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory):
+    """A two-job sweep with its report, served by `mlflow server`; a headless browser; the store's client."""
+    from mlflow.tracking import MlflowClient
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    folder = tmp_path_factory.mktemp("ui")
+    swept = dlkit_cli(
+        "-m", "activation=relu,tanh", "trainer.max_epochs=2", "data.limit=48", f"paths.output_dir={folder}"
+    )
+    assert swept.returncode == 0, swept.stderr[-3000:]
+    reported = dlkit_cli("report", f"paths.output_dir={folder}")
+    assert reported.returncode == 0, reported.stderr[-3000:]
+    port = free_port()
+    server = start_server(folder, port, store=f"sqlite:///{folder}/mlflow.db")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(argument)
+    options.add_argument("--window-size=1600,1200")
+    browser = webdriver.Chrome(service=Service(DRIVER), options=options)
+    try:
+        yield browser, f"http://127.0.0.1:{port}", MlflowClient(f"sqlite:///{folder}/mlflow.db")
+    finally:
+        browser.quit()
+        stop_server(server)
+
+
+def sweep_runs(client):
+    runs = all_runs(client)
+    (parent,) = [r for r in runs if r.data.tags.get("dlkit.sweep") == "parent"]
+    return parent, sorted((r for r in runs if r is not parent), key=lambda r: r.info.run_name)
+
+
+def page_text(browser, url: str, shows: str) -> str:
+    """The rendered text of the page at url, once it shows `shows`."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(url)
+    WebDriverWait(browser, WAIT_S).until(lambda b: shows in b.find_element(By.TAG_NAME, "body").text)
+    return browser.find_element(By.TAG_NAME, "body").text
+
+
+def test_the_runs_table_shows_the_sweep_its_children_their_data_and_models(ui):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from dlkit.tracking.store import ui_link
+
+    browser, base, client = ui
+    parent, children = sweep_runs(client)
+    text = page_text(browser, ui_link(base, parent.info.experiment_id), parent.info.run_name)
+    assert "Model training" in text and "Evaluation runs" not in text  # the link opens the model-training view
+    browser.find_element(By.CSS_SELECTOR, ".ag-row button").click()  # unfold the sweep's children
+    WebDriverWait(browser, WAIT_S).until(lambda b: "activation=tanh" in b.find_element(By.TAG_NAME, "body").text)
+    text = browser.find_element(By.TAG_NAME, "body").text
+    assert [c.info.run_name for c in children] == ["activation=relu", "activation=tanh"]
+    assert all(c.info.run_name in text for c in children)
+    train = next(d.dataset for d in children[0].inputs.dataset_inputs if d.dataset.name == "digits/train")
+    assert text.count(f"digits/train ({train.digest})") == 2  # each child's Dataset cell: the same data
+    assert text.count("\nmodel\n") == 2  # each child's Models cell names its logged model
+
+
+def test_a_childs_page_shows_its_datasets_and_logged_model(ui):
+    from dlkit.tracking.store import ui_link
+
+    browser, base, client = ui
+    _, children = sweep_runs(client)
+    child = children[0]
+    digests = {d.dataset.name: d.dataset.digest for d in child.inputs.dataset_inputs}
+    text = page_text(browser, ui_link(base, child.info.experiment_id, child.info.run_id), "Logged models")
+    logged = text.split("Logged models", 1)[1].split("About this run")[0]
+    assert logged.startswith(" (1)") and "\nmodel\nReady\n" in logged  # one model, ready to load
+    assert f"digits/test (#{digests['digits/test']})" in logged  # with its test metrics, on the test split
+    datasets = text.split("\nDatasets\n", 1)[1]
+    assert datasets.startswith(f"digits/train ({digests['digits/train']})\nTraining\n+2")  # and the other two splits
+
+
+def test_the_parents_report_shows_its_figure(ui):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser, base, client = ui
+    parent, _ = sweep_runs(client)
+    url = f"{base}/#/experiments/{parent.info.experiment_id}/runs/{parent.info.run_id}/artifacts/report/report.html"
+    browser.get(f"{url}?workflowType=machine_learning")
+    frame = WebDriverWait(browser, WAIT_S).until(lambda b: b.find_element(By.CSS_SELECTOR, "iframe"))
+    browser.switch_to.frame(frame)
+    image = WebDriverWait(browser, WAIT_S).until(lambda b: b.find_element(By.TAG_NAME, "img"))
+    WebDriverWait(browser, WAIT_S).until(lambda b: b.execute_script("return arguments[0].complete", image))
+    assert browser.execute_script("return arguments[0].naturalWidth", image) > 100  # drawn, not a broken icon
+    assert "activation" in browser.find_element(By.TAG_NAME, "body").text
+    browser.switch_to.default_content()
