@@ -1,0 +1,90 @@
+"""The README's team set-up for real: a throwaway PostgreSQL cluster (Debian's postgresql package; skipped when it
+is absent) behind `mlflow server` with proxied artifacts, a sweep whose two jobs write through it at once."""
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from conftest import all_runs, dlkit_cli
+from test_server import start_server, stop_server
+from test_ui import free_port
+
+BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)), None)
+pytestmark = pytest.mark.skipif(BIN is None, reason="needs PostgreSQL: apt-get install postgresql")
+
+
+@pytest.fixture
+def postgres():
+    """A PostgreSQL cluster in a temporary folder, on 127.0.0.1 only, with a database `mlflow` that the user
+    `mlflow` owns; stopped and removed afterwards. PostgreSQL refuses to run as root: as root, its user runs it."""
+    folder = Path(tempfile.mkdtemp(prefix="dlkit-pg-"))  # not under pytest's root-only temporary folder
+    as_owner = []
+    if os.getuid() == 0:
+        shutil.chown(folder, "postgres", "postgres")
+        as_owner = ["runuser", "-u", "postgres", "--"]
+    bin_dir, port, data = BIN.parent, free_port(), folder / "data"
+
+    def run(*command: str) -> None:
+        done = subprocess.run([*as_owner, *command], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+    run(str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "mlflow")
+    start = [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w"]
+    run(*start, "-o", f"-h 127.0.0.1 -p {port} -k {folder}", "start")
+    try:
+        run(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mlflow", "mlflow")
+        yield f"postgresql://mlflow@127.0.0.1:{port}/mlflow"
+    finally:
+        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_sweep_through_a_server_on_postgresql_from_two_processes_at_once(postgres, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    port = free_port()
+    server = start_server(tmp_path, port, store=postgres)  # artifacts proxied to tmp_path/server-artifacts
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        done = dlkit_cli(
+            "-m",
+            "hydra/launcher=parallel",  # two worker processes, each with its recorder, writing at once
+            "seed=0,1",
+            "tracking=server",
+            f"tracking.uri={uri}",
+            "trainer.max_epochs=2",
+            "data.limit=48",
+            f"paths.output_dir={tmp_path / 'outputs'}",
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        client = MlflowClient(uri)
+        runs = all_runs(client)
+        (parent,) = [r for r in runs if r.data.tags.get("dlkit.sweep") == "parent"]
+        children = sorted((r for r in runs if r is not parent), key=lambda r: r.info.run_name)
+        assert parent.info.status == "FINISHED" and [c.info.run_name for c in children] == ["seed=0", "seed=1"]
+        for child in children:
+            run_id = child.info.run_id
+            assert child.info.status == "FINISHED" and child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+            for key in ("train/loss", "val/loss", "val/acc"):
+                assert sorted(m.step for m in client.get_metric_history(run_id, key)) == [0, 1], key
+            assert {"config.yaml", "overrides.yaml", "best.pt", "learning_curves.png"} <= {
+                a.path for a in client.list_artifacts(run_id)
+            }
+            assert client.get_logged_model(child.data.tags["dlkit.model_id"]).status == "READY"
+            assert {d.dataset.name for d in child.inputs.dataset_inputs} == {
+                "digits/train",
+                "digits/val",
+                "digits/test",
+            }
+        assert len(list((tmp_path / "server-artifacts").rglob("best.pt"))) == 2  # proxied to the server's store
+        import psycopg
+
+        with psycopg.connect(postgres) as database:  # the runs are rows in PostgreSQL
+            (count,) = database.execute("SELECT count(*) FROM runs WHERE status = 'FINISHED'").fetchone()
+        assert count == 3
+    finally:
+        stop_server(server)
