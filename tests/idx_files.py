@@ -16,6 +16,9 @@ def idx_bytes(array: np.ndarray) -> bytes:
     )
 
 
+STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
 def write_mnist(folder: Path, train: int = 48, test: int = 16, gz: bool = False, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import dlkit.plan  # noqa: F401
+import idx_files
 from dlkit.data.idx import read_idx
 from dlkit.data.tensors import split, split_indices
 from dlkit.errors import ConfigError
@@ -141,6 +142,51 @@ def test_a_missing_folder_says_what_to_put_where(tmp_path):
     message = r"fashion_mnist: .*nowhere/train-images-idx3-ubyte\(.gz\) is missing; put the four IDX files"
     with pytest.raises(ConfigError, match=message):
         data("fashion_mnist", root=str(tmp_path / "nowhere"))
+
+
+@pytest.fixture
+def mirror(tmp_path):
+    """A real HTTP server on 127.0.0.1 serving a folder of gzipped IDX files; yields its URL and the paths asked."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    served, asked = write_mnist(tmp_path / "served", train=24, test=8, gz=True), []
+
+    class Handler(SimpleHTTPRequestHandler):
+        def log_request(self, code="-", size="-"):  # once per request, whatever its answer
+            asked.append(self.path)
+
+        def log_message(self, format, *args):  # quiet
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(served)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/files", served, asked
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_fetches_the_missing_files_from_the_mirror_once(tmp_path, mirror):
+    url, served, asked = mirror
+    (served / "files").mkdir()
+    for f in served.glob("*.gz"):
+        f.rename(served / "files" / f.name)
+    root = tmp_path / "empty"
+    d = data("mnist", root=str(root), download=True, mirror=url, val_fraction=0.25)
+    assert (len(d.train), len(d.val), len(d.test)) == (18, 6, 8) and d.test.y.tolist() == [i % 10 for i in range(8)]
+    assert sorted(asked) == sorted(f"/files/{stem}.gz" for stem in idx_files.STEMS)  # each file once
+    assert sorted(p.name for p in root.iterdir()) == sorted(f"{stem}.gz" for stem in idx_files.STEMS)
+    again = data("mnist", root=str(root), download=True, mirror=url, val_fraction=0.25)
+    assert len(asked) == 4 and torch.equal(again.train.x, d.train.x)  # found on disk: not fetched again
+
+
+def test_a_download_that_fails_names_the_url_and_leaves_no_file(tmp_path, mirror):
+    url, _, asked = mirror
+    root = tmp_path / "empty"
+    with pytest.raises(ConfigError, match=rf"could not download {url}/train-images-idx3-ubyte.gz for mnist \(HTTP"):
+        data("mnist", root=str(root), download=True, mirror=url)  # the files are not under /files: 404
+    assert asked == ["/files/train-images-idx3-ubyte.gz"] and list(root.iterdir()) == []
 
 
 def test_images_and_labels_must_agree(tmp_path):

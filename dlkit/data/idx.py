@@ -7,6 +7,7 @@ a big-endian int32, then the data. Files may be gzipped (`.gz`).
 from __future__ import annotations
 
 import gzip
+import shutil
 import struct
 import urllib.request
 from pathlib import Path
@@ -24,6 +25,7 @@ FILES = {
     "test_x": "t10k-images-idx3-ubyte",
     "test_y": "t10k-labels-idx1-ubyte",
 }
+DOWNLOAD_TIMEOUT_S = 60  # a mirror that stops answering fails the download instead of hanging it
 MIRRORS = {
     "mnist": "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "fashion_mnist": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
@@ -52,19 +54,23 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def _find(root: Path, stem: str, name: str, download: bool) -> Path:
+def _find(root: Path, stem: str, name: str, download: bool, mirror: str | None) -> Path:
     for candidate in (root / stem, root / f"{stem}.gz"):
         if candidate.is_file():
             return candidate
     if download:
         root.mkdir(parents=True, exist_ok=True)
-        target = root / f"{stem}.gz"
+        target, url = root / f"{stem}.gz", f"{(mirror or MIRRORS[name]).rstrip('/')}/{stem}.gz"
+        partial = target.with_name(target.name + ".part")  # renamed when whole: a cut download leaves no .gz
         try:
-            urllib.request.urlretrieve(MIRRORS[name] + f"{stem}.gz", target)
+            with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, open(partial, "wb") as out:
+                shutil.copyfileobj(response, out)
+            partial.replace(target)
         except OSError as exc:
-            target.unlink(missing_ok=True)
+            partial.unlink(missing_ok=True)
             raise ConfigError(
-                f"could not download {stem}.gz for {name} ({exc}); put the IDX files in {root} instead."
+                f"could not download {url} for {name} ({exc}); put the IDX files in {root} instead,"
+                " or point data.mirror at a folder that has them."
             ) from None
         return target
     raise ConfigError(
@@ -74,11 +80,17 @@ def _find(root: Path, stem: str, name: str, download: bool) -> Path:
 
 
 def idx_dataset(
-    name: str, root: str, download: bool, val_fraction: SplitFraction, limit: PositiveInt | None
+    name: str,
+    root: str,
+    download: bool,
+    val_fraction: SplitFraction,
+    limit: PositiveInt | None,
+    mirror: str | None = None,
 ) -> Dataset:
-    """The published test split as it is; the last val_fraction of the training images is the validation split."""
+    """The published test split as it is; the last val_fraction of the training images is the validation split.
+    download: fetch missing files (gzipped) from `mirror`, a URL folder (default: the data set's usual one)."""
     folder = Path(root).expanduser()
-    arrays = {key: read_idx(_find(folder, stem, name, download)) for key, stem in FILES.items()}
+    arrays = {key: read_idx(_find(folder, stem, name, download, mirror)) for key, stem in FILES.items()}
     for part in ("train", "test"):
         if len(arrays[f"{part}_x"]) != len(arrays[f"{part}_y"]):
             images, labels = len(arrays[f"{part}_x"]), len(arrays[f"{part}_y"])
@@ -94,8 +106,9 @@ def mnist(
     download: bool = False,
     val_fraction: SplitFraction = 1 / 12,
     limit: PositiveInt | None = None,
+    mirror: str | None = None,
 ) -> Dataset:
-    return idx_dataset("mnist", root, download, val_fraction, limit)
+    return idx_dataset("mnist", root, download, val_fraction, limit, mirror)
 
 
 @register("data", "fashion_mnist")
@@ -104,5 +117,6 @@ def fashion_mnist(
     download: bool = False,
     val_fraction: SplitFraction = 1 / 12,
     limit: PositiveInt | None = None,
+    mirror: str | None = None,
 ) -> Dataset:
-    return idx_dataset("fashion_mnist", root, download, val_fraction, limit)
+    return idx_dataset("fashion_mnist", root, download, val_fraction, limit, mirror)
