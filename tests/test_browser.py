@@ -2,17 +2,20 @@
 pages rendered by headless Chromium (Debian's chromium and chromium-driver; skipped when they are absent)."""
 
 import shutil
+import subprocess
+import sys
 
 import pytest
 
 from conftest import all_runs, dlkit_cli
-from test_server import start_server, stop_server
-from test_ui import free_port
+from test_server import stop_server, wait_until_healthy
+from test_ui import free_port, listening_addresses
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(
     not (CHROMIUM and DRIVER), reason="needs Chromium and ChromeDriver: apt-get install chromium chromium-driver"
 )
+HOST = "127.0.0.2"  # a loopback address of every Linux machine, not dlkit ui's default
 WAIT_S = 60  # for a page to render: the first load of the UI's scripts is slow on a busy machine
 
 
@@ -31,7 +34,16 @@ def ui(tmp_path_factory):
     reported = dlkit_cli("report", f"paths.output_dir={folder}")
     assert reported.returncode == 0, reported.stderr[-3000:]
     port = free_port()
-    server = start_server(folder, port, store=f"sqlite:///{folder}/mlflow.db")
+    # `dlkit ui` as a user starts it, on another loopback address than its default: --host is what it binds
+    server = subprocess.Popen(
+        [sys.executable, "-m", "dlkit", "ui", "--host", HOST, "--port", str(port), f"paths.output_dir={folder}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    wait_until_healthy(server, f"http://{HOST}:{port}")
+    assert listening_addresses(port) == {"0200007F"}  # 127.0.0.2 only
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
@@ -39,7 +51,7 @@ def ui(tmp_path_factory):
     options.add_argument("--window-size=1600,1200")
     browser = webdriver.Chrome(service=Service(DRIVER), options=options)
     try:
-        yield browser, f"http://127.0.0.1:{port}", MlflowClient(f"sqlite:///{folder}/mlflow.db")
+        yield browser, f"http://{HOST}:{port}", MlflowClient(f"sqlite:///{folder}/mlflow.db")
     finally:
         browser.quit()
         stop_server(server)

@@ -36,14 +36,19 @@ def start_server(folder, port: int, store: str | None = None) -> subprocess.Pope
         text=True,
         start_new_session=True,
     )
+    return wait_until_healthy(server, f"http://127.0.0.1:{port}")
+
+
+def wait_until_healthy(server: subprocess.Popen, base: str) -> subprocess.Popen:
+    """The server process, once base/health answers (within 90 s)."""
     deadline = time.time() + 90
     while time.time() < deadline and server.poll() is None:
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+            urllib.request.urlopen(f"{base}/health", timeout=2)
             return server
         except OSError:
             time.sleep(0.5)
-    raise AssertionError("the mlflow server did not start")
+    raise AssertionError(f"the mlflow server did not start: {server.poll()=}")
 
 
 def stop_server(server: subprocess.Popen) -> None:
