@@ -255,6 +255,12 @@ def ui_command(argv: list[str]) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=5000, help="port to listen on (default 5000)")
     parser.add_argument(
+        "--allowed-hosts",
+        default="",
+        help="more names the browser may reach it by (comma-separated; MLflow refuses other Host headers). "
+        "With --host, that address and this machine's name and addresses are allowed already",
+    )
+    parser.add_argument(
         "overrides", nargs="*", help="config overrides that pick the store, e.g. paths.output_dir=elsewhere"
     )
     args = parser.parse_args(argv)
@@ -278,7 +284,36 @@ def ui_command(argv: list[str]) -> None:
         "--port",
         str(args.port),
     ]
+    names = allowed_names(args.host, args.allowed_hosts)
+    if names:  # the UI's requests carry these as Host and Origin: MLflow refuses the ones it does not know
+        # any port; MLflow matches with fnmatch, where "[" opens a set: "[[]" is a literal "["
+        command += ["--allowed-hosts", ",".join(f"{n},{n.replace('[', '[[]', 1)}:*" for n in names)]
+        command += ["--cors-allowed-origins", ",".join(f"http://{n}:{args.port}" for n in names)]
     os.execv(sys.executable, command)
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def allowed_names(host: str, extra: str) -> list[str]:
+    """The names the browser may reach the UI by ([] for MLflow's default: localhost). Bound to another address
+    than the loopback, MLflow must also accept that address, and this machine's name and addresses (0.0.0.0: any
+    interface), or it answers the UI's every request 403; and then its default must be given too."""
+    if host in LOOPBACK and not extra:
+        return []
+    import socket
+
+    names = ["localhost", "127.0.0.1", "[::1]", *extra.split(",")]
+    if host not in LOOPBACK:
+        names.append(host if ":" not in host else f"[{host}]")
+        if host in ("0.0.0.0", "::"):
+            name = socket.gethostname()
+            names += [name, socket.getfqdn()]
+            try:
+                names += socket.gethostbyname_ex(name)[2]
+            except OSError:  # a name that does not resolve here: its addresses are unknown
+                pass
+    return [n.strip() for n in dict.fromkeys(names) if n.strip() and n not in ("0.0.0.0", "[::]")]
 
 
 def check_command(argv: list[str]) -> None:
