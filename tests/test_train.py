@@ -267,3 +267,14 @@ def test_a_model_torch_export_cannot_trace_is_logged_pickled(tmp_path):
     ]
     assert torch.equal(mlflow.pytorch.load_model(f"models:/{logged.model_id}")(x), model(x))
     assert {m.key: m.value for m in logged.metrics}["model/test/acc"] == 0.5
+
+
+def test_bf16_mixed_precision_trains_on_the_cpu_in_bf16():
+    """trainer.precision=bf16-mixed on the CPU: the forward passes run under bf16 autocast (the losses differ from
+    fp32's in their rounding, not in what is learned) and the run says which precision it used."""
+    overrides = [*QUICK, "trainer.max_epochs=3", "tracking=none"]
+    full = dlkit.run(overrides).metrics
+    mixed = dlkit.run([*overrides, "trainer.precision=bf16-mixed"]).metrics
+    assert mixed["train/loss"] != full["train/loss"]  # bf16 rounding: the forward ran in bf16
+    assert abs(mixed["train/loss"] - full["train/loss"]) < 0.05 * full["train/loss"]  # the same training
+    assert abs(mixed["test/acc"] - full["test/acc"]) <= 0.05
