@@ -5,7 +5,6 @@ import re
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import dlkit.plan  # noqa: F401  (registers the built-ins)
@@ -50,14 +49,36 @@ def test_without_activation_a_deep_mlp_is_one_affine_map():
 
 
 # --- convolution and pooling ---------------------------------------------------------------------
+def plain_parts():
+    """dlkit's layer options with nothing around the convolution: identity activation, no norm, no dropout."""
+    from dlkit.models.parts import LayerParts
+
+    none = {"name": "none"}
+    return LayerParts.from_configs(activation={"name": "identity"}, norm=none, dropout=none, residual=none)
+
+
+def conv_layers(block: dict, size: int) -> tuple[nn.Sequential, int]:
+    """A block as dlkit's cnn builds it from its config (conv → norm → activation → dropout → pool)."""
+    from dlkit.models.conv import conv_block
+
+    layers, _, size = conv_block(plain_parts(), 2, 1, size, block, "cnn", 1)
+    return nn.Sequential(*layers), size
+
+
 def test_the_chapters_convolution_example_gives_zero():
     # (−1)×1 + 0×0 + 1×2 + (−1)×5 + 0×4 + 1×2 + (−1)×3 + 0×4 + 1×5 = 0
     patch = torch.tensor([[1.0, 0, 2], [5, 4, 2], [3, 4, 5]]).view(1, 1, 3, 3)
-    kernel = torch.tensor([[-1.0, 0, 1]] * 3).view(1, 1, 3, 3)
-    assert F.conv2d(patch, kernel).item() == 0.0
-    conv = nn.Conv2d(1, 1, 3, bias=False)
-    conv.weight.data = kernel
-    assert conv(patch).item() == 0.0
+    block, size = conv_layers({"channels": 1, "kernel": 3, "bias": False}, 3)
+    (conv,) = [m for m in block if isinstance(m, nn.Conv2d)]
+    conv.weight.data = torch.tensor([[-1.0, 0, 1]] * 3).view(1, 1, 3, 3)
+    assert size == 1 and block(patch).item() == 0.0
+    # The same kernel slid with stride 1 over a 4×4 input: (4 − 3)/1 + 1 = 2 outputs a side, each by hand
+    x = torch.tensor([[1.0, 0, 2, 1], [5, 4, 2, 0], [3, 4, 5, 2], [0, 1, 0, 3]]).view(1, 1, 4, 4)
+    block, size = conv_layers({"channels": 1, "kernel": 3, "bias": False}, 4)
+    block[0].weight.data = conv.weight.data
+    # top-left 0 (above); top-right: −(0+4+4) + (1+0+2) = −5; bottom-left: −(5+3+0) + (2+5+0) = −1;
+    # bottom-right: −(4+4+1) + (0+2+3) = −4
+    assert size == 2 and block(x).view(-1).tolist() == [0.0, -5.0, -1.0, -4.0]
 
 
 def test_output_size_is_the_chapters_formula():
@@ -90,10 +111,14 @@ def test_a_size_that_is_not_whole_names_what_would_mend_it_or_rounds_down_on_req
     assert output_size(28, 2, 2, layer="p", rounding="floor", notes=notes) == 14 and len(notes) == 1  # whole: no note
 
 
-def test_max_and_average_pooling_by_hand():
+@pytest.mark.parametrize("pool, expected", [("max", [4.0, 8, 4, 1]), ("avg", [2.5, 6.5, 1.0, 1.0])])
+def test_max_and_average_pooling_by_hand(pool, expected):
+    """The pool a block's config names (pool_kernel 2, its stride the kernel's by default), after a 1×1 conv of
+    weight 1: each output is the max (or mean) of one 2×2 window."""
     x = torch.tensor([[1.0, 2, 5, 6], [3, 4, 7, 8], [0, 0, 1, 1], [0, 4, 1, 1]]).view(1, 1, 4, 4)
-    assert torch.equal(nn.MaxPool2d(2)(x).view(-1), torch.tensor([4.0, 8, 4, 1]))
-    assert torch.equal(nn.AvgPool2d(2)(x).view(-1), torch.tensor([2.5, 6.5, 1.0, 1.0]))
+    block, size = conv_layers({"channels": 1, "kernel": 1, "bias": False, "pool": pool}, 4)
+    block[0].weight.data.fill_(1.0)
+    assert size == 2 and block(x).view(-1).tolist() == expected
 
 
 # --- norms, dropout, residual --------------------------------------------------------------------
