@@ -1,4 +1,4 @@
-"""Every use of a Hydra, Lightning or MLflow API that is not public, or of how they are built, in one place.
+"""Every use of a Hydra or Lightning API that is not public, in one place.
 
 Each is used because the public way costs what dlkit exists to avoid (named below), and each is pinned by a
 test in tests/test_internals.py: a Hydra or Lightning release that changes one fails that test by name,
@@ -7,7 +7,6 @@ instead of breaking a run somewhere else without a clear error.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 
@@ -35,19 +34,3 @@ def apply_value_overrides(overrides: list[Any], cfg: Any) -> None:
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
 
     ConfigLoaderImpl._apply_overrides_to_config(overrides, cfg)
-
-
-def import_mlflow_pytorch_without_lightning() -> None:
-    """Import mlflow.pytorch in a process that has not imported Lightning (the recorder), without importing it:
-    mlflow.pytorch imports Lightning for its autologging, which dlkit does not use, at about a second's cost, and
-    goes on without it when the import fails. The import is made to fail by Python's rule that a module whose
-    sys.modules entry is None cannot be imported; the entries are removed afterwards."""
-    blocked = [name for name in ("pytorch_lightning", "lightning") if name not in sys.modules]
-    for name in blocked:
-        sys.modules[name] = None
-    try:
-        import mlflow.pytorch  # noqa: F401
-    finally:
-        for name in blocked:
-            if sys.modules.get(name, 0) is None:
-                del sys.modules[name]

@@ -73,7 +73,7 @@ def test_mlflow_pytorch_imports_without_lightning_and_lightning_imports_afterwar
     import sys
 
     script = (
-        "import sys; from dlkit import internals; internals.import_mlflow_pytorch_without_lightning(); "
+        "import sys; from dlkit.tracking import logged_model; logged_model.import_mlflow_pytorch_without_lightning(); "
         "import mlflow.pytorch; assert callable(mlflow.pytorch.log_model); "
         "assert 'pytorch_lightning' not in sys.modules and 'lightning' not in sys.modules; "
         "import pytorch_lightning; print('ok')"

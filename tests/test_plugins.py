@@ -96,6 +96,10 @@ def test_folder_plugin_option_works_from_the_command_line(outputs, store):
     (run,) = all_runs(store())
     assert run.data.params["activation.name"] == "swish" and run.data.params["activation.beta"] == "2.0"
     assert "swish (plugins/swish)" in run.data.tags["dlkit.plugins"]
+    # Its model holds a class only this project's processes can import: the run finishes without a logged
+    # model, and a tag says why
+    assert run.info.status == "FINISHED" and "dlkit.model_id" not in run.data.tags
+    assert "install it as a package (pip install -e)" in run.data.tags["dlkit.model_skipped"]
 
 
 def test_swish_computes_x_times_sigmoid_beta_x():

@@ -76,6 +76,7 @@ def test_report_command_prints_writes_and_attaches(swept):
     attached = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert attached == {
         "report/report.md",
+        "report/report.html",
         "report/report.csv",
         "report/curves_activation.png",
         "report/curves_norm.png",

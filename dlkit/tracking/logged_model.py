@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
+import sys
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -20,13 +21,15 @@ log = logging.getLogger("dlkit")
 NAME = "model"  # models:/<model_id>, or runs:/<run_id>/model
 
 
+class NotLoadable(Exception):
+    """The model cannot be logged from here, for the reason given; the run is otherwise whole."""
+
+
 def prepare() -> None:
     """What logging a model costs once per process, paid ahead: importing torch and mlflow.pytorch (without the
     Lightning it would import for nothing), and torch.export's first trace (it imports TorchDynamo): about 3 s in
     all. The recorder runs this in a thread as soon as a command's config asks for a model, so that the cost
     falls while the training process imports, plans and trains, on the other core."""
-    from dlkit.internals import import_mlflow_pytorch_without_lightning
-
     try:
         import_mlflow_pytorch_without_lightning()
         import torch
@@ -34,6 +37,22 @@ def prepare() -> None:
         torch.export.export(torch.nn.Linear(2, 1), (torch.zeros(2, 2),), dynamic_shapes=[{0: torch.export.Dim.AUTO}])
     except Exception:  # nothing is lost: log_model meets the same problem, and reports it
         pass
+
+
+def import_mlflow_pytorch_without_lightning() -> None:
+    """Import mlflow.pytorch without the Lightning it imports for its autologging (about a second, for nothing
+    here): in a process that has not imported Lightning (the recorder), the import is made to fail by Python's rule
+    that a module whose sys.modules entry is None cannot be imported, and mlflow.pytorch goes on without it (an
+    MLflow that stops doing so fails tests/test_internals.py by name). The entries are removed afterwards."""
+    blocked = [name for name in ("pytorch_lightning", "lightning") if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None
+    try:
+        import mlflow.pytorch  # noqa: F401
+    finally:
+        for name in blocked:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
 
 
 def log_model(
@@ -49,16 +68,21 @@ def log_model(
     """Log the torch.save'd module `model` with `example` (a few inputs) as its input example, linked to the run:
     the run's params, its metrics at `step` (the epoch the weights are from), and `metrics` measured on `dataset`
     ({name, digest}). Returns the model's id."""
+    from importlib.metadata import version
+
     import mlflow
     import torch
     from mlflow.entities import LoggedModelOutput, LoggedModelStatus
     from mlflow.models import infer_signature
 
-    import dlkit
-    from dlkit.internals import import_mlflow_pytorch_without_lightning
-
     import_mlflow_pytorch_without_lightning()
-    module = torch.load(io.BytesIO(model), weights_only=False)  # pickled by dlkit's own training process
+    try:
+        module = torch.load(io.BytesIO(model), weights_only=False)  # pickled by dlkit's own training process
+    except (ModuleNotFoundError, AttributeError) as exc:  # a class only the training process has
+        raise NotLoadable(
+            f"its classes cannot be imported outside the training process ({exc}): a plugin in a project's"
+            " plugins/ folder? install it as a package (pip install -e) to have its models logged"
+        ) from None
     with torch.no_grad():
         signature = infer_signature(example, module(torch.as_tensor(example)).numpy())
     mlflow.set_tracking_uri(client.tracking_uri)  # the flavour writes through the process's tracking URI
@@ -66,7 +90,7 @@ def log_model(
     torch_requirement = f"torch=={torch.__version__.split('+')[0]}"
     for form, requirements in (
         ("pt2", [torch_requirement]),
-        ("pickle", [torch_requirement, f"dlkit=={dlkit.__version__}"]),
+        ("pickle", [torch_requirement, f"dlkit=={version('dlkit')}"]),
     ):
         logged = client.create_logged_model(
             experiment_id, NAME, source_run_id=run_id, params=params, model_type="dlkit"

@@ -192,9 +192,13 @@ class StoreRun:
     def log_model(
         self, model: bytes, example: Any, step: int, metrics: Mapping[str, float], dataset: Mapping[str, str]
     ) -> None:
-        from dlkit.tracking.logged_model import log_model
+        from dlkit.tracking.logged_model import NotLoadable, log_model
 
-        model_id = log_model(self.client, self.run_id, self.experiment_id, model, example, step, metrics, dataset)
+        try:
+            model_id = log_model(self.client, self.run_id, self.experiment_id, model, example, step, metrics, dataset)
+        except NotLoadable as exc:
+            self.set_tags({tag.MODEL_SKIPPED: str(exc)[:5000]})
+            return
         self.set_tags({tag.MODEL_ID: model_id})
 
     def download(self, artifact: str, into: Path) -> Path | None:

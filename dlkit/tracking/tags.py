@@ -41,6 +41,7 @@ COMMAND = "dlkit.command"
 PLUGINS = "dlkit.plugins"
 BEST_EPOCH = "dlkit.best_epoch"
 MODEL_ID = "dlkit.model_id"  # the run's logged MLflow model: models:/<model_id>
+MODEL_SKIPPED = "dlkit.model_skipped"  # why the run has no logged model, when it could not be logged
 BEST_VAL_LOSS = "dlkit.best_val_loss"
 
 
