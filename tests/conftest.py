@@ -35,22 +35,36 @@ def all_runs(client) -> list:
     return client.search_runs([e.experiment_id for e in experiments])
 
 
+NO_MODEL = "++tracking.log_model=false"
+NOT_TRAINING = ("report", "ui", "resume", "list", "check", "--help", "-h", "--cfg", "--version")
+
+
+def without_model(args: tuple[str, ...]) -> tuple[str, ...]:
+    """A training command (or `dlkit studies`) without the logged MLflow model: a model costs its recorder process
+    about 3.5 s of CPU once (importing torch, mlflow.pytorch and torch.export), which a user's run hides on the
+    other core but a suite of some 150 short dlkit processes on two busy cores pays in full. The tests of the
+    model ask for it (model=True), and so do the browser, PostgreSQL and plugin tests; dlkit.run keeps it."""
+    if args and args[0] in NOT_TRAINING:
+        return args
+    return (*args, NO_MODEL)
+
+
 def dlkit_cli(
-    *args: str, cwd: Path = REPO, env: dict | None = None, timeout: float = 300
+    *args: str, cwd: Path = REPO, env: dict | None = None, timeout: float = 300, model: bool = False
 ) -> subprocess.CompletedProcess:
-    """Run the installed `dlkit` command as a user would, in a fresh process."""
+    """Run the installed `dlkit` command as a user would, in a fresh process (model: see without_model)."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DLKIT_")}
     environment.update({"PYTHONUNBUFFERED": "1", **(env or {})})
-    command = [sys.executable, "-m", "dlkit", *args]
+    command = [sys.executable, "-m", "dlkit", *(args if model else without_model(args))]
     return subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout)
 
 
-def start_dlkit(*args: str) -> subprocess.Popen:
+def start_dlkit(*args: str, model: bool = False) -> subprocess.Popen:
     """Start `dlkit` to signal it later. SIGINT is reset to its default: a shell that runs the suite in the
     background starts it with SIGINT ignored, and Python would then never raise KeyboardInterrupt."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DLKIT_")}
     return subprocess.Popen(
-        [sys.executable, "-m", "dlkit", *args],
+        [sys.executable, "-m", "dlkit", *(args if model else without_model(args))],
         cwd=REPO,
         env={**environment, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,

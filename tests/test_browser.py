@@ -28,7 +28,7 @@ def ui(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("ui")
     swept = dlkit_cli(
-        "-m", "activation=relu,tanh", "trainer.max_epochs=2", "data.limit=48", f"paths.output_dir={folder}"
+        "-m", "activation=relu,tanh", "trainer.max_epochs=2", "data.limit=48", f"paths.output_dir={folder}", model=True
     )
     assert swept.returncode == 0, swept.stderr[-3000:]
     reported = dlkit_cli("report", f"paths.output_dir={folder}")

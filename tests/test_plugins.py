@@ -91,7 +91,7 @@ def site(tmp_path_factory) -> Path:
 
 
 def test_folder_plugin_option_works_from_the_command_line(outputs, store):
-    done = dlkit_cli("activation=swish", "activation.beta=2.0", *QUICK, f"paths.output_dir={outputs}")
+    done = dlkit_cli("activation=swish", "activation.beta=2.0", *QUICK, f"paths.output_dir={outputs}", model=True)
     assert done.returncode == 0, done.stderr
     (run,) = all_runs(store())
     assert run.data.params["activation.name"] == "swish" and run.data.params["activation.beta"] == "2.0"

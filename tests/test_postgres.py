@@ -59,6 +59,7 @@ def test_a_sweep_through_a_server_on_postgresql_from_two_processes_at_once(postg
             "trainer.max_epochs=2",
             "data.limit=48",
             f"paths.output_dir={tmp_path / 'outputs'}",
+            model=True,
         )
         assert done.returncode == 0, done.stderr[-3000:]
         client = MlflowClient(uri)
