@@ -112,7 +112,7 @@ def test_a_plugin_declares_its_ranges_in_its_signature():
 
 
 def test_a_bad_value_in_one_sweep_job_is_named_before_any_job_runs(outputs):
-    done = dlkit_cli("-m", "optimizer.lr=0.01,-0.01", *QUICK, f"paths.output_dir={outputs}")
+    done = dlkit_cli("-m", "optimizer.lr=0.01,-0.01", *QUICK, f"paths.output_dir={outputs}", model=True)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip() == (
         f"dlkit: error: job 2 of 2 (optimizer.lr=-0.01,{','.join(QUICK)},paths.output_dir={outputs}):"
