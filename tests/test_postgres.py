@@ -62,6 +62,7 @@ def test_a_sweep_through_a_server_on_postgresql_from_two_processes_at_once(postg
             model=True,
         )
         assert done.returncode == 0, done.stderr[-3000:]
+        assert not (tmp_path / "outputs" / "mlflow.db").exists()  # nothing went to a local store
         client = MlflowClient(uri)
         runs = all_runs(client)
         (parent,) = [r for r in runs if r.data.tags.get("dlkit.sweep") == "parent"]
@@ -70,6 +71,7 @@ def test_a_sweep_through_a_server_on_postgresql_from_two_processes_at_once(postg
         for child in children:
             run_id = child.info.run_id
             assert child.info.status == "FINISHED" and child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+            assert child.info.artifact_uri.startswith("mlflow-artifacts:")  # proxied by the server
             for key in ("train/loss", "val/loss", "val/acc"):
                 assert sorted(m.step for m in client.get_metric_history(run_id, key)) == [0, 1], key
             assert {"config.yaml", "overrides.yaml", "best.pt", "learning_curves.png"} <= {

@@ -220,8 +220,17 @@ def test_a_real_sweep_whose_treatment_narrows_the_gap_by_lowering_test_accuracy_
     ],
 )
 def test_a_mistake_in_a_study_is_named_before_anything_runs(override, message, tmp_path):
-    done = dlkit_cli("-m", "+study=dropout_quick", override, f"paths.output_dir={tmp_path}")
-    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
+    """The check `dlkit -m` makes before launching (in-process here; the first case also from the command line:
+    one line, exit 2, nothing created)."""
+    from dlkit import cli
+    from dlkit.errors import ConfigError
+
+    with pytest.raises(ConfigError) as raised:
+        cli._plan_jobs(["+study=dropout_quick", override, f"paths.output_dir={tmp_path}"], multirun=True)
+    assert message in str(raised.value)
+    if override.startswith("study.treatment"):
+        done = dlkit_cli("-m", "+study=dropout_quick", override, f"paths.output_dir={tmp_path}")
+        assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert not (tmp_path / "mlflow.db").exists()
 
 

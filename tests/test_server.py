@@ -6,6 +6,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
+
+import pytest
 
 from conftest import all_runs, dlkit_cli
 from test_ui import free_port
@@ -56,6 +59,10 @@ def stop_server(server: subprocess.Popen) -> None:
     server.communicate(timeout=30)
 
 
+@pytest.mark.skipif(
+    bool(list(Path("/usr/lib/postgresql").glob("*/bin/initdb"))),
+    reason="test_postgres.py runs a sweep through a server with proxied artifacts, on PostgreSQL",
+)
 def test_a_sweep_logs_to_a_tracking_server_with_proxied_artifacts(tmp_path):
     port, artifacts = free_port(), tmp_path / "server-artifacts"
     server = start_server(tmp_path, port)
