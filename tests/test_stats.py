@@ -85,3 +85,28 @@ def test_several_treatment_levels_are_holm_adjusted():
     raw = [compare(values["a"], values[level]).p for level in ("b", "c")]
     assert [found[level] for level in ("b", "c")] == pytest.approx(holm(raw))
     assert report.verdict().p == pytest.approx(holm(raw)[0]) and report.verdict().levels == 2
+
+
+def test_too_few_runs_in_either_arm_give_the_difference_and_no_test():
+    """Mutation testing's first survivors: the guard is 'either arm below 2' (not both), and the difference is
+    treatment − control by hand, nan when an arm is empty or a value is beyond every number."""
+    from dlkit.stats import compare
+
+    one = compare([1.0], [2.0, 3.0])  # 2.5 − 1.0
+    assert (
+        one.method == "too few" and one.diff == 1.5 and math.isnan(one.p) and (one.n_control, one.n_treatment) == (1, 2)
+    )
+    assert compare([2.0, 3.0], [1.0]).diff == -1.5 and compare([2.0, 3.0], [1.0]).method == "too few"
+    assert math.isnan(compare([], [1.0, 2.0]).diff) and math.isnan(compare([1.0], [math.inf]).diff)
+
+
+def test_one_arm_without_spread_is_still_welchs_test():
+    """Only when neither arm varies is the permutation test used (a mutant with 'or' survived the suite)."""
+    from scipy import stats
+
+    from dlkit.stats import compare
+
+    c = compare([1.0, 1.0, 1.0], [2.0, 3.0, 4.0])
+    assert c.method == "welch" and c.p == pytest.approx(
+        stats.ttest_ind([2.0, 3.0, 4.0], [1.0] * 3, equal_var=False).pvalue
+    )
