@@ -255,6 +255,12 @@ def ui_command(argv: list[str]) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=5000, help="port to listen on (default 5000)")
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes (default 1: one person's browser needs no more; MLflow's own default is 4)",
+    )
+    parser.add_argument(
         "--allowed-hosts",
         default="",
         help="more names the browser may reach it by (comma-separated; MLflow refuses other Host headers). "
@@ -283,6 +289,8 @@ def ui_command(argv: list[str]) -> None:
         args.host,
         "--port",
         str(args.port),
+        "--workers",
+        str(args.workers),
     ]
     names = allowed_names(args.host, args.allowed_hosts)
     if names:  # the UI's requests carry these as Host and Origin: MLflow refuses the ones it does not know

@@ -3,8 +3,9 @@
 Welch's t-test with its Welch–Satterthwaite degrees of freedom and a two-sided p-value; a 95% confidence
 interval on treatment − control; Hedges' g as the effect size; Holm's correction when several treatment levels
 are compared with one control. When neither arm varies at all, Welch's t is undefined (a zero spread would give
-±∞): the comparison is an exact permutation test of the difference in means instead, whose p-value is the
-share of the ways to split the pooled runs that give a difference at least as large.
+±∞): the comparison is an exact permutation test of the difference in means instead, whose two-sided p-value is
+twice the share of the ways to split the pooled runs that give a difference at least as far in the observed
+direction (at most 1).
 
 An outcome beyond every number a run could report is ±∞: a target never reached within max_epochs is +∞
 epochs (censored: all such runs stopped at the same epoch, so they are tied above every run that reached it),
@@ -102,7 +103,7 @@ def compare(
     half = stats.t.ppf(0.5 + confidence / 2, df) * se
     pooled = math.sqrt(((n_a - 1) * var_a + (n_b - 1) * var_b) / (n_a + n_b - 2))
     correction = 1 - 3 / (4 * (n_a + n_b) - 9)
-    g = diff / pooled * correction if pooled else math.copysign(math.inf, diff)
+    g = diff / pooled * correction  # pooled > 0: some arm varies (else the permutation test above)
     return Comparison(diff, diff - half, diff + half, float(p), n_a, n_b, t, df, g)
 
 
@@ -133,7 +134,7 @@ def _ranks(a: list[float], b: list[float], beyond: str) -> Comparison:
     splits = math.comb(len(a) + len(b), len(a))
     result = stats.permutation_test(
         (b, a),
-        lambda x, y: above(x, y) - 0.5,
+        above,  # the two-sided p is the same for any shift of the statistic
         permutation_type="independent",
         alternative="two-sided",
         n_resamples=math.inf if splits <= 20_000 else 20_000,
@@ -141,10 +142,17 @@ def _ranks(a: list[float], b: list[float], beyond: str) -> Comparison:
     )
     medians = (statistics.median(b), statistics.median(a))
     diff = medians[0] - medians[1] if all(math.isfinite(m) for m in medians) else math.nan
-    n_a, n_b = len(a), len(b)
-    p = min(1.0, float(result.pvalue))
     return Comparison(
-        diff, math.nan, math.nan, p, n_a, n_b, method="rank", above=above(b, a), medians=medians, beyond=beyond
+        diff,
+        math.nan,
+        math.nan,
+        float(result.pvalue),  # scipy's two-sided p is at most 1
+        len(a),
+        len(b),
+        method="rank",
+        above=above(b, a),
+        medians=medians,
+        beyond=beyond,
     )
 
 

@@ -57,6 +57,8 @@ class SweepCallback(Callback):
         self.sweep: Sweep | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if str(config.hydra.launcher.get("_target_")).startswith("hydra_plugins.dlkit_slurm."):
+            _check_slurm_request(config.hydra.launcher)  # before the parent exists
         if not config.tracking.enabled:
             return
         self.sweep = _open_parent(config)
@@ -84,6 +86,19 @@ class SweepCallback(Callback):
             for failure in ended.failures:
                 print(f"  not finished: {failure}")
             print("Report: dlkit report   Browse: dlkit ui")
+
+
+def _check_slurm_request(launcher: DictConfig) -> None:
+    """A request the cluster can never grant stops the sweep here with one line (a ConfigError raised here would
+    reach Hydra's error report, which prints a traceback)."""
+    from dlkit.errors import ConfigError
+    from dlkit.slurm import check_request
+
+    try:
+        check_request(OmegaConf.to_container(launcher, resolve=True))
+    except ConfigError as exc:
+        print(f"dlkit: error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 def _open_parent(config: DictConfig) -> Sweep:

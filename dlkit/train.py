@@ -53,6 +53,9 @@ warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 warnings.filterwarnings("ignore", message=".*treespec.*")  # Lightning 2.6 on torch 2.13, not actionable
 # dlkit reduces its epoch sums across DDP processes itself.
 warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
+# On a SLURM login node Lightning tells every local run to prepend `srun python <script>`: not dlkit's way (a sweep's
+# jobs go to SLURM with hydra/launcher=slurm), and noise on every run.
+warnings.filterwarnings("ignore", message=".*The `srun` command is available on your system.*")
 # trainer.limit_val_batches=0: no validation, as asked.
 warnings.filterwarnings("ignore", message=".*length of `Chunks` across ranks is zero.*")
 

@@ -59,14 +59,14 @@ def dlkit_cli(
     return subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout)
 
 
-def start_dlkit(*args: str, model: bool = False) -> subprocess.Popen:
+def start_dlkit(*args: str, model: bool = False, env: dict | None = None) -> subprocess.Popen:
     """Start `dlkit` to signal it later. SIGINT is reset to its default: a shell that runs the suite in the
     background starts it with SIGINT ignored, and Python would then never raise KeyboardInterrupt."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DLKIT_")}
     return subprocess.Popen(
         [sys.executable, "-m", "dlkit", *(args if model else without_model(args))],
         cwd=REPO,
-        env={**environment, "PYTHONUNBUFFERED": "1"},
+        env={**environment, "PYTHONUNBUFFERED": "1", **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

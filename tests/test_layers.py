@@ -30,7 +30,7 @@ LAYERS = [
     ("build", ["dlkit.build"]),
     ("config", ["dlkit.config"]),
     ("training", ["dlkit.callbacks", "dlkit.train"]),
-    ("sweep", ["dlkit.sweep"]),
+    ("sweep", ["dlkit.sweep", "dlkit.slurm"]),  # a sweep's parent and children; SLURM's launcher
     ("commands", ["dlkit.check", "dlkit.report", "dlkit.studies"]),
     ("cli", ["dlkit.cli", "dlkit.__main__"]),
     ("api", ["dlkit"]),  # dlkit/__init__.py: dlkit.run, dlkit.plan_for; nothing inside the package imports it

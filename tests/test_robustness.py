@@ -52,6 +52,7 @@ def test_a_diverging_run_stops_failed_with_the_reason_and_keeps_its_metrics(outp
     (line,) = [text for text in done.stderr.strip().splitlines() if text.startswith("dlkit: ")]
     assert line.startswith("dlkit: run ") and " FAILED: " in line and "loss became nan in epoch " in line
     assert "Traceback" not in done.stderr
+    assert "srun" not in done.stderr  # on a SLURM login node (srun on the PATH) Lightning's hint is not dlkit's way
     (run,) = all_runs(store())
     assert run.info.status == "FAILED" and run.data.tags["dlkit.failure"] == "diverged"
     assert run.info.run_id in line and run.data.tags["dlkit.failure_reason"] in line
@@ -158,8 +159,9 @@ def test_a_relaunched_sweep_skips_finished_jobs_and_resumes_the_interrupted_one(
     assert children["seed=0"].info.run_id == first["seed=0"].info.run_id  # reused, not run again
     assert children["seed=1"].info.run_id == first["seed=1"].info.run_id  # the same run, continued
 
-    fresh = dlkit_cli(*sweep, "tracking.resume=false")
-    assert fresh.returncode == 0 and "Resuming sweep" not in fresh.stdout
+    # tracking.resume=false: a new parent, though every job has finished (stopped once it is open: no need to train)
+    code, fresh = _signal_after([*sweep, "tracking.resume=false"], "[job 1/3] epoch 1/", signal.SIGINT)
+    assert code == 128 + signal.SIGINT and "Resuming sweep" not in fresh and "already finished" not in fresh
     assert len([r for r in all_runs(store()) if r.data.tags.get("dlkit.sweep") == "parent"]) == 2
 
 

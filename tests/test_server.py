@@ -123,8 +123,13 @@ def test_a_server_that_stops_mid_run_ends_the_run_process_and_the_run_resumes_la
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
     server = start_server(tmp_path, port)
+    # 48 samples an epoch: long enough to stop the server mid-run, short for the resume to finish
     job = start_dlkit(
-        "tracking=server", f"tracking.uri={uri}", "trainer.max_epochs=300", f"paths.output_dir={tmp_path}"
+        "tracking=server",
+        f"tracking.uri={uri}",
+        "data.limit=48",
+        "trainer.max_epochs=400",
+        f"paths.output_dir={tmp_path}",
     )
     try:
         next(line for line in job.stdout if line.startswith("epoch "))

@@ -110,3 +110,72 @@ def test_one_arm_without_spread_is_still_welchs_test():
     assert c.method == "welch" and c.p == pytest.approx(
         stats.ttest_ind([2.0, 3.0, 4.0], [1.0] * 3, equal_var=False).pvalue
     )
+
+
+def test_what_a_comparison_says_in_each_of_its_forms():
+    """Mutation testing's survivors in Comparison.text and _p_text: each method's exact words."""
+    from dlkit.stats import compare
+
+    welch = compare([0.9, 1.0, 1.1], [1.9, 2.0, 2.1])
+    assert welch.text() == f"Δ = +1.0000 [{welch.low:+.4f}, {welch.high:+.4f}], p < 0.001, 3 vs 3 runs"
+    assert welch.text(p=0.0123) == f"Δ = +1.0000 [{welch.low:+.4f}, {welch.high:+.4f}], p = 0.012, 3 vs 3 runs"
+    assert welch.text(p=0.001).endswith("p = 0.001, 3 vs 3 runs") and "p < 0.001" in welch.text(p=0.000999)
+    flat = compare([31.0] * 3, [3.0] * 3)
+    assert flat.text() == "Δ = -28.0000, p = 0.1, no spread in either arm (exact permutation test), 3 vs 3 runs"
+    few = compare([1.0, 2.0], [2.5])
+    assert few.text() == "Δ = +1.0000, p = –, 1 vs 2 runs" and math.isnan(few.low) and math.isnan(few.high)
+    never = compare([math.inf] * 3, [1.0, 2.0, 3.0])  # how ∞ reads unless told ("> 30" for epochs)
+    assert never.text() == "medians 2 vs ∞, p = 0.1 (rank test, P(treatment > control) = 0.00), 3 vs 3 runs"
+    assert compare([1.0], [math.inf], beyond="> 30").beyond == "> 30"
+
+
+def test_the_exact_permutation_test_counts_every_split_by_hand():
+    from dlkit.stats import compare
+
+    # pooled 1, 1, 3, 3, 3, 3: of the C(6, 4) = 15 ways to pick the treatment's 4, only the four 3s give Δ >= 2;
+    # two-sided: twice that share (the other side, Δ <= -1 at most, has no split as far)
+    c = compare([1.0, 1.0], [3.0, 3.0, 3.0, 3.0])
+    assert c.method == "permutation" and c.p == pytest.approx(2 / 15)
+    assert (c.diff, c.low, c.high, c.n_control, c.n_treatment) == (2.0, 2.0, 2.0, 2, 4)
+    assert compare([1.0] * 3, [2.0] * 3).p == pytest.approx(2 / 20)  # a difference of exactly 1 is tested too
+    # 8 vs 8: all C(16, 8) = 12,870 splits, not a sample of them
+    assert compare([1.0] * 8, [2.0] * 8).p == pytest.approx(2 / 12870, rel=1e-9)
+    same = compare([2.0] * 3, [2.0] * 2)
+    assert (same.diff, same.low, same.high, same.p, same.n_control, same.n_treatment, same.method) == (
+        0.0,
+        0.0,
+        0.0,
+        1.0,
+        3,
+        2,
+        "permutation",
+    )
+
+
+def test_the_rank_test_gives_the_medians_difference_and_samples_splits_beyond_twenty_thousand():
+    from scipy import stats
+
+    from dlkit.stats import compare
+
+    c = compare([5.0, 7.0, 9.0, math.inf], [1.0, 2.0, 6.0])  # medians 2 vs 8
+    assert c.method == "rank" and c.diff == -6.0 and math.isnan(c.low) and math.isnan(c.high)
+    assert (c.n_control, c.n_treatment) == (4, 3) and c.above == pytest.approx(1 / 12)
+    assert math.isnan(compare([math.inf] * 3, [1.0, 2.0, 3.0]).diff)  # a median beyond every number: no difference
+    assert compare([1.0, math.inf], [1.0, math.inf]).p == 1.0
+    # 10 vs 10: C(20, 10) = 184,756 splits, so 20,000 random ones (seeded: the same p every time), near the exact p
+    control, treatment = [float(v) for v in range(5, 14)] + [math.inf], [float(v) for v in range(10)]
+    sampled = compare(control, treatment)
+    exact = stats.mannwhitneyu(treatment, [*control[:-1], 1e9], method="exact").pvalue
+    assert sampled.p == compare(control, treatment).p and sampled.p == pytest.approx(exact, abs=0.002)
+    assert round(sampled.p * 20_001) == pytest.approx(sampled.p * 20_001, abs=1e-6)  # (hits + 1) / (20,000 + 1)
+
+
+def test_holm_never_adjusts_past_one_and_seeds_for_power_matches_cohens_table():
+    from dlkit.stats import holm, seeds_for_power
+
+    assert holm([0.6, 0.7]) == [1.0, 1.0] and math.isnan(holm([math.nan, 0.2])[0])
+    # Cohen (1988), two-sided α = 0.05, power 0.8: 64 runs per arm for d = 0.5, 26 for 0.8, 17 for 1.0
+    assert [seeds_for_power(g) for g in (0.5, 0.8, -0.8, 1.0)] == [64, 26, 26, 17]
+    assert seeds_for_power(0.0) is None and seeds_for_power(math.nan) is None and seeds_for_power(math.inf) is None
+    assert seeds_for_power(0.05) is None and seeds_for_power(0.05, most=10_000) > 1000  # beyond `most`: None
+    assert seeds_for_power(0.8, power=0.9) > 26 and seeds_for_power(0.8, alpha=0.01) > 26
