@@ -57,6 +57,8 @@ class EpochProgress(Callback):
         self._report(trainer, trainer.current_epoch - 1, last=True)
 
     def _report(self, trainer, epoch: int, last: bool) -> None:
+        if not trainer.is_global_zero:  # every process has the same (reduced) numbers: one prints them
+            return
         now = time.perf_counter()
         if not (last or epoch == 0 or now - self._last_print >= self.min_interval_s):
             return

@@ -182,14 +182,19 @@ def _check_study(composed) -> None:
 def _recording(overrides: Sequence[str]) -> bool:
     """Whether the runs will write through a recorder process (unless the command line says otherwise)."""
     given = overrides_text.pairs(overrides)
+    # A DDP process beside rank 0 that torchrun or srun started with the same command records nothing.
+    beside_rank_zero = os.environ.get("RANK", "0") != "0" or os.environ.get("SLURM_PROCID", "0") != "0"
     return (
-        given.get("tracking") != "none"
+        not beside_rank_zero
+        and given.get("tracking") != "none"
         and given.get("tracking.enabled") != "false"
         and given.get("tracking.recorder") != "false"
     )
 
 
 def _report(result, plan, prefix: str) -> None:
+    if result.rank:  # a DDP process beside rank 0, started by torchrun or srun: rank 0 reports
+        return
     tests = "  ".join(f"{k} {v:.4f}" for k, v in sorted(result.metrics.items()) if k.startswith("test/"))
     log.info("%s%s", prefix, tests)
     if result.warning:  # finished, yet no better than ignoring the input: say so where the numbers are

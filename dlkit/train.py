@@ -77,6 +77,7 @@ class Result:
     run: Run | RunIds = field(default_factory=NoRun, repr=False)
     skipped: bool = False  # a relaunched sweep's job that had already finished
     warning: str = ""  # the test metrics are no better than a predictor that ignores its input
+    rank: int = 0  # > 0: a DDP process beside rank 0 (which reports and records)
 
     # Asked of the run when read: a sweep's job, whose run the recorder creates while it trains, never waits for them.
     @property
@@ -172,7 +173,7 @@ def train(
         if status != "LOST":
             run.finish(status, wait=not detached)
         _end_ddp(environment)
-    return Result(metrics, run, warning=warning)
+    return Result(metrics, run, warning=warning, rank=rank)
 
 
 def chance_level(task, metrics: dict[str, float], y) -> str:

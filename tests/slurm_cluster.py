@@ -47,19 +47,23 @@ def _sbin(name: str) -> str:
 @dataclass
 class Cluster:
     folder: Path
-    node: str
-    cpus: int
+    nodes: list[str]  # their names
+    cpus: int  # a node's
     memory_mb: int
     env: dict[str, str]
     daemons: list[subprocess.Popen]
 
     @classmethod
-    def start(cls, folder: Path, cpus: int | None = None, memory_mb: int = 4000) -> Cluster:
+    def start(cls, folder: Path, cpus: int | None = None, memory_mb: int = 4000, nodes: int = 1) -> Cluster:
+        """nodes > 1: that many slurmd daemons on this machine, each a node of its own (n1, n2, ...) on 127.0.0.1,
+        sharing its CPUs; what a multi-node job needs, on one machine."""
         folder.mkdir(parents=True, exist_ok=True)
         folder.chmod(0o700)  # munge refuses a socket or key in a folder others can write
         for sub in ("state", "spool", "log", "munge"):
             (folder / sub).mkdir(exist_ok=True, mode=0o700)
-        node, cpus = socket.gethostname().split(".")[0], cpus or os.cpu_count() or 1
+        host = socket.gethostname().split(".")[0]
+        cpus = cpus or max(1, (os.cpu_count() or 1) // nodes)
+        names = [host] if nodes == 1 else [f"n{i + 1}" for i in range(nodes)]
         key = folder / "munge" / "munge.key"
         key.write_bytes(os.urandom(1024))
         key.chmod(0o400)
@@ -81,15 +85,14 @@ class Cluster:
             start_new_session=True,
         )
         daemons.append(munged)
-        controller_port, node_port = _free_ports(2)
+        controller_port, *node_ports = _free_ports(1 + nodes)
         conf = folder / "slurm.conf"
         conf.write_text(
             "\n".join(
                 [
                     "ClusterName=dlkit-test",
-                    f"SlurmctldHost={node}(127.0.0.1)",
+                    f"SlurmctldHost={host}(127.0.0.1)",
                     f"SlurmctldPort={controller_port}",
-                    f"SlurmdPort={node_port}",
                     "SlurmUser=root",
                     "SlurmdUser=root",
                     "AuthType=auth/munge",
@@ -107,25 +110,30 @@ class Cluster:
                     "ReturnToService=2",
                     "KillWait=5",
                     f"StateSaveLocation={folder / 'state'}",
-                    f"SlurmdSpoolDir={folder / 'spool'}",
+                    f"SlurmdSpoolDir={folder / 'spool' / '%n'}",  # %n: the node's name
                     f"SlurmctldPidFile={folder / 'slurmctld.pid'}",
-                    f"SlurmdPidFile={folder / 'slurmd.pid'}",
+                    f"SlurmdPidFile={folder / 'slurmd-%n.pid'}",
                     f"SlurmctldLogFile={folder / 'log' / 'slurmctld.log'}",
-                    f"SlurmdLogFile={folder / 'log' / 'slurmd.log'}",
-                    f"NodeName={node} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={memory_mb} State=UNKNOWN",
+                    f"SlurmdLogFile={folder / 'log' / 'slurmd-%n.log'}",
+                    *(
+                        f"NodeName={name} NodeHostname={host} NodeAddr=127.0.0.1 Port={port} CPUs={cpus}"
+                        f" RealMemory={memory_mb} State=UNKNOWN"
+                        for name, port in zip(names, node_ports)
+                    ),
                     "PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP",
                     "",
                 ]
             )
         )
         env = {**os.environ, "SLURM_CONF": str(conf)}
-        cluster = cls(folder, node, cpus, memory_mb, env, daemons)
+        cluster = cls(folder, names, cpus, memory_mb, env, daemons)
         try:
             cluster._wait(munge_socket.exists, "munged did not start", "munged.log")
-            for daemon in ("slurmctld", "slurmd"):
+            for daemon, name in [("slurmctld", None), *(("slurmd", n) for n in names)]:
+                (folder / "spool" / (name or "")).mkdir(exist_ok=True)
                 daemons.append(
                     subprocess.Popen(
-                        [_sbin(daemon), "-D", "-f", str(conf)],
+                        [_sbin(daemon), "-D", "-f", str(conf), *(["-N", name] if name and nodes > 1 else [])],
                         env=env,
                         stdout=subprocess.DEVNULL,
                         stderr=subprocess.STDOUT,
@@ -138,9 +146,13 @@ class Cluster:
             raise
         return cluster
 
+    @property
+    def node(self) -> str:
+        return self.nodes[0]
+
     def _idle(self) -> bool:
-        shown = subprocess.run(["sinfo", "-h", "-o", "%t"], env=self.env, capture_output=True, text=True)
-        return shown.returncode == 0 and shown.stdout.strip() == "idle"
+        shown = subprocess.run(["sinfo", "-h", "-N", "-o", "%t"], env=self.env, capture_output=True, text=True)
+        return shown.returncode == 0 and shown.stdout.split() == ["idle"] * len(self.nodes)
 
     def _wait(self, ready, what: str, log: str, timeout: float = 60) -> None:
         deadline = time.time() + timeout

@@ -3,13 +3,60 @@ without one."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import all_runs, dlkit_cli
+import dlkit
+from conftest import NO_MODEL, REPO, all_runs, dlkit_cli
+from test_ui import free_port
 
 DDP = ["trainer=ddp_cpu", "trainer.max_epochs=1", "data.limit=96"]
+# Two nodes of one CPU process each, as a cluster starts them (torchrun on each node, or SLURM's srun).
+TWO_NODES = ["trainer=ddp_cpu", "trainer.devices=1", "trainer.num_nodes=2", "trainer.max_epochs=2", "data.limit=96"]
+FINAL = ("train/loss", "val/loss", "val/acc", "test/loss", "test/acc")
+
+
+def one_process_with_the_global_batch() -> dict[str, float]:
+    """The same training on one process, its batch the two nodes' together: dlkit shards each global batch
+    across processes, so DDP should reproduce it up to the order floats are summed in."""
+    result = dlkit.run(["trainer.max_epochs=2", "data.limit=96", "optimizer.batch_size=64", "tracking=none"])
+    return {k: result.metrics[k] for k in FINAL}
+
+
+def assert_one_run_over_two_nodes(client, launched_by: str) -> None:
+    (run,) = all_runs(client)  # the other node's process recorded nothing
+    assert run.info.status == "FINISHED"
+    tags, params = run.data.tags, run.data.params
+    assert (tags["device.nodes"], tags["device.processes"], tags["device.launched_by"]) == ("2", "2", launched_by)
+    assert params["optimizer.batch_size"] == "32" and params["optimizer.global_batch_size"] == "64"
+    reference = one_process_with_the_global_batch()
+    assert {k: run.data.metrics[k] for k in FINAL} == pytest.approx(reference, abs=1e-4)
+
+
+def test_two_nodes_started_by_torchrun_train_one_run_as_one_process_would(outputs, store):
+    port, env = free_port(), {k: v for k, v in os.environ.items() if not k.startswith("DLKIT_")}
+    nodes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node_rank={rank}", "--nproc_per_node=1"]
+            + ["--master_addr=127.0.0.1", f"--master_port={port}", "-m", "dlkit", *TWO_NODES, NO_MODEL]
+            + [f"paths.output_dir={outputs}"],
+            cwd=REPO,
+            env={**env, "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    outputs_of = [node.communicate(timeout=300)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs_of[0][-2000:] + outputs_of[1][-2000:]
+    assert "test/acc" in outputs_of[0] and "epoch" not in outputs_of[1] and "MLflow run" not in outputs_of[1]
+    assert_one_run_over_two_nodes(store(), "TorchElastic")
 
 
 def test_a_ddp_run_is_one_mlflow_run_with_metrics_over_every_process(outputs, store):

@@ -13,6 +13,7 @@ import pytest
 
 import slurm_cluster
 from conftest import all_runs, dlkit_cli, start_dlkit
+from test_devices import TWO_NODES, assert_one_run_over_two_nodes
 from test_robustness import RESUMABLE, _final, uninterrupted  # noqa: F401 (a fixture, used by name)
 
 pytestmark = pytest.mark.skipif(slurm_cluster.missing() is not None, reason=str(slurm_cluster.missing()))
@@ -76,7 +77,10 @@ def test_a_request_the_partition_cannot_grant_is_refused_before_anything_is_subm
 
 
 def test_a_preempted_job_ends_killed_with_a_checkpoint_and_the_relaunched_sweep_resumes_it(
-    cluster, outputs, store, uninterrupted  # noqa: F811
+    cluster,
+    outputs,
+    store,
+    uninterrupted,  # noqa: F811
 ):
     command = ["-m", "hydra/launcher=slurm", *RESUMABLE, "seed=0", FITS, f"paths.output_dir={outputs}"]
     sweep = start_dlkit(*command, env={"SLURM_CONF": cluster.env["SLURM_CONF"]})
@@ -106,3 +110,24 @@ def test_a_preempted_job_ends_killed_with_a_checkpoint_and_the_relaunched_sweep_
     (resumed,) = [r for r in all_runs(store()) if r.data.tags.get("dlkit.sweep") != "parent"]
     assert resumed.info.run_id == cut.info.run_id and resumed.info.status == "FINISHED"
     assert _final(resumed) == uninterrupted
+
+
+def test_two_nodes_started_by_srun_train_one_run_as_one_process_would(tmp_path_factory, outputs, store):
+    import sys
+
+    from conftest import NO_MODEL, REPO
+
+    with slurm_cluster.Cluster.start(tmp_path_factory.mktemp("slurm2"), nodes=2) as two:
+        done = subprocess.run(
+            ["srun", "--nodes=2", "--ntasks-per-node=1", "--mem=1G", sys.executable, "-m", "dlkit", *TWO_NODES]
+            + [NO_MODEL, f"paths.output_dir={outputs}"],
+            cwd=REPO,
+            # the nodes' names (n1, n2) resolve nowhere: rank 0 listens on this machine
+            env={**two.env, "MASTER_ADDR": "127.0.0.1", "PYTHONUNBUFFERED": "1"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert done.stdout.count("test/acc") == 1  # both tasks write to this terminal: rank 0 alone reports
+    assert_one_run_over_two_nodes(store(), "SLURM")

@@ -48,6 +48,9 @@ def device_tags(trainer) -> dict[str, str]:
     import torch
 
     device = trainer.strategy.root_device
+    # Who started DDP's processes: Lightning itself, torchrun ("TorchElastic"), SLURM's srun ("SLURM").
+    environment = getattr(trainer.strategy, "cluster_environment", None)
+    launcher = type(environment).__name__.removesuffix("Environment") if environment is not None else ""
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
@@ -55,9 +58,12 @@ def device_tags(trainer) -> dict[str, str]:
     return {
         "device.accelerator": device.type,
         "device.name": name,
-        "device.count": str(trainer.num_devices),
+        "device.count": str(trainer.num_devices),  # a node's
+        "device.nodes": str(trainer.num_nodes),
+        "device.processes": str(trainer.world_size),
         "device.precision": str(trainer.precision),
         "device.torch_threads": str(torch.get_num_threads()),
+        **({"device.launched_by": launcher} if launcher else {}),
     }
 
 
