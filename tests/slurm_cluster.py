@@ -54,9 +54,12 @@ class Cluster:
     daemons: list[subprocess.Popen]
 
     @classmethod
-    def start(cls, folder: Path, cpus: int | None = None, memory_mb: int = 4000, nodes: int = 1) -> Cluster:
+    def start(
+        cls, folder: Path, cpus: int | None = None, memory_mb: int = 4000, nodes: int = 1, partitions: tuple = ()
+    ) -> Cluster:
         """nodes > 1: that many slurmd daemons on this machine, each a node of its own (n1, n2, ...) on 127.0.0.1,
-        sharing its CPUs; what a multi-node job needs, on one machine."""
+        sharing its CPUs; what a multi-node job needs, on one machine. partitions: more PartitionName= lines
+        (all nodes), beside the default partition 'debug'."""
         folder.mkdir(parents=True, exist_ok=True)
         folder.chmod(0o700)  # munge refuses a socket or key in a folder others can write
         for sub in ("state", "spool", "log", "munge"):
@@ -121,6 +124,7 @@ class Cluster:
                         for name, port in zip(names, node_ports)
                     ),
                     "PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP",
+                    *(f"PartitionName={line} Nodes=ALL State=UP" for line in partitions),
                     "",
                 ]
             )
@@ -151,8 +155,9 @@ class Cluster:
         return self.nodes[0]
 
     def _idle(self) -> bool:
-        shown = subprocess.run(["sinfo", "-h", "-N", "-o", "%t"], env=self.env, capture_output=True, text=True)
-        return shown.returncode == 0 and shown.stdout.split() == ["idle"] * len(self.nodes)
+        shown = subprocess.run(["sinfo", "-h", "-N", "-o", "%N %t"], env=self.env, capture_output=True, text=True)
+        states = dict(line.split() for line in shown.stdout.splitlines())  # a node is listed once per partition
+        return shown.returncode == 0 and states == dict.fromkeys(self.nodes, "idle")
 
     def _wait(self, ready, what: str, log: str, timeout: float = 60) -> None:
         deadline = time.time() + timeout

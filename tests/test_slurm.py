@@ -22,7 +22,9 @@ FITS = "hydra.launcher.mem_gb=1"  # the test cluster's node has 3.9 GB; the pres
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    with slurm_cluster.Cluster.start(tmp_path_factory.mktemp("slurm"), memory_mb=4000) as running:
+    # 'pairs' takes only jobs of 2 nodes or more, which this one-node cluster never has: a limit dlkit's check of the
+    # request does not read, so a job waits there (reason PartitionConfig) for ever
+    with slurm_cluster.Cluster.start(tmp_path_factory.mktemp("slurm"), partitions=["pairs MinNodes=2"]) as running:
         yield running
 
 
@@ -71,9 +73,19 @@ def test_a_request_the_partition_cannot_grant_is_refused_before_anything_is_subm
         and f"hydra.launcher.cpus_per_task={cluster.cpus} hydra.launcher.nodes=1 trainer.num_nodes=1" in greedy.stderr
     )
     wrong = slurm(cluster, "seed=0,1", FITS, "hydra.launcher.partition=gpu")
-    assert wrong.returncode == 2 and "partition 'gpu' does not exist; its partitions: debug." in wrong.stderr
+    assert wrong.returncode == 2 and "partition 'gpu' does not exist; its partitions: debug, pairs." in wrong.stderr
     assert cluster.run("squeue", "-h") == ""  # nothing was submitted
     assert all_runs(store()) == []  # nor any run created
+
+
+def test_a_job_pending_for_a_reason_slurm_never_lifts_stops_the_sweep(cluster, outputs, store):
+    never = slurm(cluster, "seed=0,1", FITS, "hydra.launcher.partition=pairs", f"paths.output_dir={outputs}")
+    assert never.returncode == 2 and "Traceback" not in never.stderr, never.stderr[-2000:]
+    (line,) = never.stderr.strip().splitlines()
+    assert line.startswith("dlkit: error: SLURM will never start job ") and "because of PartitionConfig" in line
+    assert cluster.run("squeue", "-h") == ""  # its jobs cancelled, not left in the queue
+    (parent,) = all_runs(store())  # no job ever ran: the parent alone, closed
+    assert parent.info.status == "FAILED"
 
 
 def test_a_preempted_job_ends_killed_with_a_checkpoint_and_the_relaunched_sweep_resumes_it(
