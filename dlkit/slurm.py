@@ -43,12 +43,26 @@ NEVER = re.compile(r"^(Partition(Config|NodeLimit|TimeLimit)|BadConstraints|Inva
 @dataclass(frozen=True)
 class Partition:
     name: str
-    cpus: int  # the most a node offers
-    memory_mb: int
-    gpus: int
-    nodes: int
+    offers: tuple[tuple[int, int, int], ...]  # each node's (CPUs, memory in MB, GPUs)
     max_minutes: float  # math.inf: no limit
     max_cpus_per_node: float
+
+    @property
+    def cpus(self) -> int:
+        return int(min(max((c for c, _, _ in self.offers), default=0), self.max_cpus_per_node))
+
+    @property
+    def memory_mb(self) -> int:
+        return max((m for _, m, _ in self.offers), default=0)
+
+    @property
+    def gpus(self) -> int:
+        return max((g for _, _, g in self.offers), default=0)
+
+    def fits(self, cpus: int, memory_mb: int, gpus: int) -> bool:
+        """Whether one node offers all three at once."""
+        limit = self.max_cpus_per_node
+        return any(min(c, limit) >= cpus and m >= memory_mb and g >= gpus for c, m, g in self.offers)
 
 
 def _client(*command: str) -> str:
@@ -86,16 +100,10 @@ def partition(name: str | None) -> Partition:
         raise ConfigError(f"{which}; its partitions: {', '.join(names)}. Pick one: hydra.launcher.partition=NAME")
     nodes = _client("sinfo", "-h", "-N", "-p", chosen["PartitionName"], "-o", "%N|%c|%m|%G").splitlines()
     rows = {line.split("|")[0]: line.split("|")[1:] for line in nodes if line.strip()}  # a node is listed once
-    cpus = max((int(c) for c, _, _ in rows.values()), default=0)
-    memory = max((int(m.rstrip("+")) for _, m, _ in rows.values()), default=0)
-    gpus = max((_gpus(g) for _, _, g in rows.values()), default=0)
     per_node = chosen.get("MaxCPUsPerNode", "UNLIMITED")
     return Partition(
         chosen["PartitionName"],
-        cpus,
-        memory,
-        gpus,
-        len(rows),
+        tuple((int(c), int(m.rstrip("+")), _gpus(g)) for c, m, g in rows.values()),
         _minutes(chosen.get("MaxTime", "UNLIMITED")),
         math.inf if per_node == "UNLIMITED" else int(per_node),
     )
@@ -112,24 +120,27 @@ def check_request(launcher: Mapping[str, Any]) -> Partition:
     what was asked, what the partition offers and which override to change."""
     offered = partition(launcher.get("partition"))
     asked_cpus = (launcher.get("cpus_per_task") or 1) * (launcher.get("tasks_per_node") or 1)
-    asked_memory = launcher.get("mem_gb")
+    asked_memory, asked_gpus = launcher.get("mem_gb") or 0, launcher.get("gpus_per_node") or 0
     problems, fixes = [], []
-    node_cpus = min(offered.cpus, offered.max_cpus_per_node)
+    node_cpus = offered.cpus
     if asked_cpus > node_cpus:
         problems.append(f"{asked_cpus} CPUs a node (it has {node_cpus})")
         fixes.append(f"hydra.launcher.cpus_per_task={max(1, node_cpus // (launcher.get('tasks_per_node') or 1))}")
-    if asked_memory and asked_memory * 1024 > offered.memory_mb:
+    if asked_memory * 1024 > offered.memory_mb:
         problems.append(f"{asked_memory} GB a node (it has {offered.memory_mb / 1024:.1f} GB)")
         fixes.append(f"hydra.launcher.mem_gb={max(1, offered.memory_mb // 1024)}")
-    if (launcher.get("gpus_per_node") or 0) > offered.gpus:
-        problems.append(f"{launcher['gpus_per_node']} GPUs a node (it has {offered.gpus})")
+    if asked_gpus > offered.gpus:
+        problems.append(f"{asked_gpus} GPUs a node (it has {offered.gpus})")
         fixes.append(f"hydra.launcher.gpus_per_node={offered.gpus or 'null'}")
-    if (launcher.get("nodes") or 1) > offered.nodes:
-        problems.append(f"{launcher['nodes']} nodes (it has {offered.nodes})")
-        fixes.append(f"hydra.launcher.nodes={offered.nodes} trainer.num_nodes={offered.nodes}")
+    if (launcher.get("nodes") or 1) > len(offered.offers):
+        problems.append(f"{launcher['nodes']} nodes (it has {len(offered.offers)})")
+        fixes.append(f"hydra.launcher.nodes={len(offered.offers)} trainer.num_nodes={len(offered.offers)}")
     if (launcher.get("timeout_min") or 0) > offered.max_minutes:
         problems.append(f"{launcher['timeout_min']} minutes (it allows {offered.max_minutes:g})")
         fixes.append(f"hydra.launcher.timeout_min={int(offered.max_minutes)}")
+    if not problems and not offered.fits(asked_cpus, asked_memory * 1024, asked_gpus):
+        problems.append(f"{asked_cpus} CPUs, {asked_memory} GB and {asked_gpus} GPUs on one node (no node has all)")
+        fixes.append("fewer of one of them")
     if problems:
         raise ConfigError(
             f"hydra/launcher=slurm asks partition '{offered.name}' for {' and '.join(problems)}: SLURM would keep"

@@ -3,6 +3,7 @@ started in a temporary folder): sweeps through sbatch, requests the cluster can 
 
 from __future__ import annotations
 
+import math
 import re
 import signal
 import subprocess
@@ -16,8 +17,23 @@ from conftest import all_runs, dlkit_cli, start_dlkit
 from test_devices import TWO_NODES, assert_one_run_over_two_nodes
 from test_robustness import RESUMABLE, _final, uninterrupted  # noqa: F401 (a fixture, used by name)
 
-pytestmark = pytest.mark.skipif(slurm_cluster.missing() is not None, reason=str(slurm_cluster.missing()))
+needs_slurm = pytest.mark.skipif(slurm_cluster.missing() is not None, reason=str(slurm_cluster.missing()))
 FITS = "hydra.launcher.mem_gb=1"  # the test cluster's node has 3.9 GB; the preset asks 4 (refused: tested below)
+
+
+def test_slurms_time_limits_and_gpus_are_read_as_slurm_writes_them():
+    from dlkit.slurm import Partition, _gpus, _minutes
+
+    assert [_minutes(t) for t in ("UNLIMITED", "30", "45:30", "04:00:00", "2-12:30:00")] == [
+        math.inf,
+        30,
+        45.5,
+        240,
+        2 * 1440 + 12 * 60 + 30,
+    ]
+    assert [_gpus(g) for g in ("(null)", "gpu:4", "gpu:a100:8(S:0-1)", "gpu:a100:2,gpu:v100:1")] == [0, 4, 8, 3]
+    mixed = Partition("p", ((64, 4000, 0), (8, 256_000, 4)), math.inf, math.inf)  # many CPUs or much memory
+    assert mixed.fits(32, 2000, 0) and mixed.fits(8, 200_000, 4) and not mixed.fits(32, 200_000, 0)
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +48,7 @@ def slurm(cluster, *args: str, **kwargs) -> subprocess.CompletedProcess:
     return dlkit_cli("-m", "hydra/launcher=slurm", *args, env={"SLURM_CONF": cluster.env["SLURM_CONF"]}, **kwargs)
 
 
+@needs_slurm
 def test_a_sweep_runs_one_slurm_job_per_job_under_one_parent_and_a_failing_job_fails_it(cluster, outputs, store):
     done = slurm(
         cluster,
@@ -59,6 +76,7 @@ def test_a_sweep_runs_one_slurm_job_per_job_under_one_parent_and_a_failing_job_f
     assert "val/loss became nan" in out  # the sweep's summary says why
 
 
+@needs_slurm
 def test_a_request_the_partition_cannot_grant_is_refused_before_anything_is_submitted(cluster, outputs, store):
     preset = slurm(cluster, "seed=0,1", f"paths.output_dir={outputs}")  # 4 GB a job, on a node of 3.9 GB
     assert preset.returncode == 2 and "Traceback" not in preset.stderr
@@ -78,6 +96,7 @@ def test_a_request_the_partition_cannot_grant_is_refused_before_anything_is_subm
     assert all_runs(store()) == []  # nor any run created
 
 
+@needs_slurm
 def test_a_job_pending_for_a_reason_slurm_never_lifts_stops_the_sweep(cluster, outputs, store):
     never = slurm(cluster, "seed=0,1", FITS, "hydra.launcher.partition=pairs", f"paths.output_dir={outputs}")
     assert never.returncode == 2 and "Traceback" not in never.stderr, never.stderr[-2000:]
@@ -88,6 +107,7 @@ def test_a_job_pending_for_a_reason_slurm_never_lifts_stops_the_sweep(cluster, o
     assert parent.info.status == "FAILED"
 
 
+@needs_slurm
 def test_a_preempted_job_ends_killed_with_a_checkpoint_and_the_relaunched_sweep_resumes_it(
     cluster,
     outputs,
@@ -124,6 +144,7 @@ def test_a_preempted_job_ends_killed_with_a_checkpoint_and_the_relaunched_sweep_
     assert _final(resumed) == uninterrupted
 
 
+@needs_slurm
 def test_two_nodes_started_by_srun_train_one_run_as_one_process_would(tmp_path_factory, outputs, store):
     import sys
 
