@@ -8,7 +8,7 @@ import itertools
 import pytest
 
 from dlkit.tracking import tags as tag
-from dlkit.tracking.sweep_store import close_parent
+from dlkit.tracking.sweep_store import Attempt, close_parent
 
 counter = itertools.count()
 
@@ -118,3 +118,74 @@ def test_a_parent_already_ended_keeps_its_status_and_jobs_without_the_objective_
     assert outcome.status == "FINISHED"  # what its jobs say...
     run = client.get_run(parent)
     assert run.info.status == "KILLED" and tag.BEST_RUN_ID not in run.data.tags  # ...but the store is not rewritten
+
+
+def open_parent(uri, experiment, key="k1", resume=True, **tags):
+    from dlkit.tracking.sweep_store import open_parent as opened
+
+    return opened(uri, experiment, None, key, "sweep seed=0,1", tags, ["data.limit=48", "lr=0.1"], resume)
+
+
+def test_a_new_sweep_gets_a_parent_tagged_with_its_key_and_fixed_overrides(uri):
+    from mlflow.tracking import MlflowClient
+
+    experiment = f"open-{next(counter)}"
+    run_id, attempts = open_parent(uri, experiment, **{"dlkit.jobs": "2"})
+    assert attempts is None  # nothing ran before
+    run = MlflowClient(uri).get_run(run_id)
+    assert run.info.run_name == "sweep seed=0,1" and run.info.status == "RUNNING"
+    assert run.data.tags[tag.SWEEP_KEY] == "k1" and run.data.tags[tag.SWEEP_ID] == run_id
+    assert run.data.tags["dlkit.jobs"] == "2"
+    assert run.data.params == {"override.0": "data.limit=48", "override.1": "lr=0.1"}
+    assert open_parent(uri, experiment, key="k2")[0] != run_id  # another sweep: another parent
+    assert open_parent(uri, experiment, resume=False)[0] != run_id  # tracking.resume=false: afresh
+
+
+def test_the_same_sweep_launched_again_reopens_its_parent_with_each_jobs_latest_attempt(uri):
+    from mlflow.tracking import MlflowClient
+
+    client, experiment = MlflowClient(uri), f"reopen-{next(counter)}"
+    first, _ = open_parent(uri, experiment, **{tag.STUDY: "dropout", f"{tag.STUDY}.guards": "{}"})
+    experiment_id = client.get_run(first).info.experiment_id
+    client.set_tag(first, f"{tag.EARLY_FAILURE_PREFIX}0", "lr=9: a bad value")
+    client.set_terminated(first, status="FAILED")
+
+    def child(config: str | None, status: str, loss: float, second: int) -> str:
+        tags = {tag.PARENT: first, **({tag.CONFIG_HASH: config} if config else {})}
+        run_id = client.create_run(experiment_id, start_time=1_900_000_000_000 + second * 1000, tags=tags).info.run_id
+        client.log_metric(run_id, "val/loss", loss)
+        client.set_terminated(run_id, status=status)
+        return run_id
+
+    child("a", "KILLED", 0.9, 1)
+    again = child("a", "FINISHED", 0.3, 2)  # a's latest attempt
+    cut = child("b", "KILLED", 0.7, 3)
+    child(None, "FINISHED", 0.1, 4)  # no config hash: not a job a relaunch can match
+    run_id, attempts = open_parent(uri, experiment, **{tag.STUDY: "dropout", "dlkit.jobs": "3"})
+    assert run_id == first
+    assert attempts == {
+        "a": Attempt(again, experiment_id, "FINISHED", {"val/loss": 0.3}),
+        "b": Attempt(cut, experiment_id, "KILLED", {"val/loss": 0.7}),
+    }
+    run = client.get_run(first)
+    assert run.info.status == "RUNNING"  # goes on
+    assert not [k for k in run.data.tags if k.startswith(tag.EARLY_FAILURE_PREFIX)]  # those jobs run again
+    assert f"{tag.STUDY}.guards" not in run.data.tags and run.data.tags["dlkit.jobs"] == "3"  # as launched now
+
+
+def test_latest_is_the_most_recently_started_match_and_call_runs_only_store_functions(uri):
+    from mlflow.tracking import MlflowClient
+
+    from dlkit.tracking.sweep_store import call, latest
+
+    client = MlflowClient(uri)
+    experiment_id = client.create_experiment(f"latest-{next(counter)}")
+    runs = [
+        client.create_run(experiment_id, start_time=1_950_000_000_000 + s * 1000, tags={"k": "v"}).info.run_id
+        for s in (3, 1, 2)
+    ]
+    assert latest(client, experiment_id, "tags.k = 'v'").info.run_id == runs[0]
+    assert latest(client, experiment_id, "tags.k = 'w'") is None
+    assert call("prepare", uri=uri, experiment=f"called-{next(counter)}", artifact_root=None).isdigit()
+    with pytest.raises(ValueError, match="latest is not one of the sweep store functions: prepare, open_parent"):
+        call("latest", client=client)
