@@ -13,6 +13,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 # Small and fast, but real: a slice of the digits, one or two epochs.
 QUICK = ["trainer.max_epochs=2", "data.limit=120"]
+# Dropout and a step schedule make a resumed run's equality a real test: both must pick up where they were.
+RESUMABLE = ["dropout=inverted", "scheduler=step", "scheduler.step_size=40", "data.limit=48", "trainer.max_epochs=200"]
+VOLATILE = {"train/epoch_seconds"}
 
 
 @pytest.fixture
@@ -72,3 +75,20 @@ def start_dlkit(*args: str, model: bool = False, env: dict | None = None) -> sub
         text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
+
+
+def final_metrics(run) -> dict[str, float]:
+    return {k: v for k, v in run.data.metrics.items() if k not in VOLATILE}
+
+
+@pytest.fixture(scope="session")
+def uninterrupted(tmp_path_factory) -> dict[str, float]:
+    """The final metrics of the RESUMABLE run, run once without interruption: every resumed run (after SIGINT, SIGTERM,
+    a SLURM pre-emption) must end with exactly these."""
+    from mlflow.tracking import MlflowClient
+
+    outputs = tmp_path_factory.mktemp("full") / "outputs"
+    full = dlkit_cli(*RESUMABLE, "tracking.run_name=full", f"paths.output_dir={outputs}")
+    assert full.returncode == 0, full.stderr[-2000:]
+    (run,) = all_runs(MlflowClient(f"sqlite:///{outputs}/mlflow.db"))
+    return final_metrics(run)

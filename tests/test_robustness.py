@@ -8,11 +8,7 @@ import signal
 import pytest
 import torch
 
-from conftest import all_runs, dlkit_cli, start_dlkit
-
-# Dropout and a step schedule make a resumed run's equality a real test: both must pick up where they were.
-RESUMABLE = ["dropout=inverted", "scheduler=step", "scheduler.step_size=40", "data.limit=48", "trainer.max_epochs=200"]
-VOLATILE = {"train/epoch_seconds"}
+from conftest import RESUMABLE, all_runs, dlkit_cli, final_metrics, start_dlkit
 
 
 def _signal_after(command: list[str], marker: str, signum: int) -> tuple[int, str]:
@@ -29,10 +25,6 @@ def _signal_after(command: list[str], marker: str, signum: int) -> tuple[int, st
     finally:
         job.kill()
     return job.returncode, "".join(seen) + rest
-
-
-def _final(run) -> dict[str, float]:
-    return {k: v for k, v in run.data.metrics.items() if k not in VOLATILE}
 
 
 def test_a_diverging_run_stops_failed_with_the_reason_and_keeps_its_metrics(outputs, store):
@@ -75,18 +67,6 @@ def test_on_the_cpu_divergence_is_caught_at_the_step_not_at_the_end_of_the_epoch
     assert "train/loss became nan in epoch 1" in line and steps < 9, line  # the epoch-end check would say 10
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory) -> dict[str, float]:
-    """The final metrics of the resumable run, run once without interruption (both signals compare against it)."""
-    from mlflow.tracking import MlflowClient
-
-    outputs = tmp_path_factory.mktemp("full") / "outputs"
-    full = dlkit_cli(*RESUMABLE, "tracking.run_name=full", f"paths.output_dir={outputs}")
-    assert full.returncode == 0, full.stderr[-2000:]
-    (run,) = all_runs(MlflowClient(f"sqlite:///{outputs}/mlflow.db"))
-    return _final(run)
-
-
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_an_interrupted_run_resumes_to_the_same_metrics_as_an_uninterrupted_one(outputs, store, signum, uninterrupted):
 
@@ -111,7 +91,7 @@ def test_an_interrupted_run_resumes_to_the_same_metrics_as_an_uninterrupted_one(
     assert f"resuming run {cut.info.run_id} from its checkpoint" in resumed.stdout
     runs = {r.info.run_name: r for r in all_runs(store())}
     assert len(runs) == 1 and runs["cut"].info.status == "FINISHED"
-    assert _final(runs["cut"]) == uninterrupted
+    assert final_metrics(runs["cut"]) == uninterrupted
     losses = {m.step: m.value for m in store().get_metric_history(cut.info.run_id, "train/loss")}
     assert sorted(losses) == list(range(200))  # every epoch's point, one curve
 

@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 import slurm_cluster
-from conftest import all_runs, dlkit_cli, start_dlkit
+from conftest import RESUMABLE, all_runs, dlkit_cli, final_metrics, start_dlkit
 from test_devices import TWO_NODES, assert_one_run_over_two_nodes
-from test_robustness import RESUMABLE, _final, uninterrupted  # noqa: F401 (a fixture, used by name)
 
 needs_slurm = pytest.mark.skipif(slurm_cluster.missing() is not None, reason=str(slurm_cluster.missing()))
 FITS = "hydra.launcher.mem_gb=1"  # the test cluster's node has 3.9 GB; the preset asks 4 (refused: tested below)
@@ -112,7 +111,7 @@ def test_a_preempted_job_ends_killed_with_a_checkpoint_and_the_relaunched_sweep_
     cluster,
     outputs,
     store,
-    uninterrupted,  # noqa: F811
+    uninterrupted,
 ):
     command = ["-m", "hydra/launcher=slurm", *RESUMABLE, "seed=0", FITS, f"paths.output_dir={outputs}"]
     sweep = start_dlkit(*command, env={"SLURM_CONF": cluster.env["SLURM_CONF"]})
@@ -141,7 +140,7 @@ def test_a_preempted_job_ends_killed_with_a_checkpoint_and_the_relaunched_sweep_
     assert f"resuming run {cut.info.run_id} from its checkpoint" in log.read_text()
     (resumed,) = [r for r in all_runs(store()) if r.data.tags.get("dlkit.sweep") != "parent"]
     assert resumed.info.run_id == cut.info.run_id and resumed.info.status == "FINISHED"
-    assert _final(resumed) == uninterrupted
+    assert final_metrics(resumed) == uninterrupted
 
 
 @needs_slurm

@@ -4,6 +4,7 @@ import signal
 
 import pytest
 
+import slurm_cluster
 from conftest import all_runs, dlkit_cli, start_dlkit
 
 TINY = ["trainer.max_epochs=1", "data.limit=48"]
@@ -22,8 +23,18 @@ def parent_and_children(client):
 
 @pytest.mark.parametrize(
     "launcher, activations",
-    [([], "relu,tanh"), (["hydra/launcher=parallel"], "tanh"), (["hydra/launcher=submitit_local"], "tanh")],
-    ids=["basic", "parallel (joblib)", "submitit_local"],
+    [
+        pytest.param([], "relu,tanh", id="basic"),
+        pytest.param(["hydra/launcher=parallel"], "tanh", id="parallel (joblib)"),
+        pytest.param(
+            ["hydra/launcher=submitit_local"],
+            "tanh",
+            id="submitit_local",
+            marks=pytest.mark.skipif(  # the same plugin; tests/test_slurm.py runs it on a real cluster
+                slurm_cluster.missing() is None, reason="test_slurm.py runs submitit on a real SLURM cluster"
+            ),
+        ),
+    ],
 )
 def test_a_sweep_is_one_parent_with_a_tagged_child_per_job(launcher, activations, outputs, store):
     """2×2 on the basic launcher; 1×2 on the launchers that start a process per job (each imports torch anew)."""
