@@ -146,11 +146,12 @@ def test_a_relaunched_sweep_skips_finished_jobs_and_resumes_the_interrupted_one(
 
 
 def test_parallel_workers_lose_nothing_in_one_sqlite_store(outputs, store):
+    """hydra/launcher=parallel (joblib, one worker per core: two here) with four jobs: both workers write to one
+    sqlite store at once. Also the parallel launcher's sweep: one parent, a tagged child per job."""
     seeds = "0,1,2,3"
     done = dlkit_cli(
         "-m",
-        "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=2",
+        "hydra/launcher=parallel",
         f"seed={seeds}",
         "trainer.max_epochs=3",
         "data.limit=48",
@@ -162,6 +163,12 @@ def test_parallel_workers_lose_nothing_in_one_sqlite_store(outputs, store):
     children = [r for r in runs if r.data.tags.get("dlkit.sweep") != "parent"]
     assert len(runs) == 5 and len(children) == 4 and all(r.info.status == "FINISHED" for r in runs)
     assert sorted(c.data.params["seed"] for c in children) == seeds.split(",")
+    (parent,) = [r for r in runs if r not in children]
+    assert parent.data.tags["dlkit.jobs"] == "4" and parent.data.tags["dlkit.factors"] == "seed"
+    assert parent.data.tags["dlkit.launcher"] == "JoblibLauncher"
+    assert all(c.data.tags["factor.seed"] == c.data.params["seed"] == c.info.run_name[5:] for c in children)
+    assert all(c.data.tags["mlflow.parentRunId"] == parent.info.run_id for c in children)
+    assert f"Sweep FINISHED: parent run {parent.info.run_id}" in done.stdout
     param_counts = {len(c.data.params) for c in children}
     assert len(param_counts) == 1 and param_counts.pop() > 40  # every job logged every param
     for child in children:

@@ -25,7 +25,6 @@ def parent_and_children(client):
     "launcher, activations",
     [
         pytest.param([], "relu,tanh", id="basic"),
-        pytest.param(["hydra/launcher=parallel"], "tanh", id="parallel (joblib)"),
         pytest.param(
             ["hydra/launcher=submitit_local"],
             "tanh",
@@ -37,7 +36,8 @@ def parent_and_children(client):
     ],
 )
 def test_a_sweep_is_one_parent_with_a_tagged_child_per_job(launcher, activations, outputs, store):
-    """2×2 on the basic launcher; 1×2 on the launchers that start a process per job (each imports torch anew)."""
+    """2×2 on the basic launcher; 1×2 on submitit's, which starts a process per job (each imports torch anew). The
+    parallel launcher's sweep: tests/test_robustness.py, four jobs on two workers in one store."""
     done = dlkit_cli(
         "-m", *launcher, f"activation={activations}", "norm=none,batch", *TINY, f"paths.output_dir={outputs}"
     )
