@@ -186,6 +186,20 @@ def test_mse_on_class_labels_compares_softmax_with_one_hot():
     assert loss("mse", "softmax")(torch.tensor([[0.0, 0.0]]), torch.tensor([0])).item() == pytest.approx(0.25)
 
 
+def test_predictions_put_outputs_and_targets_in_one_space_of_the_outputs_dtype():
+    from dlkit.components.losses import predictions
+
+    logits = torch.zeros(2, 3, dtype=torch.float64)
+    y_hat, y = predictions(logits, torch.tensor([0, 0]), "softmax")  # one-hot as wide as the classes, not the labels
+    assert torch.equal(y, torch.tensor([[1.0, 0, 0], [1, 0, 0]], dtype=torch.float64)) and y_hat[0, 0] == 1 / 3
+    y_hat, y = predictions(torch.tensor([0.0, 2.0], dtype=torch.float64), torch.tensor([1, 0]), "sigmoid")
+    assert y_hat.tolist() == [0.5, 1 / (1 + math.exp(-2))] and y.dtype == torch.float64 and y.tolist() == [1, 0]
+    y_hat, y = predictions(torch.tensor([0.5], dtype=torch.float64), torch.tensor([2]), "identity")
+    assert y_hat.tolist() == [0.5] and y.dtype == torch.float64
+    # MSE on a sigmoid output: (σ(0) − 1)² = 0.25
+    assert loss("mse", "sigmoid")(torch.tensor([0.0]), torch.tensor([1])).item() == pytest.approx(0.25)
+
+
 def test_binary_cross_entropy_by_hand():
     # z = 0 → ŷ = 0.5, y = 1: −log 0.5;  z = ln 3 → ŷ = 0.75, y = 0: −log 0.25
     z, y = torch.tensor([0.0, math.log(3)]), torch.tensor([1.0, 0.0])
@@ -261,6 +275,14 @@ def steps(name, count, **cfg):
 @pytest.mark.parametrize("name", ["gd", "sgd", "minibatch"])
 def test_gradient_descent_variants_step_theta_minus_alpha_grad(name):
     assert steps(name, 2, lr=0.5) == pytest.approx([0.5, 0.25])  # θ = θ − 0.5θ
+
+
+def test_plain_gradient_descent_applies_weight_decay_and_the_chapters_momentum_defaults_to_beta_point_nine():
+    # weight decay λ adds λθ to the gradient: θ = 1 − 0.5·(1 + 0.2·1) = 0.4
+    assert steps("sgd", 1, lr=0.5, weight_decay=0.2) == pytest.approx([0.4])
+    from dlkit.components.optimizers import ChapterMomentum
+
+    assert ChapterMomentum([torch.zeros(1, requires_grad=True)], lr=0.1).defaults["beta"] == 0.9
 
 
 def test_chapter_momentum_two_steps_by_hand():

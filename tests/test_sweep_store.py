@@ -120,10 +120,10 @@ def test_a_parent_already_ended_keeps_its_status_and_jobs_without_the_objective_
     assert run.info.status == "KILLED" and tag.BEST_RUN_ID not in run.data.tags  # ...but the store is not rewritten
 
 
-def open_parent(uri, experiment, key="k1", resume=True, **tags):
+def open_parent(uri, experiment, key="k1", resume=True, artifact_root=None, **tags):
     from dlkit.tracking.sweep_store import open_parent as opened
 
-    return opened(uri, experiment, None, key, "sweep seed=0,1", tags, ["data.limit=48", "lr=0.1"], resume)
+    return opened(uri, experiment, artifact_root, key, "sweep seed=0,1", tags, ["data.limit=48", "lr=0.1"], resume)
 
 
 def test_a_new_sweep_gets_a_parent_tagged_with_its_key_and_fixed_overrides(uri):
@@ -157,6 +157,8 @@ def test_the_same_sweep_launched_again_reopens_its_parent_with_each_jobs_latest_
         client.set_terminated(run_id, status=status)
         return run_id
 
+    other = client.create_run(experiment_id, tags={tag.PARENT: "another-parent", tag.CONFIG_HASH: "c"})
+    client.set_terminated(other.info.run_id)  # another sweep's job in the same experiment: not this sweep's attempt
     child("a", "KILLED", 0.9, 1)
     again = child("a", "FINISHED", 0.3, 2)  # a's latest attempt
     cut = child("b", "KILLED", 0.7, 3)
@@ -189,3 +191,22 @@ def test_latest_is_the_most_recently_started_match_and_call_runs_only_store_func
     assert call("prepare", uri=uri, experiment=f"called-{next(counter)}", artifact_root=None).isdigit()
     with pytest.raises(ValueError, match="latest is not one of the sweep store functions: prepare, open_parent"):
         call("latest", client=client)
+
+
+def test_a_sweeps_experiment_keeps_its_artifacts_where_asked_and_jobs_without_a_config_hash_stay_apart(uri, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from dlkit.tracking.sweep_store import latest_attempts, prepare
+
+    client = MlflowClient(uri)
+    name = f"artifacts-{next(counter)}"
+    made = prepare(uri, name, str(tmp_path / "a"))
+    assert client.get_experiment(made).artifact_location == (tmp_path / "a" / name).as_uri()  # <root>/<experiment>
+    name = f"artifacts-{next(counter)}"
+    run_id, _ = open_parent(uri, name, artifact_root=str(tmp_path / "b"))
+    experiment = client.get_experiment(client.get_run(run_id).info.experiment_id)
+    assert experiment.artifact_location == (tmp_path / "b" / name).as_uri()
+    runs = [client.create_run(made) for _ in range(2)]  # neither carries a config hash: two jobs, not one
+    assert {r.info.run_id for r in latest_attempts([client.get_run(r.info.run_id) for r in runs])} == {
+        r.info.run_id for r in runs
+    }
