@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import shutil
 import subprocess
@@ -198,8 +199,6 @@ def _stop(message: str, jobs) -> None:
 
 def watch(jobs, labels: Sequence[str], numbers: Sequence[int]) -> list[JobReturn]:
     """Wait for every job, saying each one's state as it changes; their returns, in order."""
-    import os
-
     total = os.environ.get("DLKIT_SWEEP_SIZE") or str(len(jobs))
     said: dict[str, str] = {}
     returns: dict[str, JobReturn] = {}
