@@ -162,7 +162,9 @@ def test_system_metrics_are_sampled_into_the_run_when_asked(tmp_path):
 
     from conftest import all_runs, dlkit_cli
 
-    done = dlkit_cli("tracking.system_metrics=true", "trainer.max_epochs=60", f"paths.output_dir={tmp_path}")
+    # Sampled every 2 s (store.SYSTEM_EVERY_S): the run must train for several of them, whatever the machine's speed
+    # (60 epochs took under 2 s in a quiet CI pass and got no sample; 400 take about 7 s here)
+    done = dlkit_cli("tracking.system_metrics=true", "trainer.max_epochs=400", f"paths.output_dir={tmp_path}")
     assert done.returncode == 0, done.stderr[-2000:]
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     (run,) = all_runs(client)
