@@ -1,3 +1,3 @@
-from dlkit.cli import main
+from dlkit.cli import command
 
-main()
+command()

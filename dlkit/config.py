@@ -14,7 +14,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from dlkit.errors import ConfigError, did_you_mean
-from dlkit.internals import apply_value_overrides
+from dlkit.internals import apply_value_overrides, value_overrides
 from dlkit.overrides import key as override_key
 from dlkit.overrides import pairs as override_pairs
 
@@ -111,7 +111,7 @@ def _compose_job(overrides: Sequence[str], composed: dict[tuple[str, ...], DictC
     applied to the result. Jobs of a sweep often differ in the second stage only (seed=0,1,2,...);
     each compose costs about 0.1 s, each application a few milliseconds."""
     parsed = parse(overrides)
-    values = [p for p in parsed if p.package is None and "/" not in p.key_or_group and p.key_or_group not in groups]
+    values = value_overrides(parsed, groups)
     choices = tuple(o for o, p in zip(overrides, parsed) if all(p is not v for v in values))
     if choices not in composed:
         composed[choices] = compose(choices)

@@ -80,3 +80,54 @@ def test_mlflow_pytorch_imports_without_lightning_and_lightning_imports_afterwar
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+class Counting:
+    """Hydra's config loader, counting the jobs it composes."""
+
+    def __init__(self, loader):
+        self.loader, self.composed = loader, 0
+
+    def list_groups(self, parent):
+        return self.loader.list_groups(parent)
+
+    def load_sweep_config(self, master, overrides):
+        self.composed += 1
+        return self.loader.load_sweep_config(master, overrides)
+
+
+def test_composed_once_gives_each_job_hydras_own_config_composing_once_per_choice_of_groups():
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+
+    jobs = [
+        ["seed=1"],
+        ["seed=2", "optimizer.lr=0.5"],
+        ["model=lenet5", "seed=2"],
+        ["model=lenet5", "seed=3", "+tracking.run_name=x"],
+        ["optimizer=sgd", "trainer.max_epochs=3", "++extra.key=1", "~data.val_fraction"],
+        ["hydra.job.name=other", "seed=4"],  # Hydra's own settings: composed anew
+    ]
+    with initialize_config_dir(config_dir=str(config.CONF_DIR), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        hydra_overrides = [
+            "hydra.sweep.subdir=${hydra.job.override_dirname}",
+            "hydra.job.config.override_dirname.exclude_keys=[seed]",
+        ]
+        master = loader.load_configuration(
+            config_name=config.CONFIG_NAME, overrides=hydra_overrides, run_mode=RunMode.MULTIRUN
+        )
+        counting = Counting(loader)
+        once = internals.ComposedOnce(counting)
+        subdirs = []
+        for job in jobs:
+            ours, hydras = once.load_sweep_config(master, job), loader.load_sweep_config(master, job)
+            assert OmegaConf.to_container(ours) == OmegaConf.to_container(hydras), job
+            for key in ("hydra.sweep.dir", "hydra.sweep.subdir", "hydra.job.name", "hydra.overrides.task"):
+                assert OmegaConf.select(ours, key) == OmegaConf.select(hydras, key), key
+            subdirs.append(ours.hydra.sweep.subdir)
+        # A copied job's folder is named for its own overrides, not for the job it was copied from.
+        assert subdirs[:2] == ["", "optimizer.lr=0.5"] and subdirs[3] == "+tracking.run_name=x,model=lenet5"
+        assert counting.composed == 4  # the default groups, lenet5, sgd, and the job that sets Hydra's own name
+        assert once.load_sweep_config(master, ["seed=5"]).seed == 5 and counting.composed == 4

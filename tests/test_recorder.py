@@ -171,3 +171,26 @@ def test_system_metrics_are_sampled_into_the_run_when_asked(tmp_path):
     cpu = client.get_metric_history(run.info.run_id, "system/cpu_utilization_percentage")
     assert cpu and all(0 <= m.value <= 100 for m in cpu)
     assert run.data.metrics["system/system_memory_usage_megabytes"] > 0 and run.info.status == "FINISHED"
+
+
+def test_messages_larger_than_the_pipe_are_taken_off_it_while_the_recorder_is_busy():
+    """The training process never waits in send() for a recorder that is still writing the last job: a message
+    (a model's weights) is read as soon as it arrives, and handled in order afterwards."""
+    import queue
+    import threading
+    from multiprocessing import Pipe
+
+    ours, theirs = Pipe()
+    inbox = queue.SimpleQueue()
+    threading.Thread(target=recorder._read, args=(theirs, inbox), daemon=True).start()
+    weights = bytes(4 << 20)  # far more than a pipe holds: send() returns only once it is read
+    sender = threading.Thread(target=lambda: [ours.send(("log_model", (n, weights), False)) for n in range(3)])
+    sender.start()
+    sender.join(timeout=60)  # nothing handles the messages meanwhile
+    assert not sender.is_alive(), "send() waited for the recorder"
+    ours.close()
+    service = recorder.Service()
+    received = list(iter(lambda: service.next_message(inbox), None))  # None: the training process closed its end
+    assert [(op, args[0], len(args[1])) for op, args, _ in received] == [
+        ("log_model", n, len(weights)) for n in range(3)
+    ]

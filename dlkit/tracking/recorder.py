@@ -20,8 +20,10 @@ are written when the stream of messages pauses, or a second after they arrived: 
 from __future__ import annotations
 
 import atexit
+import gc
 import itertools
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -311,16 +313,20 @@ class Service:
             except Exception as exc:
                 self.failed(handle, exc)
 
-    def write_when_idle(self, connection: Connection) -> None:
-        """Return when a message is there to read; meanwhile write the metrics gathered once the messages
-        pause (or have waited a second)."""
+    def next_message(self, inbox: queue.SimpleQueue) -> tuple | None:
+        """The next message (None: the training process closed its end); meanwhile write the metrics gathered
+        once the messages pause (or have waited a second)."""
         while self.first_unwritten is not None:
             timeout = min(PAUSE_S, max(0.0, self.first_unwritten + WRITE_EVERY_S - time.monotonic()))
-            if connection.poll(timeout):
-                if time.monotonic() - self.first_unwritten >= WRITE_EVERY_S:
-                    self.write_metrics()
-                return
-            self.write_metrics()
+            try:
+                message = inbox.get(timeout=timeout)
+            except queue.Empty:
+                self.write_metrics()
+                continue
+            if time.monotonic() - self.first_unwritten >= WRITE_EVERY_S:
+                self.write_metrics()
+            return message
+        return inbox.get()
 
     def abandon(self) -> None:
         """The training process is gone without finishing these runs: KILLED, with why."""
@@ -342,13 +348,14 @@ def serve(connection: Connection) -> None:
 
     pyplot()
 
+    inbox: queue.SimpleQueue = queue.SimpleQueue()
+    threading.Thread(target=_read, args=(connection, inbox), daemon=True).start()
     service = Service()
     while True:
-        service.write_when_idle(connection)
-        try:
-            op, args, reply = connection.recv()
-        except EOFError:
+        message = service.next_message(inbox)
+        if message is None:
             return service.abandon()
+        op, args, reply = message
         try:
             value = service.handle(op, args)
         except Exception as exc:
@@ -358,5 +365,19 @@ def serve(connection: Connection) -> None:
             connection.send(service.answer(op, args[0], value))
 
 
+def _read(connection: Connection, inbox: queue.SimpleQueue) -> None:
+    """Take every message off the pipe as it arrives. A message can be larger than the pipe holds (a model's
+    weights): were it read only when this process is done writing the last job, the training process would
+    wait for it in send()."""
+    while True:
+        try:
+            inbox.put(connection.recv())
+        except (EOFError, OSError):
+            return inbox.put(None)
+
+
 if __name__ == "__main__":
     serve(Connection(int(sys.argv[1])))
+    # Everything is written. The interpreter's teardown would run the garbage collector over every object MLflow,
+    # SQLAlchemy and matplotlib made (about a second); the memory goes back to the system anyway.
+    gc.freeze()
