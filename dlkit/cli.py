@@ -14,12 +14,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from dlkit import config
+from dlkit import config, environment
 from dlkit import overrides as overrides_text
-from dlkit.errors import ConfigError, Diverged, Interrupted, RecorderError, StoreLost
+from dlkit.errors import ConfigError, Diverged, Interrupted, RecorderError, StoreLost, stop
 
 log = logging.getLogger("dlkit")
-USER_ERROR = 2
 
 
 def command() -> None:
@@ -34,8 +33,8 @@ def command() -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if os.environ.get(config.DDP_CONFIG) and os.environ.get("LOCAL_RANK", "0") != "0":
-        return _ddp_process(os.environ[config.DDP_CONFIG])
+    if os.environ.get(environment.DDP_CONFIG) and os.environ.get("LOCAL_RANK", "0") != "0":
+        return _ddp_process(os.environ[environment.DDP_CONFIG])
     from dlkit.tracking.store import use_http_defaults
 
     use_http_defaults()
@@ -47,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ConfigError as exc:
         _user_error(exc)
     except RecorderError as exc:  # the store refused a write, or the tracking server went away: said above
-        if os.environ.get("DLKIT_DEBUG"):
+        if os.environ.get(environment.DEBUG):
             raise
         print(f"dlkit: {exc}", file=sys.stderr)
         sys.exit(1)
@@ -71,13 +70,12 @@ def _ddp_process(config_file: str) -> None:
 
 
 def _user_error(exc: ConfigError | Diverged) -> None:
-    if os.environ.get("DLKIT_DEBUG"):
+    if os.environ.get(environment.DEBUG):
         raise exc
     if isinstance(exc, Diverged):  # not the user's typo, but their settings: one line, the FAILED run named
         print(f"dlkit: run {exc.run_id} FAILED: {exc}", file=sys.stderr)
         sys.exit(1)
-    print(f"dlkit: error: {exc}", file=sys.stderr)
-    sys.exit(USER_ERROR)
+    stop(str(exc))
 
 
 def _train_app(argv: list[str]) -> None:
@@ -101,7 +99,7 @@ def _train_app(argv: list[str]) -> None:
     if not only_prints and args.config_name is None and args.config_dir is None:
         plans = _plan_jobs(args.overrides, args.multirun)
         planned = {plan.fingerprint: plan for plan in plans}
-        os.environ[sweep.SWEEP_SIZE] = str(len(plans))  # an environment variable reaches parallel workers too
+        os.environ[environment.SWEEP_SIZE] = str(len(plans))  # an environment variable reaches parallel workers too
 
     @hydra.main(config_path=str(config.CONF_DIR), config_name=config.CONFIG_NAME, version_base="1.3")
     def job(cfg) -> None:
@@ -111,7 +109,7 @@ def _train_app(argv: list[str]) -> None:
 
         hydra_cfg = HydraConfig.get()
         multirun = hydra_cfg.mode.name == "MULTIRUN"
-        total = os.environ.get(sweep.SWEEP_SIZE, "0")
+        total = os.environ.get(environment.SWEEP_SIZE, "0")
         prefix = f"[job {hydra_cfg.job.num + 1}/{total if total != '0' else '?'}] " if multirun else ""
         overrides = list(hydra_cfg.overrides.task)
         this_sweep = sweep.current()

@@ -22,8 +22,6 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 # An installed wheel carries conf/ inside the package; a source checkout has it beside the package.
 CONF_DIR = next(p for p in (PACKAGE_DIR / "conf", PACKAGE_DIR.parent / "conf") if (p / "config.yaml").is_file())
 CONFIG_NAME = "config"
-# Where rank 0 hands a job's resolved config to the DDP processes Lightning starts beside it (dlkit.cli reads it).
-DDP_CONFIG = "DLKIT_DDP_CONFIG"
 
 OmegaConf.register_new_resolver("dlkit.abspath", lambda path: str(Path(path).resolve()), replace=True)
 

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import difflib
+import sys
 from collections.abc import Iterable
+from typing import NoReturn
+
+USER_ERROR = 2  # the exit code of a mistake in what the user asked for (as argparse's)
 
 
 class ConfigError(Exception):
     """A user error: printed as one line, without a traceback, and the process exits non-zero."""
+
+
+def stop(message: str) -> NoReturn:
+    """Print `dlkit: error: <message>` and exit with USER_ERROR, from anywhere: SystemExit passes Hydra's error
+    report, which would print a traceback for an exception."""
+    print(f"dlkit: error: {message}", file=sys.stderr)
+    sys.exit(USER_ERROR)
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -18,7 +18,7 @@ import types
 from dataclasses import dataclass
 from pathlib import Path
 
-from dlkit import registry
+from dlkit import environment, registry
 from dlkit.tracking import tags
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ _switch: bool | None = None  # set by dlkit.run(plugins=...); None follows DLKIT
 def enabled() -> bool:
     if _switch is not None:
         return _switch
-    return os.environ.get("DLKIT_PLUGINS", "1").strip().lower() not in {"0", "off", "false", "no"}
+    return os.environ.get(environment.PLUGINS, "1").strip().lower() not in {"0", "off", "false", "no"}
 
 
 def discover(project_dir: Path | None = None) -> list[Plugin]:

@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,7 +31,8 @@ from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from omegaconf import OmegaConf
 
-from dlkit.errors import ConfigError
+from dlkit import environment
+from dlkit.errors import ConfigError, stop
 
 log = logging.getLogger("dlkit")
 
@@ -193,13 +193,12 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
 def _stop(message: str, jobs) -> None:
     if jobs:
         subprocess.run(["scancel", *{j.job_id.split("_")[0] for j in jobs}], capture_output=True)
-    print(f"dlkit: error: {message}", file=sys.stderr)
-    sys.exit(2)  # passes Hydra's error report; the parent is closed FAILED on the way out
+    stop(message)  # the parent is closed FAILED on the way out
 
 
 def watch(jobs, labels: Sequence[str], numbers: Sequence[int]) -> list[JobReturn]:
     """Wait for every job, saying each one's state as it changes; their returns, in order."""
-    total = os.environ.get("DLKIT_SWEEP_SIZE") or str(len(jobs))
+    total = os.environ.get(environment.SWEEP_SIZE) or str(len(jobs))
     said: dict[str, str] = {}
     returns: dict[str, JobReturn] = {}
     prefix = {j.job_id: f"[job {n}/{total}] SLURM job {j.job_id}" for j, n in zip(jobs, numbers)}

@@ -20,13 +20,10 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from dlkit import environment
 from dlkit.overrides import key as override_key
 from dlkit.tracking import tags as tag
 from dlkit.tracking.sweeps import Outcome, Sweep
-
-SWEEP_SIZE = (
-    "DLKIT_SWEEP_SIZE"  # the number of jobs, set by the launching command (an environment variable reaches workers)
-)
 
 _current: Sweep | None = None  # the sweep of the job running in this process, between on_job_start and on_job_end
 _opened: list[Sweep] = []  # parents this process opened and has not closed yet
@@ -91,14 +88,13 @@ class SweepCallback(Callback):
 def _check_slurm_request(launcher: DictConfig) -> None:
     """A request the cluster can never grant stops the sweep here with one line (a ConfigError raised here would
     reach Hydra's error report, which prints a traceback)."""
-    from dlkit.errors import ConfigError
+    from dlkit.errors import ConfigError, stop
     from dlkit.slurm import check_request
 
     try:
         check_request(OmegaConf.to_container(launcher, resolve=True))
     except ConfigError as exc:
-        print(f"dlkit: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        stop(str(exc))
 
 
 def _open_parent(config: DictConfig) -> Sweep:
@@ -118,7 +114,7 @@ def _open_parent(config: DictConfig) -> Sweep:
         **run_tags(plugins.labels(discovered=True)),  # versions, git commit
         tag.SWEEP: tag.SWEEP_PARENT,
         tag.FACTORS: ",".join(factors),
-        tag.JOBS: os.environ.get(SWEEP_SIZE, "?"),
+        tag.JOBS: os.environ.get(environment.SWEEP_SIZE, "?"),
         tag.SWEEP_DIR: str(config.hydra.sweep.dir),
         tag.COMMAND: " ".join(["dlkit", *sys.argv[1:]]),
         tag.LAUNCHER: str(config.hydra.launcher.get("_target_", "")).rsplit(".", 1)[-1],

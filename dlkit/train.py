@@ -36,8 +36,8 @@ from dlkit.callbacks import (
     Snapshot,
     confusion,
 )
-from dlkit.config import DDP_CONFIG
 from dlkit.data.tensors import Chunks
+from dlkit.environment import DDP_CHECKPOINT, DDP_CONFIG
 from dlkit.errors import ConfigError, Diverged, Interrupted, StoreLost
 from dlkit.plan import Plan
 from dlkit.tracking import tags as tag
@@ -60,7 +60,6 @@ warnings.filterwarnings("ignore", message=".*The `srun` command is available on 
 warnings.filterwarnings("ignore", message=".*length of `Chunks` across ranks is zero.*")
 
 # How rank 0 tells the DDP processes Lightning starts beside it what to run (they re-run the command line).
-DDP_CHECKPOINT = "DLKIT_DDP_CHECKPOINT"
 # Set by Lightning's DDP launcher.
 DDP_ENVIRONMENT = (
     "MASTER_ADDR",

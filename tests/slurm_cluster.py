@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from conftest import free_ports
+
 DAEMONS = ("munged", "slurmctld", "slurmd", "sbatch", "squeue")
 
 
@@ -28,16 +30,6 @@ def missing() -> str | None:
     if os.geteuid() != 0:
         return "a test SLURM cluster runs its daemons as root"
     return None
-
-
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def _sbin(name: str) -> str:
@@ -88,7 +80,7 @@ class Cluster:
             start_new_session=True,
         )
         daemons.append(munged)
-        controller_port, *node_ports = _free_ports(1 + nodes)
+        controller_port, *node_ports = free_ports(1 + nodes)
         conf = folder / "slurm.conf"
         conf.write_text(
             "\n".join(

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from conftest import all_runs, dlkit_cli
+from conftest import all_runs, dlkit_cli, free_port
 from test_server import stop_server, wait_until_healthy
-from test_ui import free_port, listening_addresses
+from test_ui import listening_addresses
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(

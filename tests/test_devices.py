@@ -12,8 +12,7 @@ import torch
 from omegaconf import OmegaConf
 
 import dlkit
-from conftest import NO_MODEL, REPO, all_runs, dlkit_cli
-from test_ui import free_port
+from conftest import NO_MODEL, REPO, all_runs, dlkit_cli, free_port
 
 DDP = ["trainer=ddp_cpu", "trainer.max_epochs=1", "data.limit=96"]
 # Two nodes of one CPU process each, as a cluster starts them (torchrun on each node, or SLURM's srun).

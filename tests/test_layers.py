@@ -17,7 +17,15 @@ PACKAGE = Path(__file__).resolve().parents[1] / "dlkit"
 LAYERS = [
     (
         "foundation",
-        ["dlkit.errors", "dlkit.schema", "dlkit.overrides", "dlkit.internals", "dlkit.plots", "dlkit.stats"],
+        [
+            "dlkit.errors",
+            "dlkit.environment",
+            "dlkit.schema",
+            "dlkit.overrides",
+            "dlkit.internals",
+            "dlkit.plots",
+            "dlkit.stats",
+        ],
     ),
     ("registry", ["dlkit.registry"]),
     ("tracking", ["dlkit.tracking"]),  # MLflow: runs, the recorder, a sweep's records; knows no model

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import all_runs, dlkit_cli
+from conftest import all_runs, dlkit_cli, free_port
 from test_server import start_server, stop_server
-from test_ui import free_port
 
 BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)), None)
 pytestmark = pytest.mark.skipif(BIN is None, reason="needs PostgreSQL: apt-get install postgresql")

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import all_runs, dlkit_cli
-from test_ui import free_port
+from conftest import all_runs, dlkit_cli, free_port
 
 
 def start_server(folder, port: int, store: str | None = None) -> subprocess.Popen:

@@ -3,20 +3,13 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 
 import dlkit
-from conftest import QUICK, REPO
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from conftest import QUICK, REPO, free_port
 
 
 def listening_addresses(port: int) -> set[str]:
