@@ -12,6 +12,7 @@ never interrupted. It goes through Lightning's public `trainer.save_checkpoint` 
 from __future__ import annotations
 
 import copy
+import io
 import logging
 import tempfile
 import time
@@ -147,9 +148,9 @@ class BestWeights(Callback):
         """best.pt, a plain state dict (loads with torch.load(weights_only=True)), and its epoch as tags."""
         if self.state is None:
             return
-        with tempfile.TemporaryDirectory() as tmp:
-            torch.save(self.state, Path(tmp) / "best.pt")
-            run.log_artifact(Path(tmp) / "best.pt")
+        buffer = io.BytesIO()
+        torch.save(self.state, buffer)
+        run.log_bytes(buffer.getvalue(), "best.pt")  # the recorder writes it while this process goes on
         run.set_tags({tags.BEST_EPOCH: str(self.epoch), tags.BEST_VAL_LOSS: f"{self.best:.6g}"})
 
 

@@ -164,6 +164,9 @@ def _plan_jobs(overrides: Sequence[str], multirun: bool) -> list:
     if recording:
         recorder.start()
     composed = config.compose_jobs(overrides, multirun)
+    if recording:  # a new sqlite store's migrations, on the other core; put in place only once all is planned
+        for uri in {str(cfg.tracking.uri) for _, cfg in composed if cfg.tracking.enabled}:
+            recorder.make_store_ready(uri)
     if recording and any(cfg.tracking.enabled and cfg.tracking.get("log_model") for _, cfg in composed):
         recorder.prepare_model()  # a hint, before the values are checked: ~3 s of imports on the other core
     if multirun and composed and "study" in composed[0][1]:

@@ -194,3 +194,52 @@ def test_messages_larger_than_the_pipe_are_taken_off_it_while_the_recorder_is_bu
     assert [(op, args[0], len(args[1])) for op, args, _ in received] == [
         ("log_model", n, len(weights)) for n in range(3)
     ]
+
+
+def test_a_new_sqlite_store_is_made_aside_and_put_in_place_only_when_first_used(tmp_path, monkeypatch):
+    from dlkit.tracking import store as tracking_store
+
+    monkeypatch.setattr(tracking_store.tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    uri = f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}"
+    tracking_store.make_ready(uri)
+    assert not (tmp_path / "outputs").exists()  # nothing where the store goes, until the command is checked
+    assert len(list((tmp_path / "tmp").iterdir())) == 1
+    client = tracking_store.client(uri)  # first use: the store goes in place, migrated, and the aside copy is gone
+    client.create_experiment("x")
+    assert [e.name for e in client.search_experiments()] == ["x", "Default"]
+    assert list((tmp_path / "tmp").iterdir()) == [] and sorted(p.name for p in (tmp_path / "outputs").iterdir()) == [
+        "mlflow.db"
+    ]
+    # A store made by someone else meanwhile is kept; one never used is removed.
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    tracking_store.make_ready(other)
+    theirs = tracking_store._client(other)
+    theirs.create_experiment("theirs")
+    tracking_store.put_in_place(other)
+    assert "theirs" in [e.name for e in theirs.search_experiments()]
+    tracking_store.make_ready(f"sqlite:///{tmp_path / 'never.db'}")
+    tracking_store.discard_made()
+    assert list((tmp_path / "tmp").iterdir()) == [] and not (tmp_path / "never.db").exists()
+
+
+def test_a_command_that_fails_its_checks_leaves_no_store_anywhere(outputs, tmp_path):
+    from conftest import dlkit_cli
+
+    aside = tmp_path / "tmp"
+    aside.mkdir()
+    done = dlkit_cli("optimizer.lr=-1", f"paths.output_dir={outputs}", env={"TMPDIR": str(aside)})
+    assert done.returncode == 2 and "optimizer.lr" in done.stderr
+    assert not (outputs / "mlflow.db").exists()
+    # The recorder had a store made aside for this command: it removes it once the command has ended.
+    assert _wait_for(lambda: not list(aside.glob("dlkit-store-*"))), list(aside.iterdir())
+
+
+def test_bytes_are_logged_as_artifacts_without_waiting(settings, store, tmp_path):
+    run = recorder.RecordedRun(settings, "bytes", {})
+    run.log_bytes(b"\x00weights", "best.pt")
+    run.log_bytes(b"more", "folder/x.bin")
+    run.finish("FINISHED")
+    for artifact, content in [("best.pt", b"\x00weights"), ("folder/x.bin", b"more")]:
+        path = store().download_artifacts(run.run_id, artifact, str(tmp_path))
+        assert open(path, "rb").read() == content

@@ -7,7 +7,7 @@ only ever puts a message on a pipe. It also outlives a training process that is 
 (SIGKILL, out of memory): its end of the pipe closes, and the recorder ends that process's open runs
 KILLED, tagged with why, instead of leaving them RUNNING.
 
-Calls that only write (params, tags, text, metrics, figures) are sent without waiting. Logging a file,
+Calls that only write (params, tags, text, bytes, metrics, figures) are sent without waiting. Logging a file,
 downloading one, and creating and ending a run wait for the answer, and raise what the store refused
 for that run so far; a run with a refused write ends FAILED, never FINISHED. A sweep's job that runs in
 the sweep's own process creates and ends its run without waiting (the recorder finishes one job's
@@ -20,6 +20,7 @@ are written when the stream of messages pauses, or a second after they arrived: 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gc
 import itertools
 import os
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from dlkit.errors import ConfigError, RecorderError, StoreLost
-from dlkit.tracking import sweep_store
+from dlkit.tracking import store, sweep_store
 from dlkit.tracking import tags as tag
 from dlkit.tracking.store import StoreRun, check_reachable
 
@@ -170,6 +171,9 @@ class RecordedRun:
     def log_artifact(self, path, artifact_path: str | None = None) -> None:
         self.recorder.call("log_artifact", self.handle, str(path), artifact_path)  # waits: the file may be temporary
 
+    def log_bytes(self, content: bytes, path: str) -> None:
+        self.recorder.send("log_bytes", self.handle, content, path)  # the bytes travel: nothing to wait for
+
     def log_figures(self, history: Mapping[str, list[tuple[int, float]]], confusion: list[list[int]] | None) -> None:
         self.recorder.send("log_figures", self.handle, history, confusion)  # drawn there, while this process goes on
 
@@ -194,6 +198,12 @@ def prepare(uri: str, experiment: str, artifact_root: str | None) -> None:
     """Have the recorder create the store and the experiment now, without waiting: a new sqlite store's migrations
     (~1.6 s) then run on the other core while this process imports torch."""
     start().send("sweeps", -1, "prepare", {"uri": uri, "experiment": experiment, "artifact_root": artifact_root})
+
+
+def make_store_ready(uri: str) -> None:
+    """Have the recorder make a new sqlite store's tables now, aside: it goes in place when a run or a sweep first uses
+    the store, which is only once every job is planned."""
+    start().send("make_store_ready", -1, uri)
 
 
 def prepare_model() -> None:
@@ -250,6 +260,9 @@ class Service:
             return (run.run_id, run.experiment_id) if run is not None else self.ended[handle]
         elif op == "prepare_model":
             self.prepare_model()
+        elif op == "make_store_ready":  # a hint: if it fails, the store is made where it is first used, as before
+            with contextlib.suppress(Exception):
+                store.make_ready(*rest)
         elif op == "finish":
             self.finish(handle, *rest)
         elif op == "sweeps":  # a sweep's parent, its jobs' earlier attempts: plain values in and out
@@ -354,6 +367,7 @@ def serve(connection: Connection) -> None:
     while True:
         message = service.next_message(inbox)
         if message is None:
+            store.discard_made()
             return service.abandon()
         op, args, reply = message
         try:

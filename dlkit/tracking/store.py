@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -71,14 +72,74 @@ def ui_link(base: str, experiment_id: str, run_id: str | None = None) -> str:
 
 @functools.lru_cache(maxsize=8)  # one client (one connection pool) per store, however many runs
 def client(uri: str):
-    from mlflow.tracking import MlflowClient
-
     check_reachable(uri)
+    put_in_place(uri)
+    return _client(uri)
+
+
+def _client(uri: str):
+    from mlflow.tracking import MlflowClient
 
     # After the import: mlflow sets its own loggers up when imported. Store migrations are not news.
     for noisy in ("mlflow", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return MlflowClient(tracking_uri=uri)
+
+
+# A new sqlite store runs MLflow's migrations (1-1.6 s here). The recorder makes one in a temporary folder as soon as
+# the command is composed, while the training process imports torch, and a copy goes to the store's path once every
+# job is planned: a command that fails its checks leaves no store behind.
+_made: dict[str, Path] = {}
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The file of a sqlite store's URI (sqlite:///relative or sqlite:////absolute); None for other stores."""
+    if not uri.startswith("sqlite:///") or uri.startswith("sqlite:///:memory:"):
+        return None
+    return Path(uri.removeprefix("sqlite:///"))
+
+
+def make_ready(uri: str) -> None:
+    """An empty, migrated store for the sqlite store at uri when there is none yet, made aside (see put_in_place)."""
+    path = sqlite_path(uri)
+    if path is None or path.exists() or uri in _made:
+        return
+    made = Path(tempfile.mkdtemp(prefix="dlkit-store-")) / path.name
+    try:
+        _client(f"sqlite:///{made.resolve()}").search_experiments(max_results=1)  # creates and migrates it
+    except BaseException:
+        shutil.rmtree(made.parent, ignore_errors=True)
+        raise
+    _made[uri] = made
+
+
+def put_in_place(uri: str) -> None:
+    """The store made ready for uri goes to its path, unless a store is there by now (another process's: kept)."""
+    made = _made.pop(uri, None)
+    if made is None:
+        return
+    path = sqlite_path(uri)
+    try:
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+            shutil.copyfile(made, partial)
+            try:
+                os.link(partial, path)  # never over a store made meanwhile
+            except FileExistsError:
+                pass
+            except OSError:  # a file system without hard links
+                if not path.exists():
+                    os.replace(partial, path)
+            partial.unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(made.parent, ignore_errors=True)
+
+
+def discard_made() -> None:
+    """The stores made ready and never put in place (the command failed its checks): removed."""
+    while _made:
+        shutil.rmtree(_made.popitem()[1].parent, ignore_errors=True)
 
 
 def experiment_id(mlflow_client, name: str, artifact_root: str | Path | None) -> str:
@@ -181,6 +242,12 @@ class StoreRun:
 
     def log_artifact(self, path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_bytes(self, content: bytes, path: str) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            file = Path(tmp) / Path(path).name
+            file.write_bytes(content)
+            self.log_artifact(file, str(Path(path).parent) if Path(path).parent != Path(".") else None)
 
     def log_figures(self, history: Mapping[str, list[tuple[int, float]]], confusion: list[list[int]] | None) -> None:
         from dlkit.tracking import figures
