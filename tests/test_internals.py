@@ -131,3 +131,28 @@ def test_composed_once_gives_each_job_hydras_own_config_composing_once_per_choic
         assert subdirs[:2] == ["", "optimizer.lr=0.5"] and subdirs[3] == "+tracking.run_name=x,model=lenet5"
         assert counting.composed == 4  # the default groups, lenet5, sgd, and the job that sets Hydra's own name
         assert once.load_sweep_config(master, ["seed=5"]).seed == 5 and counting.composed == 4
+
+
+def test_dlkit_sweeper_hands_one_composing_loader_to_its_check_and_its_launcher():
+    """What hydra/sweeper=dlkit relies on in Hydra's basic sweeper: setup() gives the launcher the context it was
+    given, and the check of a batch composes through that context's loader."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.plugins import Plugins
+    from hydra.types import HydraContext, RunMode
+
+    with initialize_config_dir(config_dir=str(config.CONF_DIR), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        master = loader.load_configuration(config_name=config.CONFIG_NAME, overrides=[], run_mode=RunMode.MULTIRUN)
+        counting = Counting(loader)
+        sweeper = Plugins.instance().instantiate_sweeper(  # as Hydra's multirun does
+            config=master,
+            hydra_context=HydraContext(config_loader=counting, callbacks=None),  # no job runs here
+            task_function=lambda cfg: None,
+        )
+        assert type(sweeper).__name__ == "DlkitSweeper"  # the default
+        shared = sweeper.hydra_context.config_loader
+        assert isinstance(shared, internals.ComposedOnce) and sweeper.launcher.hydra_context.config_loader is shared
+        sweeper.validate_batch_is_legal([["seed=1"], ["seed=2"], ["seed=3"]])
+        assert counting.composed == 1
+        assert shared.load_sweep_config(master, ["seed=2"]).seed == 2 and counting.composed == 1

@@ -30,9 +30,10 @@ def test_wheel_carries_configs_and_the_hydra_plugin(installed):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "dlkit/conf/config.yaml" in names and "dlkit/conf/model/lenet5.yaml" in names
     assert "hydra_plugins/dlkit_searchpath/dlkit_searchpath.py" in names
+    assert "hydra_plugins/dlkit_sweeper/dlkit_sweeper.py" in names and "dlkit/conf/hydra/sweeper/dlkit.yaml" in names
     assert not any(n.startswith(("tests/", "plugins/")) for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "dlkit = dlkit.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "dlkit = dlkit.cli:command" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
 def test_installed_package_trains_from_another_directory(installed, tmp_path):
@@ -51,3 +52,5 @@ def test_installed_package_trains_from_another_directory(installed, tmp_path):
     done = dlkit_cli("model=lenet5", *QUICK, cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "outputs" / "mlflow.db").is_file()  # outputs/ is where the user stands
+    swept = dlkit_cli("-m", "seed=0,1", *QUICK, cwd=tmp_path, env=env)  # through the installed sweeper plugin
+    assert swept.returncode == 0 and "Sweep FINISHED" in swept.stdout, swept.stderr[-2000:]
