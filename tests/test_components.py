@@ -192,6 +192,7 @@ def test_predictions_put_outputs_and_targets_in_one_space_of_the_outputs_dtype()
     logits = torch.zeros(2, 3, dtype=torch.float64)
     y_hat, y = predictions(logits, torch.tensor([0, 0]), "softmax")  # one-hot as wide as the classes, not the labels
     assert torch.equal(y, torch.tensor([[1.0, 0, 0], [1, 0, 0]], dtype=torch.float64)) and y_hat[0, 0] == 1 / 3
+    assert y.dtype == torch.float64
     y_hat, y = predictions(torch.tensor([0.0, 2.0], dtype=torch.float64), torch.tensor([1, 0]), "sigmoid")
     assert y_hat.tolist() == [0.5, 1 / (1 + math.exp(-2))] and y.dtype == torch.float64 and y.tolist() == [1, 0]
     y_hat, y = predictions(torch.tensor([0.5], dtype=torch.float64), torch.tensor([2]), "identity")
@@ -204,6 +205,8 @@ def test_binary_cross_entropy_by_hand():
     # z = 0 → ŷ = 0.5, y = 1: −log 0.5;  z = ln 3 → ŷ = 0.75, y = 0: −log 0.25
     z, y = torch.tensor([0.0, math.log(3)]), torch.tensor([1.0, 0.0])
     assert loss("bce", "sigmoid")(z, y).item() == pytest.approx((math.log(2) + math.log(4)) / 2, rel=1e-6)
+    # Labels as integers, as a data set may hold them: the same loss.
+    assert loss("bce", "sigmoid")(z, torch.tensor([1, 0])).item() == pytest.approx((math.log(2) + math.log(4)) / 2)
 
 
 def test_cross_entropy_is_minus_log_softmax_of_the_label():
@@ -229,6 +232,8 @@ def test_focal_loss_by_hand_and_gamma_zero_is_cross_entropy():
     z, y = torch.tensor([math.log(3), math.log(3)]), torch.tensor([1.0, 0.0])
     expected = (-(0.25**2) * math.log(0.75) - (0.75**2) * math.log(0.25)) / 2
     assert loss("focal", "sigmoid", gamma=2.0)(z, y).item() == pytest.approx(expected, rel=1e-6)
+    assert loss("focal", "sigmoid")(z, y).item() == pytest.approx(expected, rel=1e-6)  # γ = 2 by default (Lin et al.)
+    assert loss("focal", "sigmoid")(z, torch.tensor([1, 0])).item() == pytest.approx(expected, rel=1e-6)  # int labels
     logits, labels = torch.randn(6, 4), torch.tensor([0, 1, 2, 3, 0, 1])
     assert loss("focal", "softmax", gamma=0.0)(logits, labels).item() == pytest.approx(
         loss("cross_entropy", "softmax")(logits, labels).item(), rel=1e-6
@@ -251,6 +256,14 @@ def test_focal_loss_by_hand_and_gamma_zero_is_cross_entropy():
         ),
         ("mse", "sequence", "loss 'mse' does not fit a seq2seq task"),
         ("cross_entropy", "identity", "loss 'cross_entropy' does not fit a regression task"),
+        (
+            "focal",
+            "identity",
+            "loss 'focal' does not fit a regression task (identity output);"
+            " it serves: classification (task=classification), binary (task=binary).",
+        ),
+        ("sequence_cross_entropy", "softmax", "loss 'sequence_cross_entropy' does not fit a classification task"),
+        ("bce", "ranking", "loss 'bce' does not fit a ranking task (ranking output)"),  # a plugin task's own output
     ],
 )
 def test_a_loss_that_cannot_serve_the_task_is_rejected(name, output, message):
