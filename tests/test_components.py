@@ -152,6 +152,12 @@ def test_both_dropout_forms_keep_the_expected_activation(form):
     assert train_out.mean().item() == pytest.approx(test_out[0].item(), abs=0.005)  # expectation kept
 
 
+def test_the_chapters_dropout_drops_half_by_default():
+    from dlkit.components.dropout import ChapterDropout
+
+    assert torch.equal(ChapterDropout().eval()(torch.ones(2)), torch.tensor([0.5, 0.5]))  # × (1 − 0.5) at test
+
+
 def test_dropout_p_out_of_range_is_rejected():
     with pytest.raises(ConfigError, match=r"dropout.p must be a number in \[0, 1\), got 1.0"):
         build("dropout", "chapter", cfg={"p": 1.0})
