@@ -243,3 +243,20 @@ def test_bytes_are_logged_as_artifacts_without_waiting(settings, store, tmp_path
     for artifact, content in [("best.pt", b"\x00weights"), ("folder/x.bin", b"more")]:
         path = store().download_artifacts(run.run_id, artifact, str(tmp_path))
         assert open(path, "rb").read() == content
+
+
+def test_a_message_that_cannot_be_read_ends_the_recorder_as_a_closed_pipe_would(capfd):
+    import queue
+    import threading
+    from multiprocessing import Pipe
+
+    ours, theirs = Pipe()
+    inbox = queue.SimpleQueue()
+    reader = threading.Thread(target=recorder._read, args=(theirs, inbox), daemon=True)
+    reader.start()
+    ours.send(("set_tags", (0, {"a": "b"}), False))
+    ours.send_bytes(b"not a pickle")
+    reader.join(timeout=30)
+    assert not reader.is_alive()
+    assert inbox.get(timeout=5)[0] == "set_tags" and inbox.get(timeout=5) is None
+    assert "could not read a message" in capfd.readouterr().err

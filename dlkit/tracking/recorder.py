@@ -388,6 +388,9 @@ def _read(connection: Connection, inbox: queue.SimpleQueue) -> None:
             inbox.put(connection.recv())
         except (EOFError, OSError):
             return inbox.put(None)
+        except Exception as exc:  # a message that cannot be read: stop as if the pipe had closed, never hang
+            print(f"dlkit: the recorder could not read a message ({exc}); its runs end KILLED", file=sys.stderr)
+            return inbox.put(None)
 
 
 if __name__ == "__main__":
