@@ -123,15 +123,17 @@ def put_in_place(uri: str) -> None:
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-            shutil.copyfile(made, partial)
             try:
-                os.link(partial, path)  # never over a store made meanwhile
-            except FileExistsError:
-                pass
-            except OSError:  # a file system without hard links
-                if not path.exists():
-                    os.replace(partial, path)
-            partial.unlink(missing_ok=True)
+                shutil.copyfile(made, partial)
+                try:
+                    os.link(partial, path)  # never over a store made meanwhile
+                except FileExistsError:
+                    pass
+                except OSError:  # a file system without hard links
+                    if not path.exists():
+                        os.replace(partial, path)
+            finally:  # a copy cut short (a full disk) leaves nothing behind
+                partial.unlink(missing_ok=True)
     finally:
         shutil.rmtree(made.parent, ignore_errors=True)
 
