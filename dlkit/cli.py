@@ -155,8 +155,9 @@ def _plan_jobs(overrides: Sequence[str], multirun: bool) -> list:
     """Every job of the command composed and planned, or nothing starts (and nothing is created).
 
     The recorder process starts first: MLflow's import happens on the other core while this process imports torch
-    and Lightning for planning. Once a sweep's jobs are all planned, the recorder creates the store (a new one's
-    migrations take ~1.6 s) while Hydra sets the sweep up."""
+    and Lightning for planning, then makes a new sqlite store aside (its migrations take 1-1.6 s). Once a sweep's
+    jobs are all planned, the recorder puts the store in place and creates the experiment while Hydra sets the
+    sweep up."""
     from dlkit import plugins
     from dlkit.tracking import recorder, store
 
@@ -164,14 +165,15 @@ def _plan_jobs(overrides: Sequence[str], multirun: bool) -> list:
     if recording:
         recorder.start()
     composed = config.compose_jobs(overrides, multirun)
+    uris = {str(cfg.tracking.uri) for _, cfg in composed if cfg.tracking.enabled}
     if recording:  # a new sqlite store's migrations, on the other core; put in place only once all is planned
-        for uri in {str(cfg.tracking.uri) for _, cfg in composed if cfg.tracking.enabled}:
+        for uri in uris:
             recorder.make_store_ready(uri)
     if recording and any(cfg.tracking.enabled and cfg.tracking.get("log_model") for _, cfg in composed):
         recorder.prepare_model()  # a hint, before the values are checked: ~3 s of imports on the other core
     if multirun and composed and "study" in composed[0][1]:
         _check_study(composed)
-    for uri in {str(cfg.tracking.uri) for _, cfg in composed if cfg.tracking.enabled}:
+    for uri in uris:
         store.check_reachable(uri)  # a server that is down fails here in seconds, before torch is imported
     plugins.load_all()  # once, here: a plugin's components are names the configs may use
     plans = config.plan_jobs(composed)

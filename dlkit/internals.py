@@ -37,11 +37,12 @@ def apply_value_overrides(overrides: list[Any], cfg: Any) -> None:
     ConfigLoaderImpl._apply_overrides_to_config(overrides, cfg)
 
 
-def value_overrides(parsed: list[Any], groups: set[str]) -> list[Any]:
-    """The parsed overrides that set values (`seed=1`, `+a.b=2`, `~c`), applied after composing, not the ones that
-    choose config group options (`model=lenet5`, `+study=x`, `hydra/launcher=...`) or change Hydra's own settings.
-    groups: the names of the top-level config groups."""
-    return [
+def split_overrides(overrides: list[str], parsed: list[Any], groups: set[str]) -> tuple[tuple[str, ...], list[Any]]:
+    """A job's overrides in Hydra's two stages of composition: the ones that choose config group options
+    (`model=lenet5`, `+study=x`, `hydra/launcher=...`) or change Hydra's own settings, as text (what picks the YAML
+    files), and the parsed ones that set values (`seed=1`, `+a.b=2`, `~c`), applied after composing.
+    parsed: Hydra's parse of overrides; groups: the names of the top-level config groups."""
+    values = [
         p
         for p in parsed
         if p.package is None
@@ -49,6 +50,8 @@ def value_overrides(parsed: list[Any], groups: set[str]) -> list[Any]:
         and "/" not in p.key_or_group
         and p.key_or_group not in groups
     ]
+    choices = tuple(o for o, p in zip(overrides, parsed) if all(p is not v for v in values))
+    return choices, values
 
 
 def basic_sweeper() -> type:
@@ -79,19 +82,18 @@ class ComposedOnce:
         return getattr(self.loader, name)
 
     def load_sweep_config(self, master_config: Any, sweep_overrides: list[str]) -> Any:
-        from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
+        from hydra._internal.config_loader_impl import get_overrides_dirname
         from hydra.core.override_parser.overrides_parser import OverridesParser
         from omegaconf import open_dict
 
         parsed = OverridesParser.create().parse_overrides(list(sweep_overrides))
-        values = value_overrides(parsed, self.groups)
-        choices = tuple(o for o, p in zip(sweep_overrides, parsed) if all(p is not v for v in values))
+        choices, values = split_overrides(list(sweep_overrides), parsed, self.groups)
         if choices not in self.composed:
             self.composed[choices] = self.loader.load_sweep_config(master_config, list(choices))
         cfg = copy.deepcopy(self.composed[choices])
         if not values:
             return cfg
-        ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+        apply_value_overrides(values, cfg)
         task = [p for p in parsed if not p.is_hydra_override()]
         job = cfg.hydra.job.config.override_dirname
         with open_dict(cfg.hydra):

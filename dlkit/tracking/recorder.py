@@ -195,8 +195,8 @@ class RecordedRun:
 
 
 def prepare(uri: str, experiment: str, artifact_root: str | None) -> None:
-    """Have the recorder create the store and the experiment now, without waiting: a new sqlite store's migrations
-    (~1.6 s) then run on the other core while this process imports torch."""
+    """Have the recorder create the store (or put the one made ready in place) and the experiment now, without
+    waiting, while Hydra sets the sweep up on this side."""
     start().send("sweeps", -1, "prepare", {"uri": uri, "experiment": experiment, "artifact_root": artifact_root})
 
 
