@@ -63,14 +63,18 @@ def sweep_runs(client):
     return parent, sorted((r for r in runs if r is not parent), key=lambda r: r.info.run_name)
 
 
-def page_text(browser, url: str, shows: str) -> str:
-    """The rendered text of the page at url, once it shows `shows`."""
+def page_text(browser, url: str, shows: str, loading: str | None = None) -> str:
+    """The rendered text of the page at url, once it shows `shows` (and no longer shows `loading`: a part of the page
+    that the UI fetches after the rest)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
+    def body(b) -> str:
+        return b.find_element(By.TAG_NAME, "body").text
+
     browser.get(url)
-    WebDriverWait(browser, WAIT_S).until(lambda b: shows in b.find_element(By.TAG_NAME, "body").text)
-    return browser.find_element(By.TAG_NAME, "body").text
+    WebDriverWait(browser, WAIT_S).until(lambda b: shows in body(b) and (loading is None or loading not in body(b)))
+    return body(browser)
 
 
 def test_the_runs_table_shows_the_sweep_its_children_their_data_and_models(ui):
@@ -100,7 +104,8 @@ def test_a_childs_page_shows_its_datasets_and_logged_model(ui):
     _, children = sweep_runs(client)
     child = children[0]
     digests = {d.dataset.name: d.dataset.digest for d in child.inputs.dataset_inputs}
-    text = page_text(browser, ui_link(base, child.info.experiment_id, child.info.run_id), "Logged models")
+    url = ui_link(base, child.info.experiment_id, child.info.run_id)
+    text = page_text(browser, url, "Logged models", loading="Models loading")  # the models are fetched last
     logged = text.split("Logged models", 1)[1].split("About this run")[0]
     assert logged.startswith(" (1)") and "\nmodel\nReady\n" in logged  # one model, ready to load
     assert f"digits/test (#{digests['digits/test']})" in logged  # with its test metrics, on the test split
