@@ -102,40 +102,19 @@ def _train_app(argv: list[str]) -> None:
         os.environ[environment.SWEEP_SIZE] = str(len(plans))  # an environment variable reaches parallel workers too
 
     @hydra.main(config_path=str(config.CONF_DIR), config_name=config.CONFIG_NAME, version_base="1.3")
-    def job(cfg) -> None:
+    def job(cfg) -> float | None:
         from dlkit import plugins
-        from dlkit.plan import Plan, fingerprint
-        from dlkit.train import train
+        from dlkit.plan import fingerprint
 
         hydra_cfg = HydraConfig.get()
         multirun = hydra_cfg.mode.name == "MULTIRUN"
+        plugins.load_all()  # in a parallel worker, its first job loads them
+        if config.is_search(hydra_cfg.sweeper):
+            return _search_worker(hydra_cfg, cfg)
         total = os.environ.get(environment.SWEEP_SIZE, "0")
         prefix = f"[job {hydra_cfg.job.num + 1}/{total if total != '0' else '?'}] " if multirun else ""
         overrides = list(hydra_cfg.overrides.task)
-        this_sweep = sweep.current()
-        try:
-            plugins.load_all()  # in a parallel worker, its first job loads them
-            plan = planned.get(fingerprint(cfg)) or Plan.from_config(cfg)
-            result = train(
-                plan, overrides, sweep=this_sweep, detached=sweep.runs_here(this_sweep), progress_prefix=prefix
-            )
-        except (ConfigError, Diverged) as exc:  # here, or Hydra would print it as a crash
-            if not multirun:
-                _user_error(exc)
-            log.error("%sdlkit: error: %s", prefix, exc)  # in a sweep the other jobs go on
-            if isinstance(exc, ConfigError) and this_sweep is not None:  # no run records it: the parent does
-                this_sweep.job_failed_early(overrides, str(exc))
-            return math.nan
-        except StoreLost as exc:  # the recorder said which runs stay RUNNING; no other job could record anything
-            print(f"dlkit: {exc}", file=sys.stderr)
-            sys.exit(1)
-        except Exception:
-            if not multirun:
-                raise
-            log.exception("%sthe job failed (its run is FAILED); the other jobs go on", prefix)
-            return math.nan
-        _report(result, plan, prefix)
-        return result.metrics.get(plan.objective)  # what an optimizing sweeper (optuna) minimizes or maximizes
+        return _run_job(lambda: planned.get(fingerprint(cfg)) or cfg, overrides, prefix, multirun)
 
     # Hydra reads sys.argv; DDP re-runs it for the other processes, so the program keeps its real path.
     sys.argv = [sys.argv[0] if Path(sys.argv[0]).is_file() else "dlkit", *argv]
@@ -149,6 +128,61 @@ def _train_app(argv: list[str]) -> None:
         sweep.close_abandoned(interrupted)
     if sweep.outcome is not None and sweep.outcome.status == "FAILED":
         sys.exit(1)
+
+
+def _run_job(source, overrides: list[str], prefix: str, multirun: bool, callbacks=()) -> float:
+    """Train one job of the command, a sweep's or a search's trial, and return its objective (what an optimizing
+    sweeper minimizes or maximizes); nan when it failed. source() gives its Plan, or the config to plan. In a sweep
+    a failure is one line and the other jobs go on; alone, it ends the command."""
+    from dlkit import sweep
+    from dlkit.plan import Plan
+    from dlkit.train import train
+
+    this_sweep = sweep.current()
+    try:
+        plan = source()
+        plan = plan if isinstance(plan, Plan) else Plan.from_config(plan)
+        result = train(
+            plan,
+            overrides,
+            sweep=this_sweep,
+            detached=sweep.runs_here(this_sweep),
+            progress_prefix=prefix,
+            callbacks=callbacks,
+        )
+    except (ConfigError, Diverged) as exc:  # here, or Hydra would print it as a crash
+        if not multirun:
+            _user_error(exc)
+        log.error("%sdlkit: error: %s", prefix, exc)  # in a sweep the other jobs go on
+        if isinstance(exc, ConfigError) and this_sweep is not None:  # no run records it: the parent does
+            this_sweep.job_failed_early(overrides, str(exc))
+        return math.nan
+    except StoreLost as exc:  # the recorder said which runs stay RUNNING; no other job could record anything
+        print(f"dlkit: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except Exception:
+        if not multirun:
+            raise
+        log.exception("%sthe job failed (its run is FAILED); the other jobs go on", prefix)
+        return math.nan
+    _report(result, plan, prefix)
+    return result.metrics.get(plan.objective, math.nan)
+
+
+def _search_worker(hydra_cfg, cfg) -> int:
+    """A worker of a search (hydra/sweeper=optuna): trials from the shared study until n_trials are done."""
+    from omegaconf import OmegaConf
+
+    from dlkit import search
+
+    settings = search.Settings.read(OmegaConf.to_container(hydra_cfg.sweeper, resolve=True))
+    study, space = search.join(settings, hydra_cfg.job.num, int(cfg.trainer.max_epochs))
+    composer = config.Composer()
+
+    def run_trial(overrides: list[str], callbacks: list, prefix: str) -> float:
+        return _run_job(lambda: composer(overrides), overrides, prefix, True, callbacks)
+
+    return search.work(study, settings, space, str(cfg.objective), run_trial)
 
 
 def _plan_jobs(overrides: Sequence[str], multirun: bool) -> list:

@@ -4,9 +4,8 @@ it with `+`, which is wrong)."""
 
 from __future__ import annotations
 
-import copy
 import difflib
-import itertools
+import functools
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from dlkit.errors import ConfigError, did_you_mean
-from dlkit.internals import apply_value_overrides, split_overrides
+from dlkit.internals import ComposeOnce
 from dlkit.overrides import key as override_key
 from dlkit.overrides import pairs as override_pairs
 
@@ -27,30 +26,26 @@ OmegaConf.register_new_resolver("dlkit.abspath", lambda path: str(Path(path).res
 
 
 def compose(overrides: Sequence[str] = (), with_hydra: bool = False) -> DictConfig:
-    """The config that `dlkit <overrides>` would run, composed through Hydra's compose API."""
+    """The config that `dlkit <overrides>` would run, composed through Hydra's compose API (inside a running Hydra
+    app, a search's worker, through the app's own search path)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
 
     try:
+        if GlobalHydra.instance().is_initialized():
+            return hydra_compose(config_name=CONFIG_NAME, overrides=list(overrides), return_hydra_config=with_hydra)
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="dlkit"):
             return hydra_compose(config_name=CONFIG_NAME, overrides=list(overrides), return_hydra_config=with_hydra)
     except Exception as exc:  # explained outside the block: explaining composes again
         raise explain(exc, overrides) from None
 
 
-def check(overrides: Sequence[str], multirun: bool) -> list:
-    """Compose and plan every job a command would launch, so a bad value fails before any job starts.
-
-    Returns the jobs' plans (none when the sweeper decides the jobs, as for ranges)."""
-    return plan_jobs(compose_jobs(overrides, multirun))
-
-
 def compose_jobs(overrides: Sequence[str], multirun: bool) -> list[tuple[list[str], DictConfig]]:
     """Every job's overrides and composed config (Hydra only: no torch is imported)."""
     jobs = job_overrides(overrides, multirun)
-    composed: dict[tuple[str, ...], DictConfig] = {}
-    groups = set(group_options())
-    return [(job, _job_error(number, jobs, _compose_job, job, composed, groups)) for number, job in enumerate(jobs)]
+    composer = Composer()
+    return [(job, _job_error(number, jobs, composer, job)) for number, job in enumerate(jobs)]
 
 
 def plan_jobs(composed: list[tuple[list[str], DictConfig]]) -> list:
@@ -74,49 +69,76 @@ def parse(overrides: Sequence[str]) -> list:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     try:
-        return OverridesParser.create().parse_overrides(list(overrides))
+        return OverridesParser.create(config_loader=_config_loader()).parse_overrides(list(overrides))
     except Exception as exc:
         raise explain(exc, overrides) from None
 
 
+@functools.cache
+def _config_loader():
+    """Hydra's config loader over dlkit's search path: what a sweep of a group's options by glob(...) lists."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="dlkit"):
+        return GlobalHydra.instance().config_loader()
+
+
 def job_overrides(overrides: Sequence[str], multirun: bool) -> list[list[str]]:
-    """Each job's overrides, as Hydra's basic sweeper expands them: the cartesian product of the swept values
-    (in the order given; a key given twice keeps its last values). No jobs when the sweeper picks them (ranges)."""
+    """Each job's overrides, as Hydra's basic sweeper expands them (its own expansion: the cartesian product of the
+    swept values, glob included). For a search (hydra/sweeper=optuna), the jobs that plan each searched value at its
+    edges (dlkit.search.Space.check_jobs): the trials themselves are the search's to pick."""
     own = [o for o in overrides if not override_key(o).startswith("hydra")]
     if not multirun:
         return [own]
     parsed = parse(own)
-    # A preset (a study) may declare the sweep itself, in hydra.sweeper.params.
+    # The sweeper as configured (a preset, a study, may declare the sweep itself, in hydra.sweeper.params).
     base = [o for o, p in zip(own, parsed) if not p.is_sweep_override()]
-    params = compose(base, with_hydra=True).hydra.sweeper.get("params") or {}
+    hydra_given = [o for o in overrides if override_key(o).startswith("hydra")]
+    sweeper = sweeper_config([*base, *hydra_given])
+    params = sweeper.get("params") or {}
+    if is_search(sweeper):
+        from dlkit import search
+
+        space = search.space(own, params)
+        search.check(search.Settings.read(sweeper), space)
+        return space.check_jobs()
     given = {override_key(p.get_key_element()) for p in parsed}
     parsed += parse([f"{k}={v}" for k, v in params.items() if k not in given])
-    if any(p.is_sweep_override() and not p.is_discrete_sweep() for p in parsed):
-        return []  # ranges and intervals: the sweeper picks the jobs
-    choices: dict[str, list[str]] = {}
-    for p in parsed:
-        key = p.get_key_element()
-        values = list(p.sweep_string_iterator()) if p.is_sweep_override() else [p.get_value_element_as_str()]
-        choices.pop(key, None)
-        choices[key] = [f"{key}={v}" if p.value_type is not None else key for v in values]
-    return [list(job) for job in itertools.product(*choices.values())]
+    continuous = [p.input_line for p in parsed if p.is_sweep_override() and not p.is_discrete_sweep()]
+    if continuous:
+        raise ConfigError(
+            f"{continuous[0]}: an interval has no list of values to sweep; search it with hydra/sweeper=optuna,"
+            " or sweep a list (a,b,c) or range(start,stop,step)."
+        )
+    from dlkit.internals import basic_sweeper
+
+    return [list(job) for batch in basic_sweeper().split_arguments(parsed, None) for job in batch]
 
 
-def _compose_job(overrides: Sequence[str], composed: dict[tuple[str, ...], DictConfig], groups: set[str]) -> DictConfig:
-    """compose(overrides), composing once for all jobs that pick the same config group options (groups: their names).
+def sweeper_config(overrides: Sequence[str]) -> DictConfig:
+    """hydra.sweeper as these overrides (Hydra's own among them) compose it."""
+    return compose(overrides, with_hydra=True).hydra.sweeper
 
-    Hydra composes in two stages: group choices pick the YAML files, then the other overrides are
-    applied to the result. Jobs of a sweep often differ in the second stage only (seed=0,1,2,...);
-    each compose costs about 0.1 s, each application a few milliseconds."""
-    choices, values = split_overrides(list(overrides), parse(overrides), groups)
-    if choices not in composed:
-        composed[choices] = compose(choices)
-    cfg = copy.deepcopy(composed[choices])
-    try:
-        apply_value_overrides(values, cfg)
-    except Exception as exc:
-        raise explain(exc, overrides) from None
-    return cfg
+
+def is_search(sweeper: DictConfig) -> bool:
+    """Whether the sweeper is dlkit's search (hydra/sweeper=optuna): its trials are picked as it goes."""
+    return str(sweeper.get("_target_", "")).endswith(".OptunaSweeper")
+
+
+class Composer:
+    """compose(overrides) for many jobs, composing once per choice of config group options (internals.ComposeOnce):
+    the check of a sweep's jobs before launch, and a search's trials in its workers."""
+
+    def __init__(self) -> None:
+        self.once = ComposeOnce(compose, set(group_options()))
+
+    def __call__(self, overrides: Sequence[str]) -> DictConfig:
+        parsed = parse(overrides)
+        try:
+            return self.once(list(overrides), parsed)[0]
+        except Exception as exc:
+            raise explain(exc, overrides) from None
 
 
 def explain(exc: Exception, overrides: Sequence[str]) -> ConfigError:

@@ -40,6 +40,13 @@ def runs_here(sweep: Sweep | None) -> bool:
     return sweep is not None and sweep in _opened
 
 
+def note_search(study_name: str, storage: str, n_trials: int) -> None:
+    """A search's study and its trials in all, on the parent run this process opened for it (when tracking is on)."""
+    for opened in _opened[-1:]:
+        for key, value in ((tag.SEARCH_STUDY, study_name), (tag.SEARCH_STORAGE, storage), (tag.JOBS, str(n_trials))):
+            opened.set_parent_tag(key, value)
+
+
 def swept_keys(overrides: Sequence[str], sweeper_params: dict[str, Any] | None = None) -> tuple[str, ...]:
     """The keys a sweep varies: sweep syntax on the command line, and the sweeper's own `params`."""
     from dlkit import config

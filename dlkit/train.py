@@ -100,10 +100,12 @@ def train(
     detached: bool = False,
     progress_prefix: str = "",
     resume: str | None = None,
+    callbacks: Sequence[pl.Callback] = (),
 ) -> Result:
     """sweep: the sweep this job belongs to (its run is a child of the sweep's parent); detached: the job runs in
     its sweep's own process, so its run may be created and ended without waiting (the sweep flushes the recorder
-    before it counts its jobs); resume: the id of an interrupted run to continue from its last checkpoint."""
+    before it counts its jobs); resume: the id of an interrupted run to continue from its last checkpoint;
+    callbacks: more Lightning callbacks (a search's trial: each epoch's objective reported, maybe pruned)."""
     if plan.threads:
         torch.set_num_threads(plan.threads)
     pl.seed_everything(plan.seed, verbose=False)
@@ -120,7 +122,7 @@ def train(
     experiment = build(plan)
     logger, best, checkpoint_io = EpochLogger(), BestWeights(), MemoryCheckpointIO()
     snapshot = Snapshot(experiment.loaders["train"], logger, checkpoint_io)
-    trainer = _trainer(plan, logger, [EpochProgress(progress_prefix), best, snapshot], checkpoint_io)
+    trainer = _trainer(plan, logger, [EpochProgress(progress_prefix), best, snapshot, *callbacks], checkpoint_io)
     if trainer.strategy.root_device.type != "cpu":  # in-memory data lives on the GPU: no copy per batch
         for loader in experiment.loaders.values():
             loader.to(trainer.strategy.root_device)

@@ -125,13 +125,18 @@ def test_mistakes_get_one_line_with_a_close_match(override, expected):
     assert "+" not in str(err.value).split("(")[0]  # not Hydra's advice to append the key
 
 
+def check(overrides: list[str], multirun: bool) -> list:
+    """Every job a command would launch, composed and planned (what the command does before it launches)."""
+    return config.plan_jobs(config.compose_jobs(overrides, multirun))
+
+
 def test_a_sweep_is_checked_job_by_job_before_launch():
-    plans = config.check(["activation=relu,tanh", "seed=0,1,2"], multirun=True)
+    plans = check(["activation=relu,tanh", "seed=0,1,2"], multirun=True)
     assert [(p.parts.activation.name, p.seed) for p in plans] == [(a, s) for a in ("relu", "tanh") for s in (0, 1, 2)]
     with pytest.raises(
         ConfigError, match=r"job 2 of 2 \(activation=tanhh\): activation 'tanhh' is unknown; did you mean 'tanh'"
     ):
-        config.check(["activation=relu,tanhh"], multirun=True)
+        check(["activation=relu,tanhh"], multirun=True)
 
 
 @pytest.mark.parametrize(
@@ -146,19 +151,17 @@ def test_a_sweep_is_checked_job_by_job_before_launch():
 def test_a_sweeps_jobs_compose_as_hydra_composes_them_one_by_one(job):
     from omegaconf import OmegaConf
 
-    shared = {}
-    groups = set(config.group_options())
-    # A job before it that picked the same group options.
-    config._compose_job(["model=lenet5", "seed=9"], shared, groups)
-    assert OmegaConf.to_yaml(config._compose_job(job, shared, groups)) == OmegaConf.to_yaml(config.compose(job))
+    composer = config.Composer()
+    composer(["model=lenet5", "seed=9"])  # a job before it that picked the same group options
+    assert OmegaConf.to_yaml(composer(job)) == OmegaConf.to_yaml(config.compose(job))
 
 
 def test_a_bad_value_in_a_later_job_of_a_sweep_is_still_named():
     with pytest.raises(ConfigError, match=r"job 3 of 3 \(optimizer.lr=-0.3\): optimizer.lr must be a number > 0"):
-        config.check(["optimizer.lr=0.1,0.2,-0.3"], multirun=True)
+        check(["optimizer.lr=0.1,0.2,-0.3"], multirun=True)
     # Every job's mistake.
     with pytest.raises(ConfigError, match=r"^'optimizer.lrr' is not a key.*did you mean 'optimizer.lr'"):
-        config.check(["seed=0,1", "optimizer.lrr=3"], multirun=True)
+        check(["seed=0,1", "optimizer.lrr=3"], multirun=True)
 
 
 def test_a_plans_params_are_the_flattened_resolved_config():

@@ -107,7 +107,13 @@ def close_parent(
         if c.info.status != "FINISHED"
     ]
     outcome.failures += early
-    scored = [c for c in children if c.info.status == "FINISHED" and objective in c.data.metrics]
+    scored = [
+        c
+        for c in children
+        if c.info.status == "FINISHED"
+        and objective in c.data.metrics
+        and c.data.tags.get(tag.TRIAL_STATE) != "PRUNED"  # a search's trial stopped early: not a candidate
+    ]
     if scored:  # the best job, recorded on the parent (for an optimizing sweeper: the best trial)
         best = (max if maximize else min)(scored, key=lambda c: c.data.metrics[objective])
         client.set_tag(parent, tag.BEST_RUN_ID, best.info.run_id)

@@ -47,14 +47,10 @@ class Sweep:
         """A job that failed before its run existed (a bad value only its data reveals): noted on the parent."""
         name = self.child_name(overrides) or ",".join(overrides)
         key = tag.EARLY_FAILURE_PREFIX + hashlib.sha256(name.encode()).hexdigest()[:8]  # the same job, the same tag
-        in_store(
-            "set_parent_tag",
-            self.via_recorder,
-            uri=self.uri,
-            run_id=self.parent_run_id,
-            key=key,
-            value=f"{name}: {reason}"[: tag.MAX_REASON],
-        )
+        self.set_parent_tag(key, f"{name}: {reason}"[: tag.MAX_REASON])
+
+    def set_parent_tag(self, key: str, value: str) -> None:
+        in_store("set_parent_tag", self.via_recorder, uri=self.uri, run_id=self.parent_run_id, key=key, value=value)
 
     def earlier_attempt(self, config_hash: str) -> Attempt | None:
         """The latest child of this sweep that ran this config (a job run before, when the sweep is relaunched)."""

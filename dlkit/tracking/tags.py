@@ -31,6 +31,13 @@ OBJECTIVE = "dlkit.objective"  # the metric an optimizing sweeper optimizes, and
 MAXIMIZE = "dlkit.maximize"  # "true" when the objective is maximized
 STUDY = "dlkit.study"  # a study's name; its claim and how to decide it under dlkit.study.<key>
 
+# A search (hydra/sweeper=optuna): each trial's run, and the study on the parent.
+TRIAL_STATE = "dlkit.trial.state"  # COMPLETE, PRUNED or FAIL, as Optuna records the trial
+TRIAL_NUMBER = "dlkit.trial.number"  # Optuna's number of the trial (from 0)
+PRUNED_EPOCH = "dlkit.trial.pruned_epoch"  # the epoch (from 0) at which a pruned trial stopped
+SEARCH_STUDY = "dlkit.search.study"  # on the parent: the study's name
+SEARCH_STORAGE = "dlkit.search.storage"  # on the parent: where the study is stored
+
 # Provenance.
 VERSION = "dlkit.version"
 GIT_COMMIT = "dlkit.git_commit"

@@ -1,0 +1,59 @@
+"""hydra/sweeper=optuna: dlkit's hyperparameter search (dlkit/search.py). The sweeper creates the study and launches its
+workers through the configured launcher; each worker (the job function, dlkit/cli.py) asks the study for trials until
+n_trials are done. Hydra imports this module whenever it scans for plugins: Optuna is imported only in sweep()."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from hydra.core.plugins import Plugins
+from hydra.plugins.sweeper import Sweeper
+
+WORKER_KEYS = ("study_name", "storage")  # what each worker is told of the study: its name and where it lives
+
+
+class OptunaSweeper(Sweeper):
+    def __init__(self, **settings: Any) -> None:
+        self.settings = settings
+
+    def setup(self, *, hydra_context, task_function, config) -> None:
+        self.config = config
+        self.launcher = Plugins.instance().instantiate_launcher(
+            hydra_context=hydra_context, task_function=task_function, config=config
+        )
+
+    def sweep(self, arguments: list[str]) -> Any:
+        from omegaconf import OmegaConf
+
+        from dlkit import search, sweep
+
+        settings = search.Settings.read(OmegaConf.to_container(self.config.hydra.sweeper, resolve=True))
+        space = search.space(arguments, self.settings.get("params"))
+        experiment = self.config.tracking.experiment
+        name = settings.study_name or f"{experiment}-{sweep.sweep_key(experiment, arguments)}"
+        url = search.storage_url(settings.storage, self.config.paths.output_dir)
+        study = search.create(settings, space, name, url)
+        sweep.note_search(name, url, settings.n_trials)
+        workers = min(settings.n_workers or self._launcher_workers(), settings.n_trials)
+        done = search.progress(study)
+        print(
+            f"Study '{name}' in {url}: {done.done} of {settings.n_trials} trials done;"
+            f" {workers} worker{'s' if workers > 1 else ''}"
+        )
+        told = [f"hydra.sweeper.study_name={name}", f"hydra.sweeper.storage='{url}'"]
+        returns = self.launcher.launch([[*space.fixed, *told]] * workers, initial_job_idx=0)
+        search.print_best(study)
+        return [returns]
+
+    def _launcher_workers(self) -> int:
+        """How many jobs the launcher runs at once: the parallel launcher's n_jobs (-1: every core), else 1
+        (the basic launcher runs its jobs one after another, in this process)."""
+        launcher = self.config.hydra.launcher
+        target = str(launcher.get("_target_", ""))
+        if "joblib" in target.lower():
+            n_jobs = int(launcher.get("n_jobs") or -1)
+            return n_jobs if n_jobs > 0 else max(1, (os.cpu_count() or 1) + 1 + n_jobs)
+        if "slurm" in target.lower():
+            return 4
+        return 1
