@@ -74,9 +74,18 @@ def parse(overrides: Sequence[str]) -> list:
         raise explain(exc, overrides) from None
 
 
-@functools.cache
 def _config_loader():
-    """Hydra's config loader over dlkit's search path: what a sweep of a group's options by glob(...) lists."""
+    """Hydra's config loader over dlkit's search path (a running Hydra app's own): what lists a group's options for a
+    sweep by glob(...)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        return GlobalHydra.instance().config_loader()
+    return _own_config_loader()
+
+
+@functools.cache
+def _own_config_loader():
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 

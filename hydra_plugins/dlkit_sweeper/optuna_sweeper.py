@@ -43,6 +43,8 @@ class OptunaSweeper(Sweeper):
         )
         told = [f"hydra.sweeper.study_name={name}", f"hydra.sweeper.storage='{url}'"]
         returns = self.launcher.launch([[*space.fixed, *told]] * workers, initial_job_idx=0)
+        for worker in returns:
+            worker.return_value  # noqa: B018  (a worker that raised raises here, as Hydra's basic sweeper does)
         search.print_best(study)
         return [returns]
 
