@@ -182,7 +182,7 @@ def _search_worker(hydra_cfg, cfg) -> int:
     def run_trial(overrides: list[str], callbacks: list, prefix: str) -> float:
         return _run_job(lambda: composer(overrides), overrides, prefix, True, callbacks)
 
-    return search.work(study, settings, space, str(cfg.objective), run_trial)
+    return search.work(study, settings, space, str(cfg.objective), run_trial, hydra_cfg.job.num)
 
 
 def _plan_jobs(overrides: Sequence[str], multirun: bool) -> list:

@@ -150,6 +150,15 @@ class Composer:
             raise explain(exc, overrides) from None
 
 
+# What users of Hydra's optuna plugin write, and dlkit's search's form of it.
+OLD_SEARCH_KEYS = {
+    "hydra.sweeper.sampler.seed": "hydra.sweeper.seed=N",
+    "hydra.sweeper.sampler._target_": "hydra.sweeper.sampler=tpe|random|grid|cmaes",
+    "hydra.sweeper.n_jobs": "hydra/launcher=parallel hydra.launcher.n_jobs=N (N trials at once, one study)",
+    "hydra.sweeper.max_failure_rate": "nothing: a failed trial never stops the search",
+}
+
+
 def explain(exc: Exception, overrides: Sequence[str]) -> ConfigError:
     """Turn a Hydra/OmegaConf composition error into a ConfigError that names a close match."""
     from hydra.errors import MissingConfigException, OverrideParseException
@@ -170,8 +179,10 @@ def explain(exc: Exception, overrides: Sequence[str]) -> ConfigError:
     found = re.search(r"Could not override '([^']+)'", message)
     if found:
         key = found.group(1)
+        if key in OLD_SEARCH_KEYS:
+            return ConfigError(f"'{key}' is Hydra's optuna plugin's; dlkit's search takes {OLD_SEARCH_KEYS[key]}.")
         rest = [o for o in overrides if override_key(o) != key]
-        tree = OmegaConf.to_container(compose(rest), resolve=False)
+        tree = OmegaConf.to_container(compose(rest, with_hydra=key.startswith("hydra.")), resolve=False)
         close = _close_key(key, tree)
         hint = f" did you mean '{close}'?" if close else f" top-level keys and groups: {', '.join(sorted(tree))}."
         return ConfigError(f"'{key}' is not a key of the config;{hint} (to add a new key on purpose, write +{key}=...)")

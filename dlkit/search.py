@@ -34,10 +34,11 @@ log = logging.getLogger("dlkit")
 SAMPLERS = ("tpe", "random", "grid", "cmaes")
 PRUNERS = ("median", "successive_halving", "hyperband", "none")
 DIRECTIONS = ("minimize", "maximize")
-HEARTBEAT_S = 5  # a worker's trial tells the storage it is alive this often (RDB storages)
-GRACE_S = 20  # a RUNNING trial silent this long belongs to a worker that was killed: failed and queued again
+HEARTBEAT_S = 2  # a worker's trial tells the storage it is alive this often (RDB storages)
+GRACE_S = 8  # a RUNNING trial silent this long belongs to a worker that was killed: failed and queued again
 MAX_RETRY = 3
 SPACE_ATTR = "dlkit.space"  # the study's user attribute: the overrides that define the search space
+WORKER_ATTR = "dlkit.worker"  # a trial's user attribute: the number of the worker that ran it
 
 
 @dataclass(frozen=True)
@@ -403,6 +404,7 @@ def work(
     space: Space,
     objective_name: str,
     run_trial: Callable[[list[str], list, str], float],
+    worker: int = 0,
 ) -> int:
     """One worker: ask the study for trials and run them until n_trials are done in all (or the timeout).
     run_trial(overrides, callbacks, prefix) trains one and returns its objective (nan: it failed).
@@ -414,6 +416,7 @@ def work(
     started, ran = time.monotonic(), 0
 
     def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr(WORKER_ATTR, worker)
         overrides = space.trial_overrides(trial)
         prefix = f"[trial {trial.number + 1}/{settings.n_trials}] "
         callback = Pruning(trial, objective_name)

@@ -111,7 +111,7 @@ def test_optuna_trials_are_children_and_the_best_is_recorded_on_the_parent(outpu
         "-m",
         "hydra/sweeper=optuna",
         "hydra.sweeper.n_trials=3",
-        "hydra.sweeper.sampler.seed=1",
+        "hydra.sweeper.seed=1",
         "hydra.sweeper.direction=maximize",
         "objective=val/acc",
         "optimizer.lr=interval(0.0001,0.1)",

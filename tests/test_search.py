@@ -1,0 +1,218 @@
+"""dlkit's search (hydra/sweeper=optuna): the space read from Hydra's grammar, wrong searches refused before anything
+runs, trials pruned per epoch, two workers sharing one stored study, a relaunch that continues it, and trials cut
+short (Ctrl-C, a killed worker) run again. Real searches: real dlkit processes, a real MLflow store, a real study."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+
+from conftest import all_runs, dlkit_cli, start_dlkit
+from dlkit import config, search
+from dlkit.errors import ConfigError
+
+LR = "optimizer.lr=tag(log,interval(0.00001,1.0))"  # wide enough that some trials learn and some do not
+SMALL = ["data.limit=96", "trainer.max_epochs=6"]
+
+
+def search_command(outputs, *args: str) -> list[str]:
+    return ["-m", "hydra/sweeper=optuna", "hydra.sweeper.seed=0", *args, *SMALL, f"paths.output_dir={outputs}"]
+
+
+def study_of(outputs) -> optuna.Study:
+    url = f"sqlite:///{outputs.resolve()}/optuna.db"
+    (name,) = optuna.get_all_study_names(url)
+    return optuna.load_study(study_name=name, storage=url)
+
+
+def test_the_search_space_is_read_from_hydras_grammar():
+    space = search.space(
+        [
+            "optimizer.lr=tag(log,interval(0.0001,0.1))",
+            "model.hidden=choice([64],[128],[256,128])",
+            "activation=relu,tanh",
+            "+model.extra=range(1,5)",
+            "dropout.p=interval(0.1,0.5)",
+            "model.width=tag(int,interval(8,64))",
+            "seed=3",
+        ],
+        params={"optimizer.beta": "interval(0.5,0.99)", "seed": "7"},  # the old plugin's form; the command line wins
+    )
+    assert space.fixed == ("seed=3",)
+    found = {d.name: d.distribution for d in space.dimensions}
+    assert found == {
+        "optimizer.lr": FloatDistribution(0.0001, 0.1, log=True),
+        "model.hidden": CategoricalDistribution(["[64]", "[128]", "[256,128]"]),
+        "activation": CategoricalDistribution(["relu", "tanh"]),
+        "model.extra": IntDistribution(1, 4),  # range() stops before its stop, as Hydra's
+        "dropout.p": FloatDistribution(0.1, 0.5),
+        "model.width": IntDistribution(8, 64),
+        "optimizer.beta": FloatDistribution(0.5, 0.99),
+    }
+    extra = next(d for d in space.dimensions if d.name == "model.extra")
+    assert extra.override(3) == "+model.extra=3"  # a trial's override keeps the key's + as written
+
+
+def test_every_searched_value_is_planned_at_its_edges_before_the_first_trial():
+    jobs = config.job_overrides(
+        ["hydra/sweeper=optuna", "optimizer.lr=tag(log,interval(0.0001,0.1))", "activation=relu,tanh", "seed=1"], True
+    )
+    assert jobs == [
+        ["seed=1", "optimizer.lr=0.0001", "activation=relu"],
+        ["seed=1", "optimizer.lr=0.1", "activation=relu"],
+        ["seed=1", "optimizer.lr=0.0001", "activation=tanh"],
+    ]
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("optimizer.lr=interval(0.1,0.01)", "an interval's start must be below its end: interval(0.01,0.1)"),
+        ("hydra.sweeper.pruner=medain", "hydra.sweeper.pruner=medain is unknown; did you mean 'median'?"),
+        ("activation=relu,gleu", "activation 'gleu' is unknown; did you mean 'gelu'?"),
+        ("optimizer.lrr=interval(0.1,0.2)", "'optimizer.lrr' is not a key of the config; did you mean 'optimizer.lr'?"),
+        ("hydra.sweeper.sampler.seed=1", "dlkit's search takes hydra.sweeper.seed=N"),
+        ("hydra.sweeper.sampler=grid", "hydra.sweeper.sampler=grid needs a finite set of values for optimizer.lr"),
+        ("hydra.sweeper.n_trials=0", "hydra.sweeper.n_trials=0: it must be a whole number of at least 1"),
+    ],
+)
+def test_a_wrong_search_is_refused_in_one_line_before_anything_runs(override, expected):
+    with pytest.raises(ConfigError) as refused:
+        config.compose_jobs(["hydra/sweeper=optuna", "optimizer.lr=interval(0.001,0.01)", override], True)
+    assert expected in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_the_command_refuses_a_wrong_search_with_exit_2_and_creates_nothing(outputs):
+    done = dlkit_cli(*search_command(outputs, "optimizer.lr=interval(0.1,0.01)"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == (
+        "dlkit: error: optimizer.lr=interval(0.1,0.01): an interval's start must be below its end: interval(0.01,0.1)."
+    )
+    assert not outputs.exists()  # no store, no study
+
+
+def test_a_pruned_search_records_every_trial_and_a_relaunch_runs_nothing_new(outputs, store):
+    command = search_command(outputs, LR, "hydra.sweeper.n_trials=6", "hydra.sweeper.startup_trials=2")
+    done = dlkit_cli(*command)
+    assert done.returncode == 0, done.stderr[-3000:]
+    study = study_of(outputs)
+    states = [t.state for t in study.trials]
+    assert len(states) == 6 and set(states) <= {TrialState.COMPLETE, TrialState.PRUNED}
+    assert TrialState.PRUNED in states, states  # this seed's bad learning rates are stopped early
+    runs = {r.data.tags.get("dlkit.trial.number"): r for r in all_runs(store())}
+    parent = runs.pop(None)
+    assert parent.data.tags["dlkit.search.study"] == study.study_name and parent.info.status == "FINISHED"
+    for trial in study.trials:
+        run = runs[str(trial.number)]
+        assert run.info.status == "FINISHED" and run.data.tags["dlkit.trial.state"] == trial.state.name
+        assert float(run.data.tags["factor.optimizer.lr"]) == trial.params["optimizer.lr"]
+        epochs = [m.step for m in store().get_metric_history(run.info.run_id, "val/loss")]
+        if trial.state == TrialState.PRUNED:  # stopped at the epoch the pruner named: the last one reported
+            stopped = int(run.data.tags["dlkit.trial.pruned_epoch"])
+            assert epochs == list(range(stopped + 1)) and stopped == max(trial.intermediate_values) < 5
+            assert f"[trial {trial.number + 1}/6] pruned at epoch {stopped + 1}" in done.stdout
+        else:
+            assert epochs == list(range(6)) and trial.value == run.data.metrics["val/loss"]
+    # The parent's best is the study's: a trial that ran to the end, never a pruned one.
+    assert runs[str(study.best_trial.number)].info.run_id == parent.data.tags["dlkit.best_run_id"]
+    assert parent.data.metrics["best/val/loss"] == study.best_value
+
+    again = dlkit_cli(*command)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "6 of 6 trials done" in again.stdout and "[trial" not in again.stdout
+    assert len(study_of(outputs).trials) == 6 and len(all_runs(store())) == 7
+
+
+@pytest.mark.parametrize("pruner, rungs", [("successive_halving", {1, 4}), ("hyperband", {1, 3})])
+def test_each_pruner_stops_trials_at_its_own_rungs(pruner, rungs, outputs, store):
+    """Successive halving (reduction factor 4) decides at epochs 1, 4, 16, ...; hyperband's brackets (factor 3, up to
+    the 6 epochs) at 1, 3, ...: a trial is pruned only there, never at epoch 0 as the median pruner may."""
+    done = dlkit_cli(*search_command(outputs, LR, "hydra.sweeper.n_trials=5", f"hydra.sweeper.pruner={pruner}"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials = study_of(outputs).trials
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert pruned, [t.state for t in trials]
+    assert {max(t.intermediate_values) for t in pruned} <= rungs
+    assert all(any(a.startswith("completed_rung_") for a in t.system_attrs) for t in trials)
+    runs = {r.data.tags.get("dlkit.trial.number"): r for r in all_runs(store())}
+    assert all(runs[str(t.number)].data.tags["dlkit.trial.state"] == "PRUNED" for t in pruned)
+
+
+def test_two_parallel_workers_share_one_study_without_repeating_a_suggestion(outputs, store):
+    done = dlkit_cli(
+        *search_command(
+            outputs,
+            "optimizer.lr=tag(log,interval(0.0001,0.1))",
+            "model.hidden=choice([16],[32],[64])",
+            "hydra/launcher=parallel",
+            "hydra.launcher.n_jobs=2",
+            "hydra.sweeper.n_trials=4",
+            "hydra.sweeper.pruner=none",
+        )
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "2 workers" in done.stdout
+    trials = study_of(outputs).trials
+    assert len(trials) == 4 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert {t.user_attrs["dlkit.worker"] for t in trials} == {0, 1}  # both asked the study for trials
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == 4
+    children = [r for r in all_runs(store()) if "mlflow.parentRunId" in r.data.tags]
+    assert sorted(int(c.data.tags["dlkit.trial.number"]) for c in children) == list(range(4))
+
+
+def test_an_interrupted_trial_runs_again_on_relaunch_and_resumes_its_run(outputs, store):
+    """Ctrl-C in a trial: the trial FAILs and is queued again with its parameters; the same command launched again
+    runs it, in the same MLflow run, from its checkpoint."""
+    command = search_command(outputs, LR, "hydra.sweeper.n_trials=1", "trainer.max_epochs=400", "data.limit=48")
+    job = start_dlkit(*command)
+    try:
+        for line in job.stdout:
+            if "epoch 1/" in line:
+                break
+        job.send_signal(signal.SIGINT)
+        job.communicate(timeout=60)
+    finally:
+        job.kill()
+    assert job.returncode == 128 + signal.SIGINT
+    (first,) = study_of(outputs).trials[:1]
+    assert first.state == TrialState.FAIL
+    (cut,) = [r for r in all_runs(store()) if "mlflow.parentRunId" in r.data.tags]
+    assert cut.info.status == "KILLED"
+
+    again = dlkit_cli(*command)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"resuming run {cut.info.run_id}" in again.stdout
+    study = study_of(outputs)
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert study.trials[1].params == first.params and study.trials[1].system_attrs["retry_history"] == [0]
+    (run,) = [r for r in all_runs(store()) if "mlflow.parentRunId" in r.data.tags]
+    assert run.info.run_id == cut.info.run_id and run.info.status == "FINISHED"
+
+
+def test_a_killed_workers_trial_is_failed_by_its_heartbeat_and_run_again(outputs, store):
+    """SIGKILL (out of memory, a node lost): the trial stays RUNNING until its heartbeat is stale; the relaunched
+    search fails it then, and runs it again with the same parameters."""
+    command = search_command(outputs, LR, "hydra.sweeper.n_trials=1", "trainer.max_epochs=400", "data.limit=48")
+    job = start_dlkit(*command)
+    try:
+        for line in job.stdout:
+            if "epoch 1/" in line:
+                break
+        os.kill(job.pid, signal.SIGKILL)
+        job.communicate(timeout=60)
+    finally:
+        job.kill()
+    assert [t.state for t in study_of(outputs).trials] == [TrialState.RUNNING]
+
+    again = dlkit_cli(*command)
+    assert again.returncode == 0, again.stderr[-3000:]
+    study = study_of(outputs)
+    assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert study.trials[1].params == study.trials[0].params
+    statuses = sorted(r.info.status for r in all_runs(store()) if "mlflow.parentRunId" in r.data.tags)
+    assert statuses == ["FINISHED"]  # the killed run resumed (from the start: no checkpoint was written) and finished
