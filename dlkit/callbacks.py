@@ -77,6 +77,15 @@ class EpochProgress(Callback):
         )
 
 
+class StopTogether(Callback):
+    """Under DDP, a run stops at the end of an epoch where rank 0 says so (a search's pruner decides there, from
+    numbers only rank 0 has): each process takes rank 0's decision. Placed after every callback that may decide."""
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if trainer.world_size > 1 and not trainer.sanity_checking:
+            trainer.should_stop = bool(trainer.strategy.broadcast(trainer.should_stop, src=0))
+
+
 class EpochLogger(Logger):
     """Hands epoch metrics to the run, with step = epoch, and keeps them for the run's own plots."""
 

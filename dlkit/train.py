@@ -34,6 +34,7 @@ from dlkit.callbacks import (
     EpochProgress,
     MemoryCheckpointIO,
     Snapshot,
+    StopTogether,
     confusion,
 )
 from dlkit.data.tensors import Chunks
@@ -122,7 +123,8 @@ def train(
     experiment = build(plan)
     logger, best, checkpoint_io = EpochLogger(), BestWeights(), MemoryCheckpointIO()
     snapshot = Snapshot(experiment.loaders["train"], logger, checkpoint_io)
-    trainer = _trainer(plan, logger, [EpochProgress(progress_prefix), best, snapshot, *callbacks], checkpoint_io)
+    callbacks = [EpochProgress(progress_prefix), best, snapshot, *callbacks, StopTogether()]
+    trainer = _trainer(plan, logger, callbacks, checkpoint_io)
     if trainer.strategy.root_device.type != "cpu":  # in-memory data lives on the GPU: no copy per batch
         for loader in experiment.loaders.values():
             loader.to(trainer.strategy.root_device)

@@ -216,3 +216,20 @@ def test_a_killed_workers_trial_is_failed_by_its_heartbeat_and_run_again(outputs
     assert study.trials[1].params == study.trials[0].params
     statuses = sorted(r.info.status for r in all_runs(store()) if "mlflow.parentRunId" in r.data.tags)
     assert statuses == ["FINISHED"]  # the killed run resumed (from the start: no checkpoint was written) and finished
+
+
+def test_under_ddp_rank_zero_prunes_and_the_other_process_stops_with_it(outputs, store):
+    """Only rank 0 holds the trial; the process beside it takes its decision at the same epoch (or the next epoch's
+    collectives would wait for a process that has stopped: a hang, cut by the timeout)."""
+    command = search_command(
+        outputs, LR, "trainer=ddp_cpu", "hydra.sweeper.n_trials=3", "hydra.sweeper.startup_trials=1"
+    )
+    done = dlkit_cli(*command, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials = study_of(outputs).trials
+    assert TrialState.PRUNED in [t.state for t in trials], [t.state for t in trials]
+    for trial in trials:
+        (run,) = [r for r in all_runs(store()) if r.data.tags.get("dlkit.trial.number") == str(trial.number)]
+        assert run.data.params["trainer.strategy"] == "ddp" and run.info.status == "FINISHED"
+        epochs = len(store().get_metric_history(run.info.run_id, "val/loss"))
+        assert epochs == (max(trial.intermediate_values) + 1 if trial.state == TrialState.PRUNED else 6)
