@@ -73,3 +73,11 @@ def test_a_run_no_better_than_chance_says_so_and_is_tagged(tmp_path):
     (run,) = all_runs(MlflowClient(f"sqlite:///{tmp_path}/mlflow.db"))
     assert run.info.status == "FINISHED" and run.data.tags["dlkit.warning"] == "chance_level"
     assert run.data.tags["dlkit.warning_reason"] in warned[0]
+
+
+def test_the_search_table_names_every_option_of_the_search_sweeper():
+    import yaml
+
+    table = README[README.index("| `hydra.sweeper.` | default |") :].split("\n\n", 1)[0]
+    options = yaml.safe_load((config.CONF_DIR / "hydra" / "sweeper" / "optuna.yaml").read_text())
+    assert set(options) - {"_target_"} <= set(re.findall(r"`([a-z_]+)`", table))
