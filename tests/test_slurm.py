@@ -76,6 +76,37 @@ def test_a_sweep_runs_one_slurm_job_per_job_under_one_parent_and_a_failing_job_f
 
 
 @needs_slurm
+def test_a_search_runs_two_slurm_workers_on_one_study(cluster, outputs, store):
+    """hydra/sweeper=optuna with hydra/launcher=slurm: two SLURM jobs, each a worker asking the shared study (sqlite
+    on this one machine's disk) for trials until the study has its n_trials; every trial a child of one parent."""
+    import optuna
+
+    done = slurm(
+        cluster,
+        "hydra/sweeper=optuna",
+        "hydra.sweeper.n_workers=2",
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.seed=0",
+        "hydra.sweeper.pruner=none",
+        "optimizer.lr=tag(log,interval(0.001,0.1))",
+        "trainer.max_epochs=2",
+        "data.limit=48",
+        FITS,
+        f"paths.output_dir={outputs}",
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(re.findall(r"SLURM job \d+_\d .* submitted", done.stdout)) == 2, done.stdout
+    url = f"sqlite:///{outputs.resolve()}/optuna.db"
+    (name,) = optuna.get_all_study_names(url)
+    trials = optuna.load_study(study_name=name, storage=url).trials
+    assert len(trials) == 4 and {t.state.name for t in trials} == {"COMPLETE"}
+    assert {t.user_attrs["dlkit.worker"] for t in trials} == {0, 1}
+    assert len({t.params["optimizer.lr"] for t in trials}) == 4
+    parent, *children = sorted(all_runs(store()), key=lambda r: r.data.tags.get("dlkit.sweep") != "parent")
+    assert parent.info.status == "FINISHED" and len(children) == 4
+
+
+@needs_slurm
 def test_a_request_the_partition_cannot_grant_is_refused_before_anything_is_submitted(cluster, outputs, store):
     preset = slurm(cluster, "seed=0,1", f"paths.output_dir={outputs}")  # 4 GB a job, on a node of 3.9 GB
     assert preset.returncode == 2 and "Traceback" not in preset.stderr
