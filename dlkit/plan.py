@@ -60,7 +60,7 @@ CONTEXT = {
     "loss": ("output",),
     "optimizer": ("params",),
     "scheduler": ("optimizer", "max_epochs"),
-    "task": ("model", "loss", "optimizer", "scheduler", "shape"),
+    "task": ("model", "loss", "optimizer", "scheduler", "shape", "clip_val", "clip_algorithm"),
     "data": (),
 }
 
