@@ -44,8 +44,15 @@ def build(plan: Plan) -> Experiment:
     model = _model(plan.model, dataset, shape, plan.parts)
     loss = plan.loss(output=getattr(task_cls, "output", "softmax"))
     scheduler = functools.partial(plan.scheduler, max_epochs=plan.trainer.max_epochs)
-    task = plan.task(model=model, loss=loss, optimizer=plan.optimizer, scheduler=scheduler, shape=shape)
-    task.clip_val, task.clip_algorithm = plan.trainer.clip_val, plan.trainer.clip_algorithm
+    task = plan.task(
+        model=model,
+        loss=loss,
+        optimizer=plan.optimizer,
+        scheduler=scheduler,
+        shape=shape,
+        clip_val=plan.trainer.clip_val,
+        clip_algorithm=plan.trainer.clip_algorithm,
+    )
     if plan.compile:
         task.compile_model(plan.compile)
     eval_batch = max(batch_size, EVAL_BATCH)

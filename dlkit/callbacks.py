@@ -221,22 +221,20 @@ class Snapshot(Checkpoint):  # a Checkpoint runs after the module's epoch-end ho
 
 
 @torch.no_grad()
-def confusion(task, loader) -> list[list[int]]:
-    """Counts of (true, predicted) class pairs on the test split: rows true, columns predicted. Counted from the
-    predictions the test pass kept when they are class labels (dlkit's class tasks), else by one more pass."""
+def confusion(task, loader) -> list[list[int]] | None:
+    """Counts of (true, predicted) class pairs on the test split: rows true, columns predicted; None when the task's
+    predictions are no class labels. Counted from the task's own predictions: those its test pass kept, else one more
+    pass through its `predict`."""
+    kept = task.test_predictions
+    if kept is None:
+        task.eval()
+        pairs = [(task.predict(task(x.to(task.device))), y) for x, y in loader]
+        kept = (torch.cat([p for p, _ in pairs]), torch.cat([y for _, y in pairs]).to(task.device))
+    predicted, true = kept
+    if not _are_labels(predicted, true):
+        return None
     classes = task.shape[0] if task.output == "softmax" else 2
-    kept = getattr(task, "test_predictions", None)
-    if kept is not None and _are_labels(*kept):
-        predicted, true = kept
-        pairs = true.long() * classes + predicted.long()
-        return pairs.bincount(minlength=classes * classes).view(classes, classes).tolist()
-    task.eval()
-    predicted, true = [], []
-    for x, y in loader:
-        outputs = task(x.to(task.device))
-        predicted.append(outputs.argmax(dim=1) if task.output == "softmax" else (outputs > 0).long())
-        true.append(y.to(outputs.device).long())
-    pairs = torch.cat(true) * classes + torch.cat(predicted)
+    pairs = true.long() * classes + predicted.long()
     return pairs.bincount(minlength=classes * classes).view(classes, classes).tolist()
 
 

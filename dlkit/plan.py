@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dlkit import components, data, models, tasks  # noqa: F401  (importing registers the built-ins)
 from dlkit.errors import ConfigError, did_you_mean
+from dlkit.metrics import LOGGED, parse
 from dlkit.models.parts import LayerParts
 from dlkit.registry import Spec, registry
 from dlkit.schema import NonNegativeFloat, NonNegativeInt, PositiveInt, check_value, is_a
@@ -59,7 +60,7 @@ CONTEXT = {
     "loss": ("output",),
     "optimizer": ("params",),
     "scheduler": ("optimizer", "max_epochs"),
-    "task": ("model", "loss", "optimizer", "scheduler", "shape"),
+    "task": ("model", "loss", "optimizer", "scheduler", "shape", "clip_val", "clip_algorithm"),
     "data": (),
 }
 
@@ -148,7 +149,7 @@ def plan(cfg: DictConfig) -> Plan:
         threads=int(cfg.get("threads") or 0),
         compile=_compile_mode(cfg.get("compile")),
         steps_per_call=int(cfg.get("steps_per_call") or 1),
-        objective=str(cfg.get("objective") or "val/loss"),
+        objective=_objective(cfg.get("objective") or "val/loss"),
         output_dir=str(cfg.paths.output_dir),
         trainer=_trainer(resolved["trainer"]),
         tracking=_tracking(resolved),
@@ -192,6 +193,18 @@ def _check_fixed(cfg: DictConfig) -> None:
             (is_a(value, int) and value >= 0) or (isinstance(value, float) and 0 <= value <= 1)
         ):
             raise ConfigError(f"{key} must be a whole number of batches ≥ 0 or a fraction in [0, 1], got {value!r}.")
+
+
+def _objective(text: Any) -> str:
+    """The metric a job returns to an optimizing sweeper, and a sweep's parent takes its best child by: read from the
+    job's final metrics, so one that it logs (a derived one is computed by dlkit report)."""
+    objective = parse(str(text), "objective")
+    if objective.kind != LOGGED:
+        raise ConfigError(
+            f"objective is '{objective.text}': it must be a metric each job logs, e.g. val/loss or val/acc"
+            " (a derived metric is for dlkit report --metric)."
+        )
+    return objective.text
 
 
 def _compile_mode(mode: Any) -> str | None:

@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlkit.errors import ConfigError
+from dlkit.metrics import DIFFERENCE, EPOCHS_TO, condition, parse
 from dlkit.plots import pyplot
 from dlkit.stats import p_cell
 from dlkit.tracking import tags as tag
 from dlkit.tracking.sweep_store import latest_attempts
-from dlkit.verdict import Study, Verdict, better, cell_text, condition, decide
+from dlkit.verdict import Study, Verdict, cell_text, decide
 
 REPLICATE_KEYS = {"seed"}
 
@@ -47,14 +48,15 @@ class Run:
         the metric's scale is known (see value)."""
         if self.status == "FINISHED":
             return metric in self.metrics
-        return self.failure == "diverged" and better(metric) is not None
+        return self.failure == "diverged" and parse(metric).direction is not None
 
     def value(self, metric: str) -> float:
         if self.status == "FINISHED":
             return self.metrics[metric]
-        if metric.startswith("epochs_to:"):  # diverged: the epoch it reached the target first, or never (censored)
+        parsed = parse(metric)
+        if parsed.kind == EPOCHS_TO:  # diverged: the epoch it reached the target first, or never (censored)
             return self.metrics.get(metric, math.inf)
-        return -math.inf if better(metric) == "higher" else math.inf  # diverged: worse than any run that did not
+        return -math.inf if parsed.direction == "higher" else math.inf  # diverged: worse than any run that did not
 
 
 @dataclass
@@ -161,6 +163,8 @@ def load(
     """The report of one sweep: by parent run id, the latest of a study, or the latest of all; or of an experiment."""
     from dlkit.tracking import store
 
+    if metric is not None:
+        parse(metric, "--metric")  # a malformed one is named before the store is read
     client = store.client(uri)
     experiments = client.search_experiments()
     if experiment is not None:
@@ -229,7 +233,7 @@ def load(
         if metric == objective:
             search = "higher" if tags.get(tag.MAXIMIZE) == "true" else "lower"
         else:
-            search = better(metric or "") or "lower"
+            search = parse(metric).direction or "lower"
     chosen = (
         metric
         or (declared.metric if declared else None)
@@ -240,7 +244,7 @@ def load(
     )
     needed = [chosen]
     if declared:
-        needed += [*declared.guards, condition(declared.trained)[0] if declared.trained else ""]
+        needed += [*declared.guards, condition(declared.trained, "study.trained").metric if declared.trained else ""]
     beyond = {}
     for name in dict.fromkeys(m for m in needed if m):
         beyond.update(derive(name, runs, client))
@@ -249,23 +253,21 @@ def load(
 
 
 def derive(metric: str, runs: list[Run], client) -> dict[str, str]:
-    """Metrics computed from what the runs logged, stored on each run under the metric's own text:
-    `a - b` (for example `train_eval/acc - test/acc`, the generalization gap) and
-    `epochs_to:val/acc>=0.9` (the first epoch reaching a target; +inf when never reached: censored, all runs at
-    the same max_epochs). Returns how such a metric's +inf reads: {metric: '> 30'}."""
-    if " - " in metric:
-        a, b = (part.strip() for part in metric.split(" - ", 1))
+    """Metrics computed from what the runs logged (see dlkit/metrics.py), stored on each run under the metric's own
+    text: a difference of two final metrics, or the first epoch reaching a target (+inf when never reached:
+    censored, all runs at the same max_epochs). Returns how such a metric's +inf reads: {metric: '> 30'}."""
+    parsed = parse(metric)
+    if parsed.kind == DIFFERENCE:
         for run in runs:
-            if a in run.metrics and b in run.metrics:
-                run.metrics[metric] = run.metrics[a] - run.metrics[b]
-    elif metric.startswith("epochs_to:"):
-        key, _, target = metric[len("epochs_to:") :].partition(">=")
+            value = parsed.of(run.metrics)
+            if value is not None:
+                run.metrics[metric] = value
+    elif parsed.kind == EPOCHS_TO:
         ran = 0
         for run in runs:
-            history = sorted(client.get_metric_history(run.run_id, key.strip()), key=lambda m: m.step)
+            history = client.get_metric_history(run.run_id, parsed.bases[0])
             if history:
-                reached = [m.step + 1 for m in history if m.value >= float(target)]
-                run.metrics[metric] = float(reached[0]) if reached else math.inf
+                run.metrics[metric] = parsed.first_epoch([(m.step, m.value) for m in history])
                 ran = max(ran, len(history))
         return {metric: f"> {ran}"}
     return {}
@@ -438,17 +440,6 @@ def standalone_html(text: str, folder: Path, title: str) -> str:
     )
 
 
-def curve_key(metric: str) -> str:
-    """The per-epoch metric that shows how a run got to `metric`: val/acc for test/acc, an epochs-to target's own
-    metric, the second term's for a difference."""
-    if metric.startswith("epochs_to:"):
-        return metric[len("epochs_to:") :].partition(">=")[0].strip()
-    if " - " in metric:
-        return curve_key(metric.split(" - ", 1)[1].strip())
-    stage, _, name = metric.partition("/")
-    return f"val/{name}" if stage in ("test", "train_eval") and name else metric
-
-
 def plots(report: Report, folder: Path) -> list[Path]:
     """Figures with names unique across studies: the trials of a search, else learning curves per factor."""
     plt = pyplot()
@@ -458,10 +449,10 @@ def plots(report: Report, folder: Path) -> list[Path]:
     prefix = f"{report.study.name}_" if report.study else ""
     if report.search:
         return [_trials_plot(plt, report, folder / f"{prefix}trials.png")]
-    paths = []
+    paths, target = [], parse(report.metric).target
     for factor in report.factors:
         panels = {}  # key -> {level: (epochs, means)}
-        for key in dict.fromkeys((curve_key(report.metric), "train/loss")):
+        for key in dict.fromkeys((parse(report.metric).curve_key, "train/loss")):
             curves = {}
             for level in report.levels(factor):
                 by_step: dict[int, list[float]] = defaultdict(list)
@@ -480,8 +471,8 @@ def plots(report: Report, folder: Path) -> list[Path]:
         for ax, (key, curves) in zip(axes[0], panels.items()):
             for level, (epochs, means) in curves.items():
                 ax.plot(epochs, means, label=f"{factor}={level}")
-            if report.metric.startswith("epochs_to:") and key == curve_key(report.metric):
-                ax.axhline(float(report.metric.partition(">=")[2]), color="grey", linestyle=":", label="target")
+            if target is not None and key == target.metric:
+                ax.axhline(target.value, color="grey", linestyle=":", label="target")
             ax.set_xlabel("epoch")
             ax.set_ylabel(key)
             ax.legend(fontsize="small")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import logging
-import math
 import os
 import signal
 import tempfile
@@ -152,7 +151,7 @@ def train(
         trainer.test(experiment.task, [experiment.loaders["test"], experiment.loaders["train_eval"]], verbose=False)
         # The task's own metrics, and any a plugin task logged through Lightning's self.log.
         metrics = {**{k: float(v) for k, v in trainer.callback_metrics.items()}, **experiment.task.metrics}
-        warning = chance_level(experiment.task, metrics, experiment.loaders["test"].split.y)
+        warning = experiment.task.chance_level(metrics, experiment.loaders["test"].split.y)
         if warning:
             run.set_tags({tag.WARNING: "chance_level", tag.WARNING_REASON: warning})
         if plan.tracking.artifacts and run.records:
@@ -177,27 +176,6 @@ def train(
             run.finish(status, wait=not detached)
         _end_ddp(environment)
     return Result(metrics, run, warning=warning, rank=rank)
-
-
-def chance_level(task, metrics: dict[str, float], y) -> str:
-    """Why the test metrics are no better than a predictor that ignores its input ('' when they are better): an
-    accuracy within two standard errors of the most frequent class's share (binomial, over the test samples), or an
-    MSE no lower than the targets' variance (always predicting the mean)."""
-    for name, level in task.chance(y).items():
-        value = metrics.get(f"test/{name}")
-        if value is None:
-            continue
-        if name == "mse":
-            at_chance, guess = value >= level, "always predicting the mean"
-        else:
-            at_chance = value <= level + 2 * math.sqrt(level * (1 - level) / len(y))
-            guess = "always predicting the most frequent class"
-        if at_chance:
-            return (
-                f"test/{name} {value:.4f} is no better than {guess} ({level:.4f}): the model learned nothing;"
-                " try a smaller optimizer.lr or more trainer.max_epochs"
-            )
-    return ""
 
 
 def _log_artifacts(run: Run, logger: EpochLogger, best: BestWeights, experiment: Experiment) -> None:

@@ -17,18 +17,17 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from dlkit.errors import ConfigError, unknown
+from dlkit.metrics import condition, parse
 from dlkit.stats import ALPHA, Comparison, compare, holm, seeds_for_power
 from dlkit.tracking import tags as tag
 
 SMOKE = "smoke test, no verdict"  # what a quick variant's numbers say about the claim
 TOO_SHORT = "too short to decide"
-_CONDITION = re.compile(r"^\s*(?P<metric>.+?)\s*(?P<op>>=|<=)\s*(?P<value>[-+0-9.eE]+)\s*$")
 
 REQUIRED = ("name", "factor", "control", "treatment", "metric", "direction")
 KEYS = (*REQUIRED, "claim", "smoke", "at", "compare", "trained", "guards")
@@ -36,21 +35,6 @@ KEYS = (*REQUIRED, "claim", "smoke", "at", "compare", "trained", "guards")
 # A metric's values over the runs of one cell ({factor: level, ...}); ±inf: beyond every number (never reached,
 # diverged).
 Values = Callable[[str, Mapping[str, str]], list[float]]
-
-
-def better(metric: str) -> str | None:
-    """Which way a metric improves, from its name: 'higher' (accuracy, recall, ...), 'lower' (losses, errors,
-    epochs to a target), or None when the name does not say (a difference of two metrics)."""
-    if metric.startswith("epochs_to:"):
-        return "lower"
-    if " - " in metric:
-        return None
-    name = metric.rsplit("/", 1)[-1]
-    if any(word in name for word in ("loss", "mse", "mae", "error", "perplexity")):
-        return "lower"
-    if any(word in name for word in ("acc", "recall", "precision", "f1", "r2", "auc")):
-        return "higher"
-    return None
 
 
 @dataclass(frozen=True)
@@ -105,14 +89,15 @@ class Study:
                 " a mapping of metric to margin, e.g. guards: {test/acc: 0.02}."
             ) from None
         for metric, margin in guards.items():
-            if better(metric) is None or margin < 0:
+            if parse(metric, "study.guards").direction is None or margin < 0:
                 raise ConfigError(
                     f"study.guards: {metric}: {margin:g}: a guard needs a metric whose name says which way is better"
                     " (acc, recall, loss, error, ...) and a margin of 0 or more."
                 )
+        parse(str(given["metric"]), "study.metric")
         trained = str(given.get("trained", ""))
         if trained:
-            condition(trained)
+            condition(trained, "study.trained")
         return cls(
             str(given["name"]),
             str(given.get("claim", "")),
@@ -175,14 +160,6 @@ class Study:
 
 def _cell(levels: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in levels.items()}
-
-
-def condition(text: str) -> tuple[str, str, float]:
-    """'train_eval/acc >= 0.95' → (metric, '>=', 0.95)."""
-    parsed = _CONDITION.match(text)
-    if parsed is None:
-        raise ConfigError(f"study.trained is '{text}': write it as 'metric >= value' or 'metric <= value'.")
-    return parsed["metric"], parsed["op"], float(parsed["value"])
 
 
 def cell_text(cell: Mapping[str, str]) -> str:
@@ -249,19 +226,19 @@ def too_short(trained: str, values: Values, control: Mapping[str, str]) -> str:
     """Why training was too short to decide ('' when it went far enough): the control's mean missed `trained`."""
     if not trained:
         return ""
-    metric, op, target = condition(trained)
-    reached = [v for v in values(metric, control) if math.isfinite(v)]
+    reach = condition(trained, "study.trained")
+    reached = [v for v in values(reach.metric, control) if math.isfinite(v)]
     if not reached:
-        return f"the control logged no {metric}, declared to reach {op} {target:g}"
+        return f"the control logged no {reach.metric}, declared to reach {reach.op} {reach.value:g}"
     mean = sum(reached) / len(reached)
-    if (mean >= target) if op == ">=" else (mean <= target):
+    if reach.holds(mean):
         return ""
-    return f"the control's {metric} is {mean:.4g}, short of the {op} {target:g} a verdict needs"
+    return f"the control's {reach.metric} is {mean:.4g}, short of the {reach.op} {reach.value:g} a verdict needs"
 
 
 def guard(metric: str, margin: float, values: Values, arm: Arm) -> tuple[str, str] | None:
     """('not supported' or 'inconclusive', why) when the treatment worsens `metric` beyond `margin`, else None."""
-    way = better(metric)
+    way = parse(metric).direction
     c = compare(values(metric, arm.control), values(metric, arm.treatment))
     worse = -1 if way == "higher" else 1  # worsening = worse · (treatment − control)
     verb = "fell" if way == "higher" else "rose"

@@ -25,6 +25,7 @@ LAYERS = [
             "dlkit.internals",
             "dlkit.plots",
             "dlkit.stats",
+            "dlkit.metrics",  # the metric language: a report's, a study's and the objective's expressions
         ],
     ),
     ("registry", ["dlkit.registry"]),

@@ -219,6 +219,8 @@ def test_the_confusion_matrix_is_counted_from_the_test_pass_as_a_second_pass_wou
     assert kept == again
     assert sum(map(sum, kept)) == len(test.split)
     assert sum(kept[i][i] for i in range(len(kept))) / len(test.split) == pytest.approx(task.metrics["test/acc"])
+    task.test_predictions = (torch.rand(len(test.split), 2), test.split.y)  # a plugin's predict keeping scores
+    assert confusion(task, test) is None  # no class labels: no matrix
 
 
 def test_chance_level_is_the_majority_share_within_two_standard_errors_or_the_variance():
@@ -226,14 +228,41 @@ def test_chance_level_is_the_majority_share_within_two_standard_errors_or_the_va
 
     from dlkit.tasks.classification import Classification
     from dlkit.tasks.regression import Regression
-    from dlkit.train import chance_level
 
     y = torch.tensor([0] * 60 + [1] * 30 + [2] * 10)  # always predicting class 0 scores 0.6
     assert Classification.chance(y) == {"acc": pytest.approx(0.6)}
     margin = 2 * (0.6 * 0.4 / 100) ** 0.5  # two binomial standard errors over 100 test samples: 0.098
-    assert chance_level(Classification, {"test/acc": 0.6 + margin - 1e-6}, y).startswith("test/acc 0.6980 is no better")
-    assert chance_level(Classification, {"test/acc": 0.6 + margin + 1e-6}, y) == ""
+    assert Classification.chance_level({"test/acc": 0.6 + margin - 1e-6}, y).startswith("test/acc 0.6980 is no better")
+    assert Classification.chance_level({"test/acc": 0.6 + margin + 1e-6}, y) == ""
     values = torch.tensor([1.0, 2.0, 3.0, 6.0])  # mean 3, variance (4 + 1 + 0 + 9) / 4 = 3.5
     assert Regression.chance(values) == {"mse": pytest.approx(3.5)}
-    assert "always predicting the mean (3.5000)" in chance_level(Regression, {"test/mse": 3.5}, values)
-    assert chance_level(Regression, {"test/mse": 3.4}, values) == ""
+    assert "always predicting the mean (3.5000)" in Regression.chance_level({"test/mse": 3.5}, values)
+    assert Regression.chance_level({"test/mse": 3.4}, values) == ""
+
+
+def test_each_task_judges_its_own_chance_level_on_hand_computed_numbers():
+    y = torch.tensor([0, 1] * 50)  # binary, balanced: chance 0.5, two standard errors 2 · √(0.25 / 100) = 0.1
+    binary = task("binary")
+    assert binary.chance(y) == {"acc": 0.5}
+    assert "test/acc 0.5990 is no better than always predicting the most frequent class (0.5000)" in (
+        binary.chance_level({"test/acc": 0.599, "test/recall": 1.0}, y)
+    )
+    assert binary.chance_level({"test/acc": 0.601}, y) == ""
+    # seq2seq: 25 sequences of tokens 1, 1, 2 and a pad; token 1 is 2/3 of the real tokens, and the standard error
+    # is over the test sequences: 2 · √((2/3)(1/3) / 25) = 0.1886, so chance reaches 0.8552
+    sequences = torch.tensor([[1, 1, 2, 0]] * 25)
+    seq2seq = task("seq2seq")
+    assert seq2seq.chance(sequences) == {"token_acc": pytest.approx(2 / 3)}
+    assert seq2seq.chance_level({"test/token_acc": 0.85, "test/seq_acc": 0.0}, sequences).startswith(
+        "test/token_acc 0.8500 is no better than always predicting the most frequent token (0.6667)"
+    )
+    assert seq2seq.chance_level({"test/token_acc": 0.86, "test/seq_acc": 0.0}, sequences) == ""
+    # regression: targets 0, 0, 0, 4: mean 1, variance (1 + 1 + 1 + 9) / 4 = 3; an MSE of 3 or more is chance
+    values = torch.tensor([0.0, 0.0, 0.0, 4.0])
+    regression = task("regression")
+    assert regression.chance_level({"test/mse": 3.0, "test/mae": 0.0}, values).startswith(
+        "test/mse 3.0000 is no better than always predicting the mean (3.0000)"
+    )
+    assert regression.chance_level({"test/mse": 2.99}, values) == ""
+    assert regression.chance_level({"test/mae": 9.0}, values) == ""  # no MSE logged: nothing to judge
+    assert task("classification").chance_level({}, y) == ""

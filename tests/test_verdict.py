@@ -5,9 +5,10 @@ import math
 
 import pytest
 
+from dlkit.metrics import parse
 from dlkit.report import Report, Run
 from dlkit.stats import compare
-from dlkit.verdict import Arm, Study, better
+from dlkit.verdict import Arm, Study
 
 INF = math.inf
 
@@ -77,7 +78,8 @@ def test_a_diverged_run_counts_as_the_worst_outcome_and_an_interrupted_one_is_le
     assert never.values("epochs_to:val/acc>=0.9", {"f": "a"}) == [INF]  # diverged before reaching it: censored
     gap = Report("t", "a - b", runs("a", ("FAILED", "diverged")), ["f"])  # which way is worse is unknown: left out
     assert gap.values("a - b", {"f": "a"}) == [] and len(gap.left_out()) == 1
-    assert better("train/loss") == "lower" and better("val/acc") == "higher" and better("a - b") is None
+    assert parse("train/loss").direction == "lower" and parse("val/acc").direction == "higher"
+    assert parse("a - b").direction is None
 
 
 def test_a_treatment_that_lowers_test_accuracy_while_narrowing_the_gap_is_not_supported():

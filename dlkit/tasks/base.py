@@ -38,9 +38,13 @@ class Supervised(pl.LightningModule):
         scheduler: Callable[..., object] | None = None,
         grad_norms: bool = False,
         shape: tuple[int, ...] = (),
+        clip_val: float | None = None,
+        clip_algorithm: str = "norm",
     ):
         """grad_norms: log each weight's gradient norm per epoch (grad_norm/<layer>), to watch gradients vanish.
-        shape: the model's output shape for one sample (the task's output_shape of the data; build passes it)."""
+        shape: the model's output shape for one sample (the task's output_shape of the data; build passes it).
+        clip_val, clip_algorithm: trainer.gradient_clip_val and _algorithm (build passes them), applied here:
+        Lightning clips only automatic optimization's steps."""
         super().__init__()
         self.model, self.loss = model, loss
         self.make_optimizer, self.make_scheduler = optimizer, scheduler
@@ -57,10 +61,7 @@ class Supervised(pl.LightningModule):
         ]
         self.grad_norms, self._grad_steps = grad_norms, 0
         self.automatic_optimization = False  # dlkit steps the optimizer itself, several steps per call (training_step)
-        self.clip_val: float | None = (
-            None  # trainer.gradient_clip_val, applied here (Lightning clips only automatic steps)
-        )
-        self.clip_algorithm = "norm"
+        self.clip_val, self.clip_algorithm = clip_val, clip_algorithm
 
     # --- what a task defines ------------------------------------------------------------------
     @classmethod
@@ -90,6 +91,26 @@ class Supervised(pl.LightningModule):
         """What a predictor that ignores its input scores on the targets y, by metric name: a model no better than
         this learned nothing (the most frequent class's share for an accuracy, the variance for the MSE)."""
         return {}
+
+    guess = "always predicting the most frequent class"  # the predictor that `chance` scores
+
+    @classmethod
+    def at_chance(cls, value: float, level: float, n: int) -> bool:
+        """Whether a test metric of `value` is no better than its chance `level` over n test samples: by default an
+        accuracy, within two binomial standard errors of the level."""
+        return value <= level + 2 * math.sqrt(level * (1 - level) / n)
+
+    @classmethod
+    def chance_level(cls, metrics: dict[str, float], y: Tensor) -> str:
+        """Why the test metrics are no better than a predictor that ignores its input ('' when they are better)."""
+        for name, level in cls.chance(y).items():
+            value = metrics.get(f"test/{name}")
+            if value is not None and cls.at_chance(value, level, len(y)):
+                return (
+                    f"test/{name} {value:.4f} is no better than {cls.guess} ({level:.4f}): the model learned nothing;"
+                    " try a smaller optimizer.lr or more trainer.max_epochs"
+                )
+        return ""
 
     def epoch_metrics(self, stats: list[float], n: float) -> dict[str, float]:
         return {}

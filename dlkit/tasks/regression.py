@@ -17,9 +17,15 @@ class Regression(Supervised):
         error = predicted - y
         return torch.stack([(error**2).sum(), error.abs().sum()])
 
+    guess = "always predicting the mean"
+
     @classmethod
     def chance(cls, y: Tensor) -> dict[str, float]:
-        return {"mse": float(y.float().var(unbiased=False))}  # always predicting the mean
+        return {"mse": float(y.float().var(unbiased=False))}  # the mean's MSE
+
+    @classmethod
+    def at_chance(cls, value: float, level: float, n: int) -> bool:
+        return value >= level
 
     def epoch_metrics(self, stats: list[float], n: float) -> dict[str, float]:
         return {"mse": stats[0] / n, "mae": stats[1] / n}
