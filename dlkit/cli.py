@@ -176,7 +176,7 @@ def _search_worker(hydra_cfg, cfg) -> int:
     from dlkit import search
 
     settings = search.Settings.read(OmegaConf.to_container(hydra_cfg.sweeper, resolve=True))
-    study, space = search.join(settings, hydra_cfg.job.num, int(cfg.trainer.max_epochs))
+    study, space = search.join(settings, hydra_cfg.job.num, int(cfg.trainer.max_epochs), config.search_space)
     composer = config.Composer()
 
     def run_trial(overrides: list[str], callbacks: list, prefix: str) -> float:

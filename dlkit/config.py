@@ -109,7 +109,7 @@ def job_overrides(overrides: Sequence[str], multirun: bool) -> list[list[str]]:
     if is_search(sweeper):
         from dlkit import search
 
-        space = search.space(own, params)
+        space = search_space(own, params)
         search.check(search.Settings.read(sweeper), space)
         return space.check_jobs()
     given = {override_key(p.get_key_element()) for p in parsed}
@@ -123,6 +123,14 @@ def job_overrides(overrides: Sequence[str], multirun: bool) -> list[list[str]]:
     from dlkit.internals import basic_sweeper
 
     return [list(job) for batch in basic_sweeper().split_arguments(parsed, None) for job in batch]
+
+
+def search_space(overrides: Sequence[str], params=None):
+    """The search space (dlkit.search.Space) of a search's overrides and its sweeper's params."""
+    from dlkit import search
+
+    written = search.written(overrides, params)
+    return search.space(written, parse(written))
 
 
 def sweeper_config(overrides: Sequence[str]) -> DictConfig:

@@ -104,21 +104,24 @@ class Space:
         return [*self.fixed, *(d.override(d.suggest(trial)) for d in self.dimensions)]
 
 
-def space(overrides: Sequence[str], params: Mapping[str, Any] | None = None) -> Space:
-    """The search space of the command line's overrides and the sweeper's `params` (the old plugin's form: the
-    command line wins for a key given in both)."""
-    from dlkit import config
-
+def written(overrides: Sequence[str], params: Mapping[str, Any] | None = None) -> list[str]:
+    """The overrides that define a search: the command line's, and the sweeper's `params` (Hydra's optuna plugin's
+    form) for keys the command line does not give."""
     given = {override_key(o) for o in overrides}
-    written = [*overrides, *(f"{k}={v}" for k, v in (params or {}).items() if override_key(str(k)) not in given)]
+    return [*overrides, *(f"{k}={v}" for k, v in (params or {}).items() if override_key(str(k)) not in given)]
+
+
+def space(overrides: Sequence[str], parsed: Sequence[Any]) -> Space:
+    """The search space of the overrides (parsed: Hydra's parse of them, config.parse): the swept ones are searched,
+    the others fixed. config.search_space reads and parses them."""
     fixed, dimensions = [], []
-    for text, parsed in zip(written, config.parse(written)):
-        if not parsed.is_sweep_override():
+    for text, override in zip(overrides, parsed):
+        if not override.is_sweep_override():
             fixed.append(text)
             continue
-        name = override_key(parsed.get_key_element())
-        dimensions.append(Dimension(name, parsed.get_key_element(), _distribution(name, parsed)))
-    return Space(tuple(fixed), tuple(dimensions), tuple(written))
+        name = override_key(override.get_key_element())
+        dimensions.append(Dimension(name, override.get_key_element(), _distribution(name, override)))
+    return Space(tuple(fixed), tuple(dimensions), tuple(overrides))
 
 
 def _distribution(name: str, parsed: Any) -> Any:
@@ -312,14 +315,17 @@ def create(settings: Settings, space: Space, name: str, url: str) -> Any:
     return study
 
 
-def join(settings: Settings, worker: int, max_epochs: int) -> tuple[Any, Space]:
+def join(
+    settings: Settings, worker: int, max_epochs: int, read_space: Callable[[list[str]], Space]
+) -> tuple[Any, Space]:
     """A worker's handle on the study the sweeper created (its name and storage are in settings), with the worker's
-    own sampler, and the search space."""
+    own sampler, and the search space (read_space: config.search_space, which reads it from the overrides the study
+    holds)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage = open_storage(str(settings.storage))
-    searched = space(optuna.load_study(study_name=settings.study_name, storage=storage).user_attrs[SPACE_ATTR])
+    searched = read_space(optuna.load_study(study_name=settings.study_name, storage=storage).user_attrs[SPACE_ATTR])
     study = optuna.load_study(
         study_name=settings.study_name,
         storage=storage,

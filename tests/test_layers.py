@@ -37,7 +37,7 @@ LAYERS = [
     ("plugins", ["dlkit.plugins"]),
     ("plan", ["dlkit.plan"]),
     ("build", ["dlkit.build"]),
-    ("config", ["dlkit.config"]),
+    ("config", ["dlkit.search", "dlkit.config"]),  # a search's space, study and workers; composing configs
     ("training", ["dlkit.callbacks", "dlkit.train"]),
     ("sweep", ["dlkit.sweep", "dlkit.slurm"]),  # a sweep's parent and children; SLURM's launcher
     ("commands", ["dlkit.check", "dlkit.report", "dlkit.studies"]),

@@ -13,7 +13,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 from conftest import all_runs, dlkit_cli, start_dlkit
-from dlkit import config, search
+from dlkit import config
 from dlkit.errors import ConfigError
 
 LR = "optimizer.lr=tag(log,interval(0.00001,1.0))"  # wide enough that some trials learn and some do not
@@ -31,7 +31,7 @@ def study_of(outputs) -> optuna.Study:
 
 
 def test_the_search_space_is_read_from_hydras_grammar():
-    space = search.space(
+    space = config.search_space(
         [
             "optimizer.lr=tag(log,interval(0.0001,0.1))",
             "model.hidden=choice([64],[128],[256,128])",

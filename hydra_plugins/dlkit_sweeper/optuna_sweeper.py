@@ -26,10 +26,10 @@ class OptunaSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> Any:
         from omegaconf import OmegaConf
 
-        from dlkit import search, sweep
+        from dlkit import config, search, sweep
 
         settings = search.Settings.read(OmegaConf.to_container(self.config.hydra.sweeper, resolve=True))
-        space = search.space(arguments, self.settings.get("params"))
+        space = config.search_space(arguments, self.settings.get("params"))
         experiment = self.config.tracking.experiment
         name = settings.study_name or f"{experiment}-{sweep.sweep_key(experiment, arguments)}"
         url = search.storage_url(settings.storage, self.config.paths.output_dir)
