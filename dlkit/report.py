@@ -42,6 +42,8 @@ class Run:
     device: str
     start: int
     failure: str = ""  # dlkit.failure: diverged, recording, an exception's type
+    pruned_epoch: int | None = None  # a search's trial its pruner stopped: the epoch (from 0)
+    trial: str = ""  # a search's trial: Optuna's number
 
     def counts(self, metric: str) -> bool:
         """Whether the run is an outcome for `metric`: it finished, or it diverged and where a diverged run stands on
@@ -104,7 +106,9 @@ class Report:
     parent_run_id: str | None = None
     uri: str = ""
     beyond: dict[str, str] = field(default_factory=dict)  # per derived metric, how its ±inf reads: '> 30'
-    search: str = ""  # "lower" or "higher": an optimizing sweeper's trials (optuna), best first that way
+    search: str = ""  # "lower" or "higher": a search's trials (hydra/sweeper=optuna), best first that way
+    study_name: str = ""  # a search's Optuna study, and where it is stored
+    storage: str = ""
 
     def levels(self, factor: str) -> list[str]:
         seen: list[str] = []
@@ -148,9 +152,11 @@ class Report:
         return self.verdicts()[0]
 
     def trials(self) -> list[Run]:
-        """An optimizing sweep's trials, best first."""
+        """A search's trials, best first: those that ran to their end, then the pruned ones (their metric is an
+        earlier epoch's)."""
         done = [run for run in self.runs if run.status == "FINISHED" and self.metric in run.metrics]
-        return sorted(done, key=lambda r: r.metrics[self.metric], reverse=self.search == "higher")
+        ranked = sorted(done, key=lambda r: r.metrics[self.metric], reverse=self.search == "higher")
+        return sorted(ranked, key=lambda r: r.pruned_epoch is not None)
 
 
 def load(
@@ -221,13 +227,15 @@ def load(
             f"{r.data.tags.get('device.accelerator', '?')}: {r.data.tags.get('device.name', '?')}",
             r.info.start_time,
             r.data.tags.get(tag.FAILURE, "") if r.info.status == "FAILED" else "",
+            int(r.data.tags[tag.PRUNED_EPOCH]) if tag.PRUNED_EPOCH in r.data.tags else None,
+            r.data.tags.get(tag.TRIAL_NUMBER, ""),
         )
         for r in found
     ]
     tags = parent.data.tags if parent is not None else {}
     declared = Study.from_tags(tags)
     search = ""
-    if "optuna" in tags.get(tag.SWEEPER, "").lower():  # trials of a search, not levels of a factor
+    if tag.SEARCH_STUDY in tags:  # trials of a search, not levels of a factor
         objective = tags.get(tag.OBJECTIVE)
         metric = metric or objective
         if metric == objective:
@@ -249,7 +257,19 @@ def load(
     for name in dict.fromkeys(m for m in needed if m):
         beyond.update(derive(name, runs, client))
     parent_id = parent.info.run_id if parent is not None else None
-    return Report(title, chosen, runs, factors, declared, parent_id, uri, beyond, search)
+    return Report(
+        title,
+        chosen,
+        runs,
+        factors,
+        declared,
+        parent_id,
+        uri,
+        beyond,
+        search,
+        tags.get(tag.SEARCH_STUDY, ""),
+        tags.get(tag.SEARCH_STORAGE, ""),
+    )
 
 
 def derive(metric: str, runs: list[Run], client) -> dict[str, str]:
@@ -288,6 +308,10 @@ def markdown(report: Report, figures: Sequence[str] = ()) -> str:
     if report.search:
         lines += ["", f"### Trials, best first ({report.search} is better)", ""]
         lines += _markdown_table(*_trial_table(report))
+        weights = importances(report)
+        if weights:
+            lines += ["", f"### What mattered: Optuna's parameter importances for `{report.metric}`", ""]
+            lines += _markdown_table(*_importance_table(weights))
     else:
         for factor in report.factors:
             lines += ["", f"### {_factor_title(report, factor)}", ""]
@@ -369,12 +393,45 @@ def _grid(report: Report) -> tuple[list[str], list[list[str]]]:
 
 
 def _trial_table(report: Report) -> tuple[list[str], list[list[str]]]:
-    header = ["trial", *report.factors, report.metric]
+    header = ["trial #", *report.factors, report.metric, "trained"]
     rows = [
-        [run.name, *(run.factors.get(f, "–") for f in report.factors), f"{run.metrics[report.metric]:.4f}"]
+        [
+            run.trial or run.name,
+            *(_short(run.factors.get(f, "–")) for f in report.factors),
+            f"{run.metrics[report.metric]:.4f}",
+            "to the end" if run.pruned_epoch is None else f"pruned at epoch {run.pruned_epoch + 1}",
+        ]
         for run in report.trials()
     ]
     return header, rows
+
+
+def _short(value: str) -> str:
+    """A searched number as a table shows it (4 significant digits); any other value as it is."""
+    try:
+        return f"{float(value):.4g}" if not value.lstrip("-").isdigit() else value
+    except ValueError:
+        return value
+
+
+def _importance_table(importances: Mapping[str, float]) -> tuple[list[str], list[list[str]]]:
+    return ["searched key", "importance"], [[k, f"{v:.3f}"] for k, v in importances.items()]
+
+
+def importances(report: Report) -> dict[str, float]:
+    """Optuna's importance of each searched key for the objective (fANOVA over the finished trials); {} when the
+    study cannot tell (fewer than two finished trials, or it is not reachable)."""
+    if not report.study_name:
+        return {}
+    import optuna
+
+    from dlkit import search
+
+    try:
+        study = optuna.load_study(study_name=report.study_name, storage=search.open_storage(report.storage))
+        return dict(optuna.importance.get_param_importances(study))
+    except Exception:  # too few trials, a single value searched, a storage gone: the report goes on without
+        return {}
 
 
 def factor_rows(report: Report, factor: str) -> list[dict[str, str]]:
@@ -448,7 +505,10 @@ def plots(report: Report, folder: Path) -> list[Path]:
     client = store.client(report.uri)
     prefix = f"{report.study.name}_" if report.study else ""
     if report.search:
-        return [_trials_plot(plt, report, folder / f"{prefix}trials.png")]
+        return [
+            _trials_plot(plt, report, folder / f"{prefix}trials.png"),
+            _history_plot(plt, report, folder / f"{prefix}history.png"),
+        ]
     paths, target = [], parse(report.metric).target
     for factor in report.factors:
         panels = {}  # key -> {level: (epochs, means)}
@@ -512,6 +572,28 @@ def _trials_plot(plt, report: Report, path: Path) -> Path:
     return path
 
 
+def _history_plot(plt, report: Report, path: Path) -> Path:
+    """The optimization history: each trial's objective in the order the trials started, and the best so far."""
+    trials = sorted(report.trials(), key=lambda r: r.start)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ended = [(i, r.metrics[report.metric]) for i, r in enumerate(trials) if r.pruned_epoch is None]
+    pruned = [(i, r.metrics[report.metric]) for i, r in enumerate(trials) if r.pruned_epoch is not None]
+    ax.scatter([i + 1 for i, _ in ended], [v for _, v in ended], label="ran to the end")
+    ax.scatter([i + 1 for i, _ in pruned], [v for _, v in pruned], marker="x", label="pruned (at its last epoch)")
+    best, line = None, []
+    for i, value in ended:
+        best = value if best is None else (max if report.search == "higher" else min)(best, value)
+        line.append((i + 1, best))
+    ax.step([i for i, _ in line], [v for _, v in line], where="post", color="grey", label="best so far")
+    ax.set_xlabel("trial (in the order started)")
+    ax.set_ylabel(report.metric)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
 def print_tables(report: Report) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -533,6 +615,9 @@ def print_tables(report: Report) -> None:
             console.print(("verdict, " if i == 0 else "  ") + f"{against}: [bold]{v.line()}[/bold]")
     if report.search:
         table(f"trials, best first: {report.metric} ({report.search} is better)", *_trial_table(report))
+        weights = importances(report)
+        if weights:
+            table("parameter importances (Optuna, fANOVA)", *_importance_table(weights))
     else:
         for factor in report.factors:
             rows = factor_rows(report, factor)

@@ -342,7 +342,7 @@ def print_best(study: Any) -> None:
     except ValueError:  # no trial completed
         return print(f"Study '{study.study_name}': {done.done} trials done, none completed.")
     values = " ".join(f"{k}={v}" for k, v in best.params.items())
-    print(f"Best trial {best.number + 1} of {done.done}: {best.value:.6g} with {values}")
+    print(f"Best of {done.done} trials: #{best.number}, {best.value:.6g} with {values}")
 
 
 @dataclass(frozen=True)
@@ -424,7 +424,7 @@ def work(
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr(WORKER_ATTR, worker)
         overrides = space.trial_overrides(trial)
-        prefix = f"[trial {trial.number + 1}/{settings.n_trials}] "
+        prefix = f"[trial #{trial.number}] "  # Optuna's number, as the run's tag, the report and optuna-dashboard
         callback = Pruning(trial, objective_name)
         try:
             value = run_trial(overrides, [callback], prefix)

@@ -115,7 +115,7 @@ def test_a_pruned_search_records_every_trial_and_a_relaunch_runs_nothing_new(out
         if trial.state == TrialState.PRUNED:  # stopped at the epoch the pruner named: the last one reported
             stopped = int(run.data.tags["dlkit.trial.pruned_epoch"])
             assert epochs == list(range(stopped + 1)) and stopped == max(trial.intermediate_values) < 5
-            assert f"[trial {trial.number + 1}/6] pruned at epoch {stopped + 1}" in done.stdout
+            assert f"[trial #{trial.number}] pruned at epoch {stopped + 1}" in done.stdout
         else:
             assert epochs == list(range(6)) and trial.value == run.data.metrics["val/loss"]
     # The parent's best is the study's: a trial that ran to the end, never a pruned one.
