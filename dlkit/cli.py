@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from dlkit import config, environment
+from dlkit import config, ddp, environment
 from dlkit import overrides as overrides_text
 from dlkit.errors import ConfigError, Diverged, Interrupted, RecorderError, StoreLost, stop
 
@@ -33,8 +33,9 @@ def command() -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if os.environ.get(environment.DDP_CONFIG) and os.environ.get("LOCAL_RANK", "0") != "0":
-        return _ddp_process(os.environ[environment.DDP_CONFIG])
+    handed = ddp.handed_config()
+    if handed:  # a DDP process Lightning started beside rank 0, by re-running the command line: it runs rank 0's job
+        return ddp.follow(handed)
     from dlkit.tracking.store import use_http_defaults
 
     use_http_defaults()
@@ -54,19 +55,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         if exc.run_id:
             print(f"dlkit: run {exc.run_id} is KILLED; continue it with: dlkit resume {exc.run_id}", file=sys.stderr)
         raise
-
-
-def _ddp_process(config_file: str) -> None:
-    """A DDP process Lightning started beside rank 0 by re-running the command line: it runs rank 0's job,
-    not the command (which, for a sweep, would launch the whole sweep again)."""
-    from omegaconf import OmegaConf
-
-    from dlkit import plugins
-    from dlkit.plan import Plan
-    from dlkit.train import train
-
-    plugins.load_all()
-    train(Plan.from_config(OmegaConf.load(config_file)))
 
 
 def _user_error(exc: ConfigError | Diverged) -> None:
@@ -116,9 +104,7 @@ def _train_app(argv: list[str]) -> None:
         try:
             plugins.load_all()  # in a parallel worker, its first job loads them
             plan = planned.get(fingerprint(cfg)) or Plan.from_config(cfg)
-            result = train(
-                plan, overrides, sweep=this_sweep, detached=sweep.runs_here(this_sweep), progress_prefix=prefix
-            )
+            result = train(plan, overrides, sweep=this_sweep, progress_prefix=prefix)
         except (ConfigError, Diverged) as exc:  # here, or Hydra would print it as a crash
             if not multirun:
                 _user_error(exc)

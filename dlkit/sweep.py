@@ -34,12 +34,6 @@ def current() -> Sweep | None:
     return _current
 
 
-def runs_here(sweep: Sweep | None) -> bool:
-    """Whether a job of `sweep` runs in the process that opened it (Hydra's basic launcher), which closes the
-    sweep itself and so can leave its runs' last writes to the recorder until then."""
-    return sweep is not None and sweep in _opened
-
-
 def swept_keys(overrides: Sequence[str], sweeper_params: dict[str, Any] | None = None) -> tuple[str, ...]:
     """The keys a sweep varies: sweep syntax on the command line, and the sweeper's own `params`."""
     from dlkit import config
@@ -135,8 +129,8 @@ def _open_parent(config: DictConfig) -> Sweep:
     via_recorder = bool(tracking.get("recorder", True))
     where = {"uri": tracking.uri, "experiment": tracking.experiment, "artifact_root": tracking.get("artifact_root")}
     key, resume = sweep_key(tracking.experiment, overrides), bool(tracking.get("resume", True))
-    run_id, attempts = in_store(
-        "open_parent", via_recorder, **where, key=key, name=name, tags=tags, fixed=fixed, resume=resume
+    run_id, attempts = in_store(via_recorder).open_parent(
+        **where, key=key, name=name, tags=tags, fixed=fixed, resume=resume
     )
     if attempts is not None:
         print(
