@@ -34,8 +34,8 @@ def command() -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     handed = ddp.handed_config()
-    if handed:  # a DDP process Lightning started beside rank 0, by re-running the command line: it runs rank 0's job
-        return ddp.follow(handed)
+    if handed:
+        return _ddp_process(handed)
     from dlkit.tracking.store import use_http_defaults
 
     use_http_defaults()
@@ -55,6 +55,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         if exc.run_id:
             print(f"dlkit: run {exc.run_id} is KILLED; continue it with: dlkit resume {exc.run_id}", file=sys.stderr)
         raise
+
+
+def _ddp_process(config_file: str) -> None:
+    """A DDP process Lightning started beside rank 0 by re-running the command line: it runs rank 0's job,
+    not the command (which, for a sweep, would launch the whole sweep again)."""
+    from omegaconf import OmegaConf
+
+    from dlkit import plugins
+    from dlkit.plan import Plan
+    from dlkit.train import train
+
+    plugins.load_all()
+    train(Plan.from_config(OmegaConf.load(config_file)))
 
 
 def _user_error(exc: ConfigError | Diverged) -> None:

@@ -1,7 +1,7 @@
 """DDP as dlkit runs it. Rank 0 reports and records; the processes beside it train their shard in lockstep and record
 nothing. Lightning starts those processes by re-running the command line: rank 0 hands them its job's resolved config
-and checkpoint, and they run that job, not the command (which, for a sweep, would launch the whole sweep again). A
-job's DDP ends with the job: its process group closed, the variables Lightning set for it restored.
+and checkpoint, and they run that job (cli.py), not the command (which, for a sweep, would launch the whole sweep
+again). A job's DDP ends with the job: its process group closed, the variables Lightning set for it restored.
 """
 
 from __future__ import annotations
@@ -29,18 +29,6 @@ def handed_config() -> str | None:
     if os.environ.get("LOCAL_RANK", "0") == "0":
         return None
     return os.environ.get(DDP_CONFIG) or None
-
-
-def follow(config_file: str) -> None:
-    """Run rank 0's job in this process, which Lightning started beside it."""
-    from omegaconf import OmegaConf
-
-    from dlkit import plugins
-    from dlkit.plan import Plan
-    from dlkit.train import train
-
-    plugins.load_all()
-    train(Plan.from_config(OmegaConf.load(config_file)))
 
 
 def hand_over(config_yaml: str, checkpoint: str | Path | None, folder: Path) -> None:

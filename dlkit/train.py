@@ -143,8 +143,9 @@ class Job:
 
     @classmethod
     def of(cls, plan: Plan, sweep: Sweep | None, resume: str | None) -> Job:
-        if ddp.rank() > 0:
-            return cls(ddp.rank())
+        rank = ddp.rank()
+        if rank > 0:
+            return cls(rank)
         earlier = sweep.earlier_attempt(plan.fingerprint) if sweep is not None and resume is None else None
         if earlier is not None and earlier.status == "FINISHED":
             return cls(finished=earlier)
@@ -195,7 +196,7 @@ def _ends_with_status(run: Run, snapshot: Snapshot) -> Iterator[Run]:
         signum = signal.SIGTERM if isinstance(exc, SIGTERMException) else signal.SIGINT
         raise Interrupted(run.run_id, 128 + signum) from None
     except StoreLost:
-        status = "LOST"  # nothing more can be written
+        status = "LOST"  # the server is gone: nothing more can be written, the run stays RUNNING there
         raise
     except Exception as exc:
         exc.run_id = run.run_id  # for the one-line message that names the FAILED run

@@ -7,6 +7,9 @@ only ever puts a message on a pipe. It also outlives a training process that is 
 (SIGKILL, out of memory): its end of the pipe closes, and the recorder ends that process's open runs
 KILLED, tagged with why, instead of leaving them RUNNING.
 
+The training process's side is a generic proxy of the store's: RecordedRun of StoreRun, InRecorder of sweep_store's
+operations, each call sent or waited for as the method declares (dlkit/tracking/delivery.py); what belongs to no run
+(a sweep's parent, a flush, a hint) is a named operation of the recorder (Service.operations).
 Calls that only write (params, tags, text, bytes, metrics, figures) are sent without waiting. Logging a file,
 downloading one, and creating and ending a run wait for the answer, and raise what the store refused
 for that run so far; a run with a refused write ends FAILED, never FINISHED. A sweep's job that runs in
@@ -40,7 +43,7 @@ from typing import Any
 from dlkit.errors import ConfigError, RecorderError, StoreLost
 from dlkit.tracking import store, sweep_store
 from dlkit.tracking import tags as tag
-from dlkit.tracking.run import ENDS, HERE, WAITS, delivery
+from dlkit.tracking.delivery import ENDS, HERE, WAITS, delivery
 from dlkit.tracking.store import StoreRun, check_reachable
 
 WRITE_EVERY_S = 1.0  # how late a metric may reach the store (the MLflow UI) while a run trains

@@ -6,8 +6,7 @@ always closed with a status (FINISHED, FAILED, or KILLED on Ctrl-C), never left 
 - `StoreRun` (dlkit/tracking/store.py): written from this process (tracking.recorder=false);
 - `RecordedRun` (dlkit/tracking/recorder.py): StoreRun run in a recorder process, each call a message to it.
 
-How a call reaches a recorder is declared once, on StoreRun's methods and sweep_store's operations (below: SENT,
-WAITS, ...); a recorder's proxies read it there.
+How a call reaches a recorder is declared once, on StoreRun's methods (dlkit/tracking/delivery.py).
 """
 
 from __future__ import annotations
@@ -16,26 +15,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
-
-SENT = "sent"  # a message, not waited for: a write the store refuses is raised at the run's next call that waits
-WAITS = "waits"  # the caller waits for the answer: a value, or a file that may be gone once the call returns
-ENDS = "ends"  # waits, unless the run was opened detached (the recorder ends it once it has written the rest)
-BATCHED = "batched"  # gathered, and written once the messages pause (one write per burst)
-HERE = "here"  # runs in the caller's process, through the calls above
-
-
-def delivered(how: str) -> Callable:
-    """Declares how a call of a store's method or operation travels to a recorder process (one of the above)."""
-
-    def declare(function: Callable) -> Callable:
-        function.delivery = how
-        return function
-
-    return declare
-
-
-def delivery(function: Any) -> str | None:
-    return getattr(function, "delivery", None)
 
 
 class Run(Protocol):

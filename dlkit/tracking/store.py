@@ -17,7 +17,7 @@ from typing import Any
 
 from dlkit.errors import ConfigError
 from dlkit.tracking import tags as tag
-from dlkit.tracking.run import BATCHED, ENDS, HERE, SENT, WAITS, delivered
+from dlkit.tracking.delivery import BATCHED, ENDS, HERE, SENT, WAITS, delivered
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 BATCH = 100  # MLflow's limit on params per log_batch call
@@ -170,7 +170,7 @@ class StoreRun:
     process itself when tracking.recorder=false. Not the fluent API or Lightning's MLFlowLogger: no global
     active run to leak between jobs, no 250-character cut of param values, and the status is dlkit's to set.
 
-    Each method declares how a call reaches the recorder process (dlkit/tracking/run.py): RecordedRun, the
+    Each method declares how a call reaches the recorder process (dlkit/tracking/delivery.py): RecordedRun, the
     training process's side, is a generic proxy of this class."""
 
     records = True

@@ -1,7 +1,7 @@
 """What the MLflow store holds of a sweep: its parent run, its jobs' earlier attempts, and how the parent is closed.
 
 Plain values in and plain values out, so that dlkit/tracking/sweeps.py can run these in the recorder process: each
-operation declares how a call reaches it there (dlkit/tracking/run.py), and OPERATIONS names them.
+operation declares how a call reaches it there (dlkit/tracking/delivery.py), and OPERATIONS names them.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from dlkit.tracking import store
 from dlkit.tracking import tags as tag
-from dlkit.tracking.run import SENT, WAITS, delivered
+from dlkit.tracking.delivery import SENT, WAITS, delivered
 
 
 @dataclass(frozen=True)
