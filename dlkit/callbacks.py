@@ -205,10 +205,10 @@ class Snapshot(Checkpoint):  # a Checkpoint runs after the module's epoch-end ho
         self.loader.generator.set_state(state["loader_rng"])
         self.logger.history.update({k: [tuple(p) for p in v] for k, v in state.get("history", {}).items()})
 
-    def save(self, run: Run) -> bool:
-        """Write the last complete epoch as the run's checkpoint artifact; False when there is none."""
+    def save(self, run: Run) -> None:
+        """Write the last complete epoch as the run's checkpoint artifact (when there is one)."""
         if self.io.kept is None or run.run_id is None:
-            return False
+            return
         checkpoint = self.io.kept
         # The curves so far, up to that epoch (the logger has the partial epoch too): the resumed run draws them whole.
         history = {k: [(s, v) for s, v in points if s <= self.epoch] for k, points in self.logger.history.items()}
@@ -217,7 +217,6 @@ class Snapshot(Checkpoint):  # a Checkpoint runs after the module's epoch-end ho
             path = Path(tmp) / Path(CHECKPOINT_ARTIFACT).name
             torch.save(checkpoint, path)
             run.log_artifact(path, str(Path(CHECKPOINT_ARTIFACT).parent))
-        return True
 
 
 @torch.no_grad()

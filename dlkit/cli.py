@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from dlkit import config, environment
+from dlkit import config, ddp, environment
 from dlkit import overrides as overrides_text
 from dlkit.errors import ConfigError, Diverged, Interrupted, RecorderError, StoreLost, stop
 
@@ -33,8 +33,9 @@ def command() -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if os.environ.get(environment.DDP_CONFIG) and os.environ.get("LOCAL_RANK", "0") != "0":
-        return _ddp_process(os.environ[environment.DDP_CONFIG])
+    handed = ddp.handed_config()
+    if handed:
+        return _ddp_process(handed)
     from dlkit.tracking.store import use_http_defaults
 
     use_http_defaults()
@@ -142,14 +143,7 @@ def _run_job(source, overrides: list[str], prefix: str, multirun: bool, callback
     try:
         plan = source()
         plan = plan if isinstance(plan, Plan) else Plan.from_config(plan)
-        result = train(
-            plan,
-            overrides,
-            sweep=this_sweep,
-            detached=sweep.runs_here(this_sweep),
-            progress_prefix=prefix,
-            callbacks=callbacks,
-        )
+        result = train(plan, overrides, sweep=this_sweep, progress_prefix=prefix, callbacks=callbacks)
     except (ConfigError, Diverged) as exc:  # here, or Hydra would print it as a crash
         if not multirun:
             _user_error(exc)

@@ -52,6 +52,6 @@ class Diverged(Exception):
 class Interrupted(SystemExit):
     """Ctrl-C or SIGTERM ended a run KILLED; its exit code is 128 + the signal's number, as a shell's."""
 
-    def __init__(self, run_id: str | None, checkpoint_saved: bool, code: int):
+    def __init__(self, run_id: str | None, code: int):
         super().__init__(code)
-        self.run_id, self.checkpoint_saved = run_id, checkpoint_saved
+        self.run_id = run_id

@@ -34,12 +34,6 @@ def current() -> Sweep | None:
     return _current
 
 
-def runs_here(sweep: Sweep | None) -> bool:
-    """Whether a job of `sweep` runs in the process that opened it (Hydra's basic launcher), which closes the
-    sweep itself and so can leave its runs' last writes to the recorder until then."""
-    return sweep is not None and sweep in _opened
-
-
 def note_search(study_name: str, storage: str, n_trials: int) -> None:
     """A search's study and its trials in all, on the parent run this process opened for it (when tracking is on)."""
     for opened in _opened[-1:]:
@@ -142,8 +136,8 @@ def _open_parent(config: DictConfig) -> Sweep:
     via_recorder = bool(tracking.get("recorder", True))
     where = {"uri": tracking.uri, "experiment": tracking.experiment, "artifact_root": tracking.get("artifact_root")}
     key, resume = sweep_key(tracking.experiment, overrides), bool(tracking.get("resume", True))
-    run_id, attempts = in_store(
-        "open_parent", via_recorder, **where, key=key, name=name, tags=tags, fixed=fixed, resume=resume
+    run_id, attempts = in_store(via_recorder).open_parent(
+        **where, key=key, name=name, tags=tags, fixed=fixed, resume=resume
     )
     if attempts is not None:
         print(

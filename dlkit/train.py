@@ -1,6 +1,7 @@
 """The whole story of one run: plan → components → Lightning → MLflow.
 
-train(plan) builds the experiment from the plan (what only the data can reveal fails here, before any
+train(plan) decides what the job is (a fresh run, a resumed one, a relaunched sweep's finished job, a DDP process
+beside rank 0: `Job`), builds the experiment from the plan (what only the data can reveal fails here, before any
 run exists), opens the MLflow run, logs the config, fits, tests, and closes the run with its status:
 FINISHED; FAILED, tagged with the reason (a diverged loss, an error); or KILLED on Ctrl-C/SIGTERM,
 leaving a checkpoint that `train(plan, resume=run_id)` continues.
@@ -8,23 +9,22 @@ leaving a checkpoint that `train(plan, resume=run_id)` continues.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
-import os
 import signal
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 import yaml
-from pytorch_lightning.utilities import rank_zero_only
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from dlkit import plugins
+from dlkit import ddp, plugins
 from dlkit.build import Experiment, build
 from dlkit.callbacks import (
     CHECKPOINT_ARTIFACT,
@@ -37,13 +37,12 @@ from dlkit.callbacks import (
     confusion,
 )
 from dlkit.data.tensors import Chunks
-from dlkit.environment import DDP_CHECKPOINT, DDP_CONFIG
 from dlkit.errors import ConfigError, Diverged, Interrupted, StoreLost
 from dlkit.plan import Plan
 from dlkit.tracking import tags as tag
 from dlkit.tracking.provenance import device_tags, run_tags
 from dlkit.tracking.run import NoRun, Run, RunIds, open_run
-from dlkit.tracking.sweeps import Sweep
+from dlkit.tracking.sweeps import Attempt, Sweep
 
 log = logging.getLogger("dlkit")
 
@@ -59,22 +58,11 @@ warnings.filterwarnings("ignore", message=".*The `srun` command is available on 
 # trainer.limit_val_batches=0: no validation, as asked.
 warnings.filterwarnings("ignore", message=".*length of `Chunks` across ranks is zero.*")
 
-# How rank 0 tells the DDP processes Lightning starts beside it what to run (they re-run the command line).
-# Set by Lightning's DDP launcher.
-DDP_ENVIRONMENT = (
-    "MASTER_ADDR",
-    "MASTER_PORT",
-    "NODE_RANK",
-    "LOCAL_RANK",
-    "WORLD_SIZE",
-)
-
 
 @dataclass
 class Result:
     metrics: dict[str, float]
     run: Run | RunIds = field(default_factory=NoRun, repr=False)
-    skipped: bool = False  # a relaunched sweep's job that had already finished
     warning: str = ""  # the test metrics are no better than a predictor that ignores its input
     rank: int = 0  # > 0: a DDP process beside rank 0 (which reports and records)
 
@@ -97,28 +85,20 @@ def train(
     overrides: Sequence[str] = (),
     *,
     sweep: Sweep | None = None,
-    detached: bool = False,
     progress_prefix: str = "",
     resume: str | None = None,
     callbacks: Sequence[pl.Callback] = (),
 ) -> Result:
-    """sweep: the sweep this job belongs to (its run is a child of the sweep's parent); detached: the job runs in
-    its sweep's own process, so its run may be created and ended without waiting (the sweep flushes the recorder
-    before it counts its jobs); resume: the id of an interrupted run to continue from its last checkpoint;
-    callbacks: more Lightning callbacks (a search's trial: each epoch's objective reported, maybe pruned)."""
+    """sweep: the sweep this job belongs to (its run is a child of the sweep's parent); resume: the id of an
+    interrupted run to continue from its last checkpoint; callbacks: more Lightning callbacks for the trainer."""
+    job = Job.of(plan, sweep, resume)
+    if job.finished is not None:
+        done = job.finished
+        log.info("%salready finished in run %s: skipped", progress_prefix, done.run_id)
+        return Result(done.metrics, RunIds(done.run_id, done.experiment_id, sweep.uri))
     if plan.threads:
         torch.set_num_threads(plan.threads)
     pl.seed_everything(plan.seed, verbose=False)
-    # > 0 in a DDP process beside rank 0: it trains its shard in lockstep and records nothing.
-    rank = rank_zero_only.rank
-    if sweep is not None and resume is None and rank == 0:  # a relaunched sweep skips what finished, resumes the cut
-        earlier = sweep.earlier_attempt(plan.fingerprint)
-        if earlier is not None and earlier.status == "FINISHED":
-            log.info("%salready finished in run %s: skipped", progress_prefix, earlier.run_id)
-            return Result(earlier.metrics, RunIds(earlier.run_id, earlier.experiment_id, sweep.uri), skipped=True)
-        if earlier is not None and earlier.status in ("KILLED", "RUNNING"):  # RUNNING: its process died
-            resume = earlier.run_id
-
     experiment = build(plan)
     logger, best, checkpoint_io = EpochLogger(), BestWeights(), MemoryCheckpointIO()
     snapshot = Snapshot(experiment.loaders["train"], logger, checkpoint_io)
@@ -128,26 +108,17 @@ def train(
         for loader in experiment.loaders.values():
             loader.to(trainer.strategy.root_device)
 
-    environment = {k: os.environ.get(k) for k in (*DDP_ENVIRONMENT, DDP_CONFIG, DDP_CHECKPOINT)}
-    run = _open_run(plan, overrides, sweep, resume, wait=not detached) if rank == 0 else NoRun()
-    logger.run = run
-    status = "FAILED"
-    try:
+    with ddp.job_scope(), _ends_with_status(job.open_run(plan, overrides, sweep), snapshot) as run:
+        logger.run = run
         with tempfile.TemporaryDirectory() as tmp:
-            last = run.download(CHECKPOINT_ARTIFACT, Path(tmp)) if resume else None
-            if rank > 0:
-                last = os.environ.get(DDP_CHECKPOINT) or None
-            elif resume is None:
+            last = job.checkpoint(run, plan, trainer.world_size, Path(tmp))
+            if job.fresh:
                 _log_config(run, plan, overrides, experiment, trainer.world_size)
-            else:
-                log.info(
-                    "%sresuming run %s %s",
-                    progress_prefix,
-                    resume,
-                    "from its checkpoint" if last else "from the start (no epoch had ended)",
-                )
+            elif job.resume:
+                how = "from its checkpoint" if last else "from the start (no epoch had ended)"
+                log.info("%sresuming run %s %s", progress_prefix, job.resume, how)
             run.set_tags({**device_tags(trainer), tag.CONFIG_HASH: plan.fingerprint})
-            _fit(trainer, experiment, plan, last, Path(tmp))
+            _fit(trainer, experiment, plan, last)
         trainer.test(experiment.task, [experiment.loaders["test"], experiment.loaders["train_eval"]], verbose=False)
         # The task's own metrics, and any a plugin task logged through Lightning's self.log.
         metrics = {**{k: float(v) for k, v in trainer.callback_metrics.items()}, **experiment.task.metrics}
@@ -158,12 +129,73 @@ def train(
             _log_artifacts(run, logger, best, experiment)
         if plan.tracking.log_model and run.records:
             _log_model(run, best, experiment)
+    return Result(metrics, run, warning=warning, rank=job.rank)
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a job is, decided before anything is built or recorded: a fresh run; a run resumed (`dlkit resume`, or a
+    relaunched sweep's job that was cut short); a relaunched sweep's job that finished (skipped); or a DDP process
+    beside rank 0."""
+
+    rank: int = 0  # > 0: a DDP process beside rank 0: it trains its shard in lockstep and records nothing
+    resume: str | None = None  # the id of the run it continues from its last checkpoint
+    finished: Attempt | None = None  # its earlier attempt in this sweep, which finished: nothing to run
+
+    @classmethod
+    def of(cls, plan: Plan, sweep: Sweep | None, resume: str | None) -> Job:
+        rank = ddp.rank()
+        if rank > 0:
+            return cls(rank)
+        earlier = sweep.earlier_attempt(plan.fingerprint) if sweep is not None and resume is None else None
+        if earlier is not None and earlier.status == "FINISHED":
+            return cls(finished=earlier)
+        if earlier is not None and earlier.status in ("KILLED", "RUNNING"):  # RUNNING: its process died
+            resume = earlier.run_id
+        return cls(resume=resume)
+
+    @property
+    def fresh(self) -> bool:
+        """A new run: its config is recorded."""
+        return self.rank == 0 and self.resume is None
+
+    def open_run(self, plan: Plan, overrides: Sequence[str], sweep: Sweep | None) -> Run:
+        """The job's run: created, or reopened to resume it. A sweep's job in the sweep's own process does not wait for
+        it (see RecordedRun)."""
+        if self.rank > 0:
+            return NoRun()
+        name = plan.tracking.run_name or ",".join(overrides) or "defaults"
+        tags = run_tags(plugins.labels()) if plan.tracking.enabled and self.resume is None else {}
+        if sweep is not None:  # a job of a sweep: a child of the sweep's parent run
+            name = sweep.child_name(overrides) or name
+            tags.update(sweep.child_tags(overrides))
+        detached = sweep is not None and sweep.runs_here
+        return open_run(plan.tracking, run_name=name, tags=tags, run_id=self.resume, detached=detached)
+
+    def checkpoint(self, run: Run, plan: Plan, world_size: int, folder: Path) -> str | Path | None:
+        """What training starts from (None: the start): the resumed run's last checkpoint, or beside rank 0, the one
+        rank 0 handed over. Under DDP rank 0 hands it, with its config, to the processes beside it."""
+        if self.rank > 0:
+            return ddp.handed_checkpoint()
+        last = run.download(CHECKPOINT_ARTIFACT, folder) if self.resume else None
+        if world_size > 1:
+            ddp.hand_over(plan.config_yaml, last, folder)
+        return last
+
+
+@contextlib.contextmanager
+def _ends_with_status(run: Run, snapshot: Snapshot) -> Iterator[Run]:
+    """The run ends FINISHED; FAILED, tagged with the reason (a diverged loss, an error); KILLED on Ctrl-C/SIGTERM,
+    its last snapshot written for `dlkit resume`; or, when the tracking server is lost, stays RUNNING there."""
+    status = "FAILED"
+    try:
+        yield run
         status = "FINISHED"
     except (KeyboardInterrupt, SystemExit) as exc:  # Lightning: Ctrl-C -> SystemExit(1), SIGTERM -> SIGTERMException
         status = "KILLED"
-        saved = snapshot.save(run)
+        snapshot.save(run)
         signum = signal.SIGTERM if isinstance(exc, SIGTERMException) else signal.SIGINT
-        raise Interrupted(run.run_id, saved, 128 + signum) from None
+        raise Interrupted(run.run_id, 128 + signum) from None
     except StoreLost:
         status = "LOST"  # the server is gone: nothing more can be written, the run stays RUNNING there
         raise
@@ -173,9 +205,7 @@ def train(
         raise
     finally:
         if status != "LOST":
-            run.finish(status, wait=not detached)
-        _end_ddp(environment)
-    return Result(metrics, run, warning=warning, rank=rank)
+            run.finish(status)
 
 
 def _log_artifacts(run: Run, logger: EpochLogger, best: BestWeights, experiment: Experiment) -> None:
@@ -207,38 +237,11 @@ def _log_model(run: Run, best: BestWeights, experiment: Experiment) -> None:
     )
 
 
-def _fit(trainer: pl.Trainer, experiment: Experiment, plan: Plan, last: str | None, tmp: Path) -> None:
-    # What the other DDP processes run, whatever command started this one.
-    if trainer.world_size > 1 and rank_zero_only.rank == 0:
-        (tmp / "ddp-config.yaml").write_text(plan.config_yaml)
-        os.environ.update({DDP_CONFIG: str(tmp / "ddp-config.yaml"), DDP_CHECKPOINT: str(last or "")})
+def _fit(trainer: pl.Trainer, experiment: Experiment, plan: Plan, last: str | Path | None) -> None:
     steps = 1 if trainer.world_size > 1 else plan.steps_per_call  # DDP syncs gradients once per Lightning step
     batches = Chunks(experiment.loaders["train"], steps, plan.trainer.limit_train_batches)
     val = Chunks(experiment.loaders["val"], steps, plan.trainer.limit_val_batches)
     trainer.fit(experiment.task, batches, val, ckpt_path=last, weights_only=True)
-
-
-def _end_ddp(environment: dict[str, str | None]) -> None:
-    """Close this job's DDP process group and restore the variables Lightning set for it (with LOCAL_RANK
-    set, Lightning would take the next job of a sweep for one whose processes someone else starts)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-    for key, value in environment.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-
-
-def _open_run(plan: Plan, overrides: Sequence[str], sweep: Sweep | None, resume: str | None, wait: bool) -> Run:
-    name = plan.tracking.run_name or ",".join(overrides) or "defaults"
-    tags = run_tags(plugins.labels()) if plan.tracking.enabled and resume is None else {}
-    if sweep is not None:  # a job of a sweep: a child of the sweep's parent run
-        name = sweep.child_name(overrides) or name
-        tags.update(sweep.child_tags(overrides))
-    return open_run(plan.tracking, run_name=name, tags=tags, run_id=resume, wait=wait)
 
 
 def _log_config(run: Run, plan: Plan, overrides: Sequence[str], experiment: Experiment, world_size: int) -> None:

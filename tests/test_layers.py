@@ -38,7 +38,7 @@ LAYERS = [
     ("plan", ["dlkit.plan"]),
     ("build", ["dlkit.build"]),
     ("config", ["dlkit.search", "dlkit.config"]),  # a search's space, study and workers; composing configs
-    ("training", ["dlkit.callbacks", "dlkit.train"]),
+    ("training", ["dlkit.callbacks", "dlkit.ddp", "dlkit.train"]),
     ("sweep", ["dlkit.sweep", "dlkit.slurm"]),  # a sweep's parent and children; SLURM's launcher
     ("commands", ["dlkit.check", "dlkit.report", "dlkit.studies"]),
     ("cli", ["dlkit.cli", "dlkit.__main__"]),

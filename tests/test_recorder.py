@@ -59,12 +59,14 @@ def test_a_write_the_store_refuses_is_raised_at_the_next_call_that_waits(setting
 
 
 def test_a_run_ended_without_waiting_is_ended_once_written_and_failed_if_a_write_failed(settings, store):
-    good, bad = recorder.RecordedRun(settings, "good", {}), recorder.RecordedRun(settings, "bad", {})
+    # Opened detached (a sweep's job in the sweep's own process): created and ended without waiting.
+    good = recorder.RecordedRun(settings, "good", {}, detached=True)
+    bad = recorder.RecordedRun(settings, "bad", {}, detached=True)
     good.log_metrics({"loss": 0.5}, step=0)
     bad.log_params({"lr": 1})
     bad.log_params({"lr": 2})
-    good.finish("FINISHED", wait=False)
-    bad.finish("FINISHED", wait=False)
+    good.finish("FINISHED")
+    bad.finish("FINISHED")
     with pytest.raises(recorder.RecorderError, match="lr"):
         recorder.flush()  # what a sweep does before it counts its runs
     assert store().get_run(good.run_id).info.status == "FINISHED" and store().get_run(good.run_id).data.metrics == {

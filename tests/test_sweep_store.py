@@ -175,10 +175,11 @@ def test_the_same_sweep_launched_again_reopens_its_parent_with_each_jobs_latest_
     assert f"{tag.STUDY}.guards" not in run.data.tags and run.data.tags["dlkit.jobs"] == "3"  # as launched now
 
 
-def test_latest_is_the_most_recently_started_match_and_call_runs_only_store_functions(uri):
+def test_latest_is_the_most_recently_started_match_and_the_recorder_runs_only_named_operations(uri):
     from mlflow.tracking import MlflowClient
 
-    from dlkit.tracking.sweep_store import call, latest
+    from dlkit.tracking.recorder import Service
+    from dlkit.tracking.sweep_store import latest
 
     client = MlflowClient(uri)
     experiment_id = client.create_experiment(f"latest-{next(counter)}")
@@ -188,9 +189,12 @@ def test_latest_is_the_most_recently_started_match_and_call_runs_only_store_func
     ]
     assert latest(client, experiment_id, "tags.k = 'v'").info.run_id == runs[0]
     assert latest(client, experiment_id, "tags.k = 'w'") is None
-    assert call("prepare", uri=uri, experiment=f"called-{next(counter)}", artifact_root=None).isdigit()
-    with pytest.raises(ValueError, match="latest is not one of the sweep store functions: prepare, open_parent"):
-        call("latest", client=client)
+    service = Service()
+    assert service.handle(
+        "prepare", {"uri": uri, "experiment": f"called-{next(counter)}", "artifact_root": None}
+    ).isdigit()
+    with pytest.raises(ValueError, match="latest is not one of the recorder's operations"):
+        service.handle("latest", (0, client))
 
 
 def test_a_sweeps_experiment_keeps_its_artifacts_where_asked_and_jobs_without_a_config_hash_stay_apart(uri, tmp_path):

@@ -7,6 +7,9 @@ only ever puts a message on a pipe. It also outlives a training process that is 
 (SIGKILL, out of memory): its end of the pipe closes, and the recorder ends that process's open runs
 KILLED, tagged with why, instead of leaving them RUNNING.
 
+The training process's side is a generic proxy of the store's: RecordedRun of StoreRun, InRecorder of sweep_store's
+operations, each call sent or waited for as the method declares (dlkit/tracking/delivery.py); what belongs to no run
+(a sweep's parent, a flush, a hint) is a named operation of the recorder (Service.operations).
 Calls that only write (params, tags, text, bytes, metrics, figures) are sent without waiting. Logging a file,
 downloading one, and creating and ending a run wait for the answer, and raise what the store refused
 for that run so far; a run with a refused write ends FAILED, never FINISHED. A sweep's job that runs in
@@ -30,15 +33,17 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection
 from pathlib import Path
+from types import MethodType
 from typing import Any
 
 from dlkit.errors import ConfigError, RecorderError, StoreLost
 from dlkit.tracking import store, sweep_store
 from dlkit.tracking import tags as tag
+from dlkit.tracking.delivery import ENDS, HERE, WAITS, delivery
 from dlkit.tracking.store import StoreRun, check_reachable
 
 WRITE_EVERY_S = 1.0  # how late a metric may reach the store (the MLflow UI) while a run trains
@@ -69,13 +74,14 @@ class Recorder:
     def alive(self) -> bool:
         return self.pid == os.getpid() and self.process.poll() is None  # a forked child needs its own recorder
 
-    def send(self, op: str, *args: Any) -> None:
+    def send(self, op: str, args: tuple | dict) -> None:
+        """args: a run's handle and the call's arguments, or a named operation's keyword arguments."""
         try:
             self.connection.send((op, args, False))
         except OSError:
             raise self._gone() from None
 
-    def call(self, op: str, *args: Any) -> Any:
+    def call(self, op: str, args: tuple | dict) -> Any:
         try:
             self.connection.send((op, args, True))
             ok, value = self.connection.recv()
@@ -110,8 +116,9 @@ def start() -> Recorder:
 
 
 class RecordedRun:
-    """A run as the training process sees it: each call is a message to the recorder, about this run's
-    handle (a number this process gives it); its MLflow run id is asked for when first needed."""
+    """A run as the training process sees it: StoreRun, proxied. Each call is a message to the recorder about this
+    run's handle (a number this process gives it), sent or waited for as StoreRun's method declares; its MLflow run
+    id is asked for when first needed."""
 
     _handles = itertools.count()
 
@@ -123,25 +130,25 @@ class RecordedRun:
         run_name: str,
         tags: Mapping[str, str],
         run_id: str | None = None,
-        wait: bool = True,
+        detached: bool = False,
     ):
         """settings: the tracking config's uri, experiment and artifact_root; run_id: reopen that run.
-        wait: have the run created now (a store that cannot be written fails here, before any training);
-        a sweep's job need not (its sweep wrote to the store already), so it never waits for the
-        recorder to finish the job before it."""
+        detached: a sweep's job in the sweep's own process (which flushes the recorder before it counts its jobs; its
+        store was written already): the run is created and ended without waiting, so the job never waits for the
+        recorder to finish the job before it, and a write that failed ends it FAILED, tagged with why. Otherwise the
+        run is created now: a store that cannot be written fails here, before any training."""
         self.recorder = start()
         self.handle = next(self._handles)
         self.uri = settings["uri"]
+        self.detached = detached
         self._ids: tuple[str, str] | None = None
-        # Plain strings only: a str subclass (torch.__version__) would make the recorder import its module.
-        tags = {k: str(v) for k, v in tags.items()}
-        self.recorder.send("open", self.handle, dict(settings), str(run_name), tags, run_id)
-        if wait:
+        self.recorder.send("open", (self.handle, plain(settings), str(run_name), plain(tags), run_id))
+        if not detached:
             self._resolve()
 
     def _resolve(self) -> tuple[str, str]:
         if self._ids is None:
-            self._ids = self.recorder.call("ids", self.handle)
+            self._ids = self.recorder.call("ids", (self.handle,))
         return self._ids
 
     @property
@@ -152,70 +159,78 @@ class RecordedRun:
     def experiment_id(self) -> str:
         return self._resolve()[1]
 
-    def log_params(self, params: Mapping[str, Any]) -> None:
-        self.recorder.send("log_params", self.handle, {k: str(v) for k, v in params.items()})
+    def __getattr__(self, name: str) -> Callable:
+        """StoreRun's method `name`: run here (HERE), or a message about this run, waited for or not."""
+        method = getattr(StoreRun, name, None)
+        how = delivery(method)
+        if how is None:
+            raise AttributeError(name)
+        if how == HERE:
+            return MethodType(method, self)
+        send = self.recorder.call if how == WAITS or (how == ENDS and not self.detached) else self.recorder.send
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        now = int(time.time() * 1000)
-        self.recorder.send("log_metrics", self.handle, [(k, float(v), now, step) for k, v in metrics.items()])
+        def call(*args: Any) -> Any:
+            return send(name, (self.handle, *plain(args)))
 
-    def set_tags(self, tags: Mapping[str, str]) -> None:
-        self.recorder.send("set_tags", self.handle, {k: str(v) for k, v in tags.items()})
+        return call
 
-    def log_text(self, text: str, path: str) -> None:
-        self.recorder.send("log_text", self.handle, text, path)
 
-    def log_inputs(self, datasets: list[Mapping[str, str]]) -> None:
-        self.recorder.send("log_inputs", self.handle, [dict(d) for d in datasets])
+class InRecorder:
+    """A store's named operations (sweep_store's: a sweep's parent), run in the recorder process, each sent or
+    waited for as the operation declares; one that waits is answered once everything sent before is written."""
 
-    def log_artifact(self, path, artifact_path: str | None = None) -> None:
-        self.recorder.call("log_artifact", self.handle, str(path), artifact_path)  # waits: the file may be temporary
+    def __init__(self, operations: Mapping[str, Callable]):
+        self.operations = operations
 
-    def log_bytes(self, content: bytes, path: str) -> None:
-        self.recorder.send("log_bytes", self.handle, content, path)  # the bytes travel: nothing to wait for
+    def __getattr__(self, name: str) -> Callable:
+        if name not in self.operations:
+            raise AttributeError(name)
+        waits = delivery(self.operations[name]) == WAITS
 
-    def log_figures(self, history: Mapping[str, list[tuple[int, float]]], confusion: list[list[int]] | None) -> None:
-        self.recorder.send("log_figures", self.handle, history, confusion)  # drawn there, while this process goes on
+        def operation(**kwargs: Any) -> Any:
+            recorder = start()
+            return recorder.call(name, plain(kwargs)) if waits else recorder.send(name, plain(kwargs))
 
-    def log_model(
-        self, model: bytes, example: Any, step: int, metrics: Mapping[str, float], dataset: Mapping[str, str]
-    ) -> None:
-        self.recorder.send("log_model", self.handle, model, example, step, dict(metrics), dict(dataset))
+        return operation
 
-    def download(self, artifact: str, into: Path) -> Path | None:
-        return self.recorder.call("download", self.handle, artifact, into)
 
-    def finish(self, status: str, wait: bool = True) -> None:
-        """wait=False: the recorder ends the run once it has written the rest (a sweep's next job starts
-        meanwhile); a write that failed then ends it FAILED instead of FINISHED, tagged with why."""
-        if wait:
-            self.recorder.call("finish", self.handle, status)
-        else:
-            self.recorder.send("finish", self.handle, status)
+sweeps = InRecorder(sweep_store.OPERATIONS)
+
+
+def plain(value: Any) -> Any:
+    """Plain strings, dicts, lists and tuples: a str subclass (torch.__version__) would make the recorder import its
+    module to read the message."""
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {plain(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return (list if isinstance(value, list) else tuple)(plain(v) for v in value)
+    return value
 
 
 def prepare(uri: str, experiment: str, artifact_root: str | None) -> None:
     """Have the recorder create the store (or put the one made ready in place) and the experiment now, without
     waiting, while Hydra sets the sweep up on this side."""
-    start().send("sweeps", -1, "prepare", {"uri": uri, "experiment": experiment, "artifact_root": artifact_root})
+    sweeps.prepare(uri=uri, experiment=experiment, artifact_root=artifact_root)
 
 
 def make_store_ready(uri: str) -> None:
     """Have the recorder make a new sqlite store's tables now, aside: it goes in place when a run or a sweep first uses
     the store, which is only once every job is planned."""
-    start().send("make_store_ready", -1, uri)
+    start().send("make_store_ready", {"uri": uri})
 
 
 def prepare_model() -> None:
     """Have the recorder import what logging a model needs now, while this process imports torch and trains."""
-    start().send("prepare_model", -1)
+    start().send("prepare_model", {})
 
 
 def flush() -> None:
     """Wait until this process's recorder has written everything sent to it (a sweep's runs, before the
     sweep counts them); raises what it could not write."""
     if _recorder is not None and _recorder.alive():
-        _recorder.call("flush", -1)  # -1: no run in particular
+        _recorder.call("flush", {})
 
 
 # The recorder process.
@@ -229,50 +244,63 @@ class Service:
         self.ended: dict[int, tuple[str, str]] = {}  # the ids of runs ended (a sweep's job may ask for them later)
         self.metrics: dict[int, list] = {}  # points not yet written
         self.first_unwritten: float | None = None
-        # Writes that failed: told at the run's next call that waits (or at a flush, once the run has ended);
-        # a run with any cannot end FINISHED.
-        self.errors: dict[int, list[str]] = {}
+        # Writes that failed, by run (None: a named operation's): told at the run's next call that waits (or at a
+        # flush, once the run has ended); a run with any cannot end FINISHED.
+        self.errors: dict[int | None, list[str]] = {}
         self.preparing: threading.Thread | None = None  # what logging a model needs, imported while runs train
+        # The operations that belong to no run, by name: each takes keyword arguments.
+        self.operations: dict[str, Callable] = {
+            **sweep_store.OPERATIONS,  # a sweep's parent, its jobs' earlier attempts: plain values in and out
+            "make_store_ready": self.make_store_ready,
+            "prepare_model": self.prepare_model,
+            "flush": lambda: None,  # answered once everything before it is written
+        }
 
-    def handle(self, op: str, args: tuple) -> Any:
-        handle, *rest = args
-        if op == "log_metrics":
-            (points,) = rest
+    def run_of(self, op: str, args: Any) -> int | None:
+        """The handle of the run a message is about (None: a named operation's)."""
+        return None if op in self.operations else args[0]
+
+    def handle(self, op: str, args: Any) -> Any:
+        """op: a named operation (args: its keyword arguments), or a call about a run (args: its handle, then the
+        call's arguments): open, ids, or a StoreRun method's."""
+        if op == "write_metrics":
+            handle, points = args
             self.metrics.setdefault(handle, []).extend(points)
             self.first_unwritten = self.first_unwritten or time.monotonic()
             return None
         self.write_metrics()  # every later call sees the metrics before it written, in order
+        if op in self.operations:
+            return self.operations[op](**args)
+        handle, *rest = args
         if op == "open":
-            settings, run_name, tags, run_id = rest
-            self.runs[handle] = StoreRun(
-                settings["uri"],
-                settings["experiment"],
-                settings["artifact_root"],
-                run_name,
-                tags,
-                run_id,
-                settings.get("system_metrics", False),
-            )
-            if settings.get("log_model"):
-                self.prepare_model()
-        elif op == "ids":
+            return self.open(handle, *rest)
+        if op == "ids":
             run = self.runs.get(handle)
             return (run.run_id, run.experiment_id) if run is not None else self.ended[handle]
-        elif op == "prepare_model":
+        if op == "finish":
+            return self.finish(handle, *rest)
+        if delivery(getattr(StoreRun, op, None)) in (None, HERE):
+            raise ValueError(f"{op} is not one of the recorder's operations")
+        if op == "log_model" and self.preparing is not None:
+            self.preparing.join()  # torch.export traces one model at a time
+        return getattr(self.runs[handle], op)(*rest)
+
+    def open(self, handle: int, settings: Mapping[str, Any], run_name: str, tags: Mapping[str, str], run_id) -> None:
+        self.runs[handle] = StoreRun(
+            settings["uri"],
+            settings["experiment"],
+            settings["artifact_root"],
+            run_name,
+            tags,
+            run_id,
+            settings.get("system_metrics", False),
+        )
+        if settings.get("log_model"):
             self.prepare_model()
-        elif op == "make_store_ready":  # a hint: if it fails, the store is made where it is first used, as before
-            with contextlib.suppress(Exception):
-                store.make_ready(*rest)
-        elif op == "finish":
-            self.finish(handle, *rest)
-        elif op == "sweeps":  # a sweep's parent, its jobs' earlier attempts: plain values in and out
-            function, kwargs = rest
-            return sweep_store.call(function, **kwargs)
-        elif op != "flush":
-            if op == "log_model" and self.preparing is not None:
-                self.preparing.join()  # torch.export traces one model at a time
-            return getattr(self.runs[handle], op)(*rest)
-        return None
+
+    def make_store_ready(self, uri: str) -> None:
+        with contextlib.suppress(Exception):  # a hint: if it fails, the store is made where it is first used
+            store.make_ready(uri)
 
     def prepare_model(self) -> None:
         """Import what logging a model needs, in a thread: this process is idle while the run trains."""
@@ -291,7 +319,7 @@ class Service:
             status = "FAILED"
         run.finish(status)
 
-    def failed(self, handle: int, exc: Exception) -> None:
+    def failed(self, handle: int | None, exc: Exception) -> None:
         self.errors.setdefault(handle, []).append(f"{type(exc).__name__}: {exc}")
         self.exit_if_lost()
 
@@ -311,11 +339,11 @@ class Service:
                 )
                 os._exit(EXIT_LOST)
 
-    def answer(self, op: str, handle: int, value: Any) -> tuple[bool, Any]:
+    def answer(self, op: str, handle: int | None, value: Any) -> tuple[bool, Any]:
         if op == "flush":  # everything is written: what failed, anywhere, since the last flush
             errors = [e for key in list(self.errors) if key not in self.runs for e in self.errors.pop(key)]
         else:
-            errors = self.errors.pop(handle, None) if op in ("finish", "sweeps") else self.errors.get(handle)
+            errors = self.errors.pop(handle, None) if op == "finish" or handle is None else self.errors.get(handle)
         return (False, "; ".join(errors)) if errors else (True, value)
 
     def write_metrics(self) -> None:
@@ -370,13 +398,14 @@ def serve(connection: Connection) -> None:
             store.discard_made()
             return service.abandon()
         op, args, reply = message
+        run = service.run_of(op, args)
         try:
             value = service.handle(op, args)
         except Exception as exc:
             value = None
-            service.failed(args[0], exc)
+            service.failed(run, exc)
         if reply:
-            connection.send(service.answer(op, args[0], value))
+            connection.send(service.answer(op, run, value))
 
 
 def _read(connection: Connection, inbox: queue.SimpleQueue) -> None:

@@ -3,13 +3,15 @@ always closed with a status (FINISHED, FAILED, or KILLED on Ctrl-C), never left 
 
 `Run` is the one interface; `open_run` picks its backend from the tracking plan:
 - `NoRun`: tracking=none, or a DDP process beside rank 0: records nothing;
-- `RecordedRun` (dlkit/tracking/recorder.py): each call a message to a recorder process, which writes;
-- `StoreRun` (dlkit/tracking/store.py): written from this process (tracking.recorder=false).
+- `StoreRun` (dlkit/tracking/store.py): written from this process (tracking.recorder=false);
+- `RecordedRun` (dlkit/tracking/recorder.py): StoreRun run in a recorder process, each call a message to it.
+
+How a call reaches a recorder is declared once, on StoreRun's methods (dlkit/tracking/delivery.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -42,33 +44,28 @@ class Run(Protocol):
         linked to the run's metrics at `step` (its epoch), with its own `metrics` on `dataset` ({name, digest})."""
 
     def download(self, artifact: str, into: Path) -> Path | None: ...
-    def finish(self, status: str, wait: bool = True) -> None:
-        """wait=False: the backend may end the run once it has written the rest (see RecordedRun)."""
+    def finish(self, status: str) -> None: ...
+
+
+CALLS = frozenset(name for name in vars(Run) if not name.startswith("_") and callable(vars(Run)[name]))
+
+
+def _nothing(*args: Any, **kwargs: Any) -> None:
+    return None
 
 
 class NoRun:
-    """Records nothing."""
+    """Records nothing: each call of the interface does nothing."""
 
     run_id = None
     experiment_id = None
     uri = None
     records = False
 
-    def log_params(self, params: Mapping[str, Any]) -> None: ...
-    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None: ...
-    def set_tags(self, tags: Mapping[str, str]) -> None: ...
-    def log_text(self, text: str, path: str) -> None: ...
-    def log_inputs(self, datasets: list[Mapping[str, str]]) -> None: ...
-    def log_artifact(self, path, artifact_path: str | None = None) -> None: ...
-    def log_bytes(self, content: bytes, path: str) -> None: ...
-    def log_figures(
-        self, history: Mapping[str, list[tuple[int, float]]], confusion: list[list[int]] | None
-    ) -> None: ...
-    def log_model(
-        self, model: bytes, example: Any, step: int, metrics: Mapping[str, float], dataset: Mapping[str, str]
-    ) -> None: ...
-    def download(self, artifact: str, into: Path) -> Path | None: ...
-    def finish(self, status: str, wait: bool = True) -> None: ...
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        if name in CALLS:
+            return _nothing
+        raise AttributeError(name)
 
 
 @dataclass(frozen=True)
@@ -81,10 +78,10 @@ class RunIds:
 
 
 def open_run(
-    tracking: Any, run_name: str, tags: Mapping[str, str], run_id: str | None = None, wait: bool = True
+    tracking: Any, run_name: str, tags: Mapping[str, str], run_id: str | None = None, detached: bool = False
 ) -> Run:
     """tracking: the plan's TrackingPlan (enabled, uri, experiment, artifact_root, recorder).
-    run_id: reopen that run to resume it; wait: see RecordedRun."""
+    run_id: reopen that run to resume it; detached: see RecordedRun."""
     if not tracking.enabled:
         return NoRun()
     if not tracking.recorder:
@@ -102,4 +99,4 @@ def open_run(
         "system_metrics": tracking.system_metrics,
         "log_model": tracking.log_model,
     }
-    return recorder.RecordedRun(settings, run_name=run_name, tags=dict(tags), run_id=run_id, wait=wait)
+    return recorder.RecordedRun(settings, run_name=run_name, tags=dict(tags), run_id=run_id, detached=detached)

@@ -17,6 +17,7 @@ from typing import Any
 
 from dlkit.errors import ConfigError
 from dlkit.tracking import tags as tag
+from dlkit.tracking.delivery import BATCHED, ENDS, HERE, SENT, WAITS, delivered
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 BATCH = 100  # MLflow's limit on params per log_batch call
@@ -167,7 +168,10 @@ def experiment_id(mlflow_client, name: str, artifact_root: str | Path | None) ->
 class StoreRun:
     """A run written synchronously through MlflowClient: by the recorder process, or by the training
     process itself when tracking.recorder=false. Not the fluent API or Lightning's MLFlowLogger: no global
-    active run to leak between jobs, no 250-character cut of param values, and the status is dlkit's to set."""
+    active run to leak between jobs, no 250-character cut of param values, and the status is dlkit's to set.
+
+    Each method declares how a call reaches the recorder process (dlkit/tracking/delivery.py): RecordedRun, the
+    training process's side, is a generic proxy of this class."""
 
     records = True
 
@@ -198,6 +202,7 @@ class StoreRun:
             self.monitor = SystemMetricsMonitor(self.run_id, sampling_interval=SYSTEM_EVERY_S, tracking_uri=uri)
             self.monitor.start()
 
+    @delivered(SENT)
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
@@ -205,10 +210,12 @@ class StoreRun:
         for i in range(0, len(items), BATCH):
             self.client.log_batch(self.run_id, params=items[i : i + BATCH])
 
+    @delivered(HERE)  # timestamped when called, gathered by write_metrics
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         now = int(time.time() * 1000)
         self.write_metrics([(k, float(v), now, step) for k, v in metrics.items()])
 
+    @delivered(BATCHED)
     def write_metrics(self, points: Sequence[tuple[str, float, int, int]]) -> None:
         """points: (key, value, timestamp in ms, step)."""
         from mlflow.entities import Metric
@@ -217,14 +224,17 @@ class StoreRun:
         for i in range(0, len(metrics), MAX_METRICS):
             self.client.log_batch(self.run_id, metrics=metrics[i : i + MAX_METRICS])
 
+    @delivered(SENT)
     def set_tags(self, tags: Mapping[str, str]) -> None:
         from mlflow.entities import RunTag
 
         self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
+    @delivered(SENT)
     def log_text(self, text: str, path: str) -> None:
         self.client.log_text(self.run_id, text, path)
 
+    @delivered(SENT)
     def log_inputs(self, datasets: Sequence[Mapping[str, str]]) -> None:
         """Each split as an MLflow dataset input, with its context: the run page's and runs table's Datasets."""
         from mlflow.entities import Dataset, DatasetInput, InputTag
@@ -242,15 +252,18 @@ class StoreRun:
             ],
         )
 
+    @delivered(WAITS)  # the file may be temporary
     def log_artifact(self, path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
 
+    @delivered(SENT)  # the bytes travel: nothing to wait for
     def log_bytes(self, content: bytes, path: str) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             file = Path(tmp) / Path(path).name
             file.write_bytes(content)
             self.log_artifact(file, str(Path(path).parent) if Path(path).parent != Path(".") else None)
 
+    @delivered(SENT)  # drawn in the recorder, while the training process goes on
     def log_figures(self, history: Mapping[str, list[tuple[int, float]]], confusion: list[list[int]] | None) -> None:
         from dlkit.tracking import figures
 
@@ -258,6 +271,7 @@ class StoreRun:
             for path in figures.draw(dict(history), confusion, Path(tmp)):
                 self.log_artifact(path)
 
+    @delivered(SENT)  # pickled: written while the training process goes on
     def log_model(
         self, model: bytes, example: Any, step: int, metrics: Mapping[str, float], dataset: Mapping[str, str]
     ) -> None:
@@ -270,13 +284,15 @@ class StoreRun:
             return
         self.set_tags({tag.MODEL_ID: model_id})
 
+    @delivered(WAITS)
     def download(self, artifact: str, into: Path) -> Path | None:
         folder = str(Path(artifact).parent) if Path(artifact).parent != Path(".") else None
         if artifact not in [f.path for f in self.client.list_artifacts(self.run_id, folder)]:
             return None
         return Path(self.client.download_artifacts(self.run_id, artifact, str(into)))
 
-    def finish(self, status: str, wait: bool = True) -> None:
+    @delivered(ENDS)
+    def finish(self, status: str) -> None:
         if self.monitor is not None:
             self.monitor.finish()
         self.client.set_terminated(self.run_id, status=status)

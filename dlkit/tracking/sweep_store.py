@@ -1,6 +1,7 @@
 """What the MLflow store holds of a sweep: its parent run, its jobs' earlier attempts, and how the parent is closed.
 
-Plain values in and plain values out, so that dlkit/tracking/sweeps.py can run these in the recorder process.
+Plain values in and plain values out, so that dlkit/tracking/sweeps.py can run these in the recorder process: each
+operation declares how a call reaches it there (dlkit/tracking/delivery.py), and OPERATIONS names them.
 """
 
 from __future__ import annotations
@@ -11,15 +12,7 @@ from typing import Any
 
 from dlkit.tracking import store
 from dlkit.tracking import tags as tag
-
-STORE_FUNCTIONS = ("prepare", "open_parent", "set_parent_tag", "close_parent")
-
-
-def call(function: str, **kwargs: Any) -> Any:
-    """One of STORE_FUNCTIONS by name (how the recorder process is asked to run one)."""
-    if function not in STORE_FUNCTIONS:
-        raise ValueError(f"{function} is not one of the sweep store functions: {', '.join(STORE_FUNCTIONS)}")
-    return globals()[function](**kwargs)
+from dlkit.tracking.delivery import SENT, WAITS, delivered
 
 
 @dataclass(frozen=True)
@@ -38,11 +31,13 @@ class Outcome:
     failures: list[str] = field(default_factory=list)  # the jobs that did not finish, with the reason
 
 
+@delivered(SENT)  # while Hydra sets the sweep up: open_parent, which waits, tells what failed
 def prepare(uri: str, experiment: str, artifact_root: str | None) -> str:
     """Create the store and the experiment if they do not exist yet (a new sqlite store migrates: ~1.6 s)."""
     return store.experiment_id(store.client(uri), experiment, artifact_root)
 
 
+@delivered(WAITS)
 def open_parent(
     uri: str,
     experiment: str,
@@ -85,10 +80,12 @@ def open_parent(
     return run_id, None
 
 
+@delivered(WAITS)
 def set_parent_tag(uri: str, run_id: str, key: str, value: str) -> None:
     store.client(uri).set_tag(run_id, key, value)
 
 
+@delivered(WAITS)
 def close_parent(
     uri: str, parent: str, objective: str, maximize: bool, failed: bool = False, status: str | None = None
 ) -> Outcome:
@@ -122,6 +119,9 @@ def close_parent(
     if run.info.status == "RUNNING":
         client.set_terminated(parent, status=outcome.status)
     return outcome
+
+
+OPERATIONS = {operation.__name__: operation for operation in (prepare, open_parent, set_parent_tag, close_parent)}
 
 
 def latest(client, experiment_id: str, filter_string: str):

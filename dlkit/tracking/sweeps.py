@@ -12,6 +12,8 @@ store is created on the other core while this one imports torch.
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +21,10 @@ from typing import Any
 from dlkit import overrides as override_text
 from dlkit.tracking import tags as tag
 from dlkit.tracking.sweep_store import Attempt, Outcome
+
+
+def _this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"  # a SLURM job's process runs on another machine
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,13 @@ class Sweep:
     via_recorder: bool = True  # the store is written by the recorder process (tracking.recorder)
     # A relaunched sweep's jobs that ran before: each config hash's latest attempt, read when the parent reopened.
     attempts: Mapping[str, Attempt] = field(default_factory=dict)
+    opened_in: str = field(default_factory=_this_process)  # the process that opened the sweep, and closes it
+
+    @property
+    def runs_here(self) -> bool:
+        """Whether this job runs in the process that opened the sweep (Hydra's basic launcher), which flushes the
+        recorder before it closes the sweep, and so can leave its runs' last writes to the recorder until then."""
+        return _this_process() == self.opened_in
 
     def child_tags(self, overrides: Sequence[str]) -> dict[str, str]:
         values = factor_values(overrides, self.factors)
@@ -50,7 +63,7 @@ class Sweep:
         self.set_parent_tag(key, f"{name}: {reason}"[: tag.MAX_REASON])
 
     def set_parent_tag(self, key: str, value: str) -> None:
-        in_store("set_parent_tag", self.via_recorder, uri=self.uri, run_id=self.parent_run_id, key=key, value=value)
+        in_store(self.via_recorder).set_parent_tag(uri=self.uri, run_id=self.parent_run_id, key=key, value=value)
 
     def earlier_attempt(self, config_hash: str) -> Attempt | None:
         """The latest child of this sweep that ran this config (a job run before, when the sweep is relaunched)."""
@@ -58,9 +71,7 @@ class Sweep:
 
     def close(self, failed: bool = False, status: str | None = None) -> Outcome:
         """End the parent: see close_parent."""
-        return in_store(
-            "close_parent",
-            self.via_recorder,
+        return in_store(self.via_recorder).close_parent(
             uri=self.uri,
             parent=self.parent_run_id,
             objective=self.objective,
@@ -70,14 +81,12 @@ class Sweep:
         )
 
 
-def in_store(function: str, via_recorder: bool, **kwargs: Any) -> Any:
-    """Call one of sweep_store's functions here, or in the recorder process (which answers after it has written
-    everything sent before)."""
+def in_store(via_recorder: bool) -> Any:
+    """sweep_store's operations, run here or in the recorder process (which answers after it has written everything
+    sent before)."""
     from dlkit.tracking import recorder, sweep_store
 
-    if not via_recorder:
-        return sweep_store.call(function, **kwargs)
-    return recorder.start().call("sweeps", -1, function, kwargs)
+    return recorder.sweeps if via_recorder else sweep_store
 
 
 def factor_values(overrides: Sequence[str], factors: Sequence[str]) -> dict[str, str]:
