@@ -175,6 +175,7 @@ class Settings:
     storage: str | None
     study_name: str | None
     n_workers: int | None
+    log_pruned_models: bool
 
     @classmethod
     def read(cls, sweeper: Mapping[str, Any]) -> Settings:
@@ -210,6 +211,7 @@ class Settings:
             storage=sweeper.get("storage"),
             study_name=sweeper.get("study_name"),
             n_workers=count("n_workers", 1, allow_none=True),
+            log_pruned_models=bool(sweeper.get("log_pruned_models", False)),
         )
 
 
@@ -372,12 +374,13 @@ class Pruning:
     """Reports each epoch's objective to the trial; stops training where the pruner says so (a Lightning callback,
     built lazily: this module is imported before Lightning where a search is only checked)."""
 
-    def __new__(cls, trial: Any, objective: str):
+    def __new__(cls, trial: Any, objective: str, log_pruned_models: bool = False):
         from pytorch_lightning import Callback
 
         class _Pruning(Callback):
             def __init__(self):
                 self.pruned_epoch: int | None = None
+                self.model_skipped = ""  # read by train(): a pruned trial's model is logged only when asked
 
             def on_fit_start(self, trainer, pl_module) -> None:
                 trainer.logger.experiment.set_tags({tag.TRIAL_NUMBER: str(trial.number), tag.TRIAL_STATE: "RUNNING"})
@@ -396,6 +399,8 @@ class Pruning:
                 trial.report(float(value), trainer.current_epoch)
                 if trial.should_prune() and trainer.current_epoch + 1 < trainer.max_epochs:
                     self.pruned_epoch = trainer.current_epoch
+                    if not log_pruned_models:
+                        self.model_skipped = "a pruned trial (hydra.sweeper.log_pruned_models=true logs its model)"
                     trainer.should_stop = True
                     trainer.logger.experiment.set_tags(
                         {tag.TRIAL_STATE: "PRUNED", tag.PRUNED_EPOCH: str(trainer.current_epoch)}
@@ -425,7 +430,7 @@ def work(
         trial.set_user_attr(WORKER_ATTR, worker)
         overrides = space.trial_overrides(trial)
         prefix = f"[trial #{trial.number}] "  # Optuna's number, as the run's tag, the report and optuna-dashboard
-        callback = Pruning(trial, objective_name)
+        callback = Pruning(trial, objective_name, settings.log_pruned_models)
         try:
             value = run_trial(overrides, [callback], prefix)
         except SystemExit:  # Ctrl-C or SIGTERM: the trial is run again (its MLflow run resumed) when relaunched

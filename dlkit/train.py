@@ -90,7 +90,8 @@ def train(
     callbacks: Sequence[pl.Callback] = (),
 ) -> Result:
     """sweep: the sweep this job belongs to (its run is a child of the sweep's parent); resume: the id of an
-    interrupted run to continue from its last checkpoint; callbacks: more Lightning callbacks for the trainer."""
+    interrupted run to continue from its last checkpoint; callbacks: more Lightning callbacks for the trainer (one
+    whose `model_skipped` names a reason once it has trained keeps the run's model from being logged)."""
     job = Job.of(plan, sweep, resume)
     if job.finished is not None:
         done = job.finished
@@ -127,7 +128,10 @@ def train(
             run.set_tags({tag.WARNING: "chance_level", tag.WARNING_REASON: warning})
         if plan.tracking.artifacts and run.records:
             _log_artifacts(run, logger, best, experiment)
-        if plan.tracking.log_model and run.records:
+        skipped = next((c.model_skipped for c in callbacks if getattr(c, "model_skipped", "")), "")
+        if plan.tracking.log_model and run.records and skipped:  # a callback's say: a pruned trial's model
+            run.set_tags({tag.MODEL_SKIPPED: skipped})
+        elif plan.tracking.log_model and run.records:
             _log_model(run, best, experiment)
     return Result(metrics, run, warning=warning, rank=job.rank)
 

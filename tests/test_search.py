@@ -98,7 +98,7 @@ def test_the_command_refuses_a_wrong_search_with_exit_2_and_creates_nothing(outp
 
 def test_a_pruned_search_records_every_trial_and_a_relaunch_runs_nothing_new(outputs, store):
     command = search_command(outputs, LR, "hydra.sweeper.n_trials=6", "hydra.sweeper.startup_trials=2")
-    done = dlkit_cli(*command)
+    done = dlkit_cli(*command, model=True)
     assert done.returncode == 0, done.stderr[-3000:]
     study = study_of(outputs)
     states = [t.state for t in study.trials]
@@ -116,13 +116,15 @@ def test_a_pruned_search_records_every_trial_and_a_relaunch_runs_nothing_new(out
             stopped = int(run.data.tags["dlkit.trial.pruned_epoch"])
             assert epochs == list(range(stopped + 1)) and stopped == max(trial.intermediate_values) < 5
             assert f"[trial #{trial.number}] pruned at epoch {stopped + 1}" in done.stdout
+            assert "dlkit.model_id" not in run.data.tags and "pruned trial" in run.data.tags["dlkit.model_skipped"]
         else:
             assert epochs == list(range(6)) and trial.value == run.data.metrics["val/loss"]
+            assert "dlkit.model_id" in run.data.tags  # a trial that ran to its end has its model
     # The parent's best is the study's: a trial that ran to the end, never a pruned one.
     assert runs[str(study.best_trial.number)].info.run_id == parent.data.tags["dlkit.best_run_id"]
     assert parent.data.metrics["best/val/loss"] == study.best_value
 
-    again = dlkit_cli(*command)
+    again = dlkit_cli(*command, model=True)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "6 of 6 trials done" in again.stdout and "[trial" not in again.stdout
     assert len(study_of(outputs).trials) == 6 and len(all_runs(store())) == 7
