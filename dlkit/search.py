@@ -100,6 +100,12 @@ class Space:
                 jobs.append([*self.fixed, *first[:i], dimension.override(value), *first[i + 1 :]])
         return jobs
 
+    def trials(self, settings: Settings) -> int:
+        """How many trials the search runs in all: n_trials, or a grid's every point when it has fewer."""
+        if settings.sampler != "grid":
+            return settings.n_trials
+        return min(settings.n_trials, math.prod(len(d.grid()) for d in self.dimensions))
+
     def trial_overrides(self, trial: Any) -> list[str]:
         return [*self.fixed, *(d.override(d.suggest(trial)) for d in self.dimensions)]
 
@@ -444,7 +450,7 @@ def work(
 
     while settings.timeout is None or time.monotonic() - started < settings.timeout:
         now = progress(study)
-        if now.waiting or now.counted < settings.n_trials:
+        if now.waiting or now.counted < space.trials(settings):
             study.optimize(objective, n_trials=1)
             ran += 1
         elif now.running and heartbeat:  # another worker's, or a killed one's: failed once silent, then run again

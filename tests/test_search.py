@@ -13,7 +13,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 from conftest import all_runs, dlkit_cli, start_dlkit
-from dlkit import config
+from dlkit import config, search
 from dlkit.errors import ConfigError
 
 LR = "optimizer.lr=tag(log,interval(0.00001,1.0))"  # wide enough that some trials learn and some do not
@@ -67,6 +67,26 @@ def test_every_searched_value_is_planned_at_its_edges_before_the_first_trial():
         ["seed=1", "optimizer.lr=0.1", "activation=relu"],
         ["seed=1", "optimizer.lr=0.0001", "activation=tanh"],
     ]
+
+
+@pytest.mark.parametrize(
+    "sampler, kind", [("tpe", "TPESampler"), ("random", "RandomSampler"), ("grid", "GridSampler"), ("cmaes", "CmaEs")]
+)
+def test_each_sampler_is_optunas_and_a_grid_runs_each_point_once(sampler, kind):
+    space = config.search_space(["optimizer.lr=0.001,0.01,0.1", "model.blocks=range(1,3)"])
+    chosen = ["hydra/sweeper=optuna", f"hydra.sweeper.sampler={sampler}", "hydra.sweeper.seed=4"]
+    settings = search.Settings.read(config.sweeper_config(chosen))
+    made = search.sampler(settings, space, worker=1)
+    assert type(made).__name__.startswith(kind)
+    assert space.trials(settings) == (6 if sampler == "grid" else 20)  # the grid's 3 × 2 points, else n_trials
+
+    def first_points(worker: int) -> list[tuple]:
+        study = optuna.create_study(sampler=search.sampler(settings, space, worker))
+        trials = [study.ask() for _ in range(3)]
+        return [tuple(d.suggest(t) for d in space.dimensions) for t in trials]
+
+    assert first_points(1) == first_points(1)  # seeded
+    assert first_points(0) != first_points(1)  # each worker draws its own points: seed + its number
 
 
 @pytest.mark.parametrize(

@@ -34,11 +34,12 @@ class OptunaSweeper(Sweeper):
         name = settings.study_name or f"{experiment}-{sweep.sweep_key(experiment, arguments)}"
         url = search.storage_url(settings.storage, self.config.paths.output_dir)
         study = search.create(settings, space, name, url)
-        sweep.note_search(name, url, settings.n_trials)
-        workers = min(settings.n_workers or self._launcher_workers(), settings.n_trials)
+        trials = space.trials(settings)
+        sweep.note_search(name, url, trials)
+        workers = min(settings.n_workers or self._launcher_workers(), trials)
         done = search.progress(study)
         print(
-            f"Study '{name}' in {url}: {done.done} of {settings.n_trials} trials done;"
+            f"Study '{name}' in {url}: {done.done} of {trials} trials done;"
             f" {workers} worker{'s' if workers > 1 else ''}"
         )
         told = [f"hydra.sweeper.study_name={name}", f"hydra.sweeper.storage='{url}'"]
