@@ -95,7 +95,7 @@ def test_a_search_runs_two_slurm_workers_on_one_study(cluster, outputs, store):
         f"paths.output_dir={outputs}",
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert len(re.findall(r"SLURM job \d+_\d .* submitted", done.stdout)) == 2, done.stdout
+    assert len(re.findall(r"\[job [12]/2\] SLURM job \d+_\d .* submitted", done.stdout)) == 2, done.stdout
     url = f"sqlite:///{outputs.resolve()}/optuna.db"
     (name,) = optuna.get_all_study_names(url)
     trials = optuna.load_study(study_name=name, storage=url).trials

@@ -26,7 +26,7 @@ class OptunaSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> Any:
         from omegaconf import OmegaConf
 
-        from dlkit import config, search, sweep
+        from dlkit import config, environment, search, sweep
 
         settings = search.Settings.read(OmegaConf.to_container(self.config.hydra.sweeper, resolve=True))
         space = config.search_space(arguments, self.settings.get("params"))
@@ -43,6 +43,7 @@ class OptunaSweeper(Sweeper):
             f" {workers} worker{'s' if workers > 1 else ''}"
         )
         told = [f"hydra.sweeper.study_name={name}", f"hydra.sweeper.storage='{url}'"]
+        os.environ[environment.SWEEP_SIZE] = str(workers)  # the jobs launched are the workers: "[job 1/2]"
         returns = self.launcher.launch([[*space.fixed, *told]] * workers, initial_job_idx=0)
         for worker in returns:
             worker.return_value  # noqa: B018  (a worker that raised raises here, as Hydra's basic sweeper does)
