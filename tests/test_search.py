@@ -144,6 +144,23 @@ def test_a_pruned_search_records_every_trial_and_a_relaunch_runs_nothing_new(out
     assert runs[str(study.best_trial.number)].info.run_id == parent.data.tags["dlkit.best_run_id"]
     assert parent.data.metrics["best/val/loss"] == study.best_value
 
+    # The report of a search: its trials best first by the objective, the pruned ones after them with the epoch they
+    # stopped at; the objective against each searched value, the history and Optuna's importances, on the parent.
+    shown = dlkit_cli("report", f"paths.output_dir={outputs}")
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert "trials, best first: val/loss (lower is better)" in shown.stdout and "baseline" not in shown.stdout
+
+    def rank(trial):  # those that ran to their end first, then the pruned ones, each by their last val/loss
+        return trial.state == TrialState.PRUNED, runs[str(trial.number)].data.metrics["val/loss"]
+
+    ranked = sorted(study.trials, key=rank)
+    rows = [line.split("│")[1].strip() for line in shown.stdout.splitlines() if line.startswith("│")]
+    assert rows[: len(ranked)] == [str(t.number) for t in ranked]
+    assert shown.stdout.count("pruned at epoch") == states.count(TrialState.PRUNED)
+    assert "parameter importances" in shown.stdout and "optimizer.lr │ 1.000" in shown.stdout  # the one searched key
+    files = {a.path for a in store().list_artifacts(parent.info.run_id, "report")}
+    assert {"report/trials.png", "report/history.png"} <= files and not any("curves" in f for f in files)
+
     again = dlkit_cli(*command, model=True)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "6 of 6 trials done" in again.stdout and "[trial" not in again.stdout
@@ -175,6 +192,8 @@ def test_two_parallel_workers_share_one_study_without_repeating_a_suggestion(out
             "hydra.launcher.n_jobs=2",
             "hydra.sweeper.n_trials=4",
             "hydra.sweeper.pruner=none",
+            "hydra.sweeper.direction=maximize",
+            "objective=val/acc",
         )
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -185,6 +204,10 @@ def test_two_parallel_workers_share_one_study_without_repeating_a_suggestion(out
     assert len({tuple(sorted(t.params.items())) for t in trials}) == 4
     children = [r for r in all_runs(store()) if "mlflow.parentRunId" in r.data.tags]
     assert sorted(int(c.data.tags["dlkit.trial.number"]) for c in children) == list(range(4))
+    # A maximized objective: the parent's best is the highest val/acc, the study's best
+    (parent,) = [r for r in all_runs(store()) if r.data.tags.get("dlkit.sweep") == "parent"]
+    accuracies = sorted(c.data.metrics["val/acc"] for c in children)
+    assert accuracies[0] < accuracies[-1] == parent.data.metrics["best/val/acc"] == study_of(outputs).best_value
 
 
 def test_an_interrupted_trial_runs_again_on_relaunch_and_resumes_its_run(outputs, store):

@@ -105,39 +105,6 @@ def test_an_interrupted_sweep_leaves_nothing_running(outputs, store):
     assert [c.info.status for c in children] == ["KILLED"]
 
 
-def test_optuna_trials_are_children_and_the_best_is_recorded_on_the_parent(outputs, store):
-    """A maximized objective (direction=maximize, objective=val/acc): the best child is the highest, not the lowest."""
-    done = dlkit_cli(
-        "-m",
-        "hydra/sweeper=optuna",
-        "hydra.sweeper.n_trials=3",
-        "hydra.sweeper.seed=1",
-        "hydra.sweeper.direction=maximize",
-        "objective=val/acc",
-        "optimizer.lr=interval(0.0001,0.1)",
-        *TINY,
-        f"paths.output_dir={outputs}",
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    parent, children = parent_and_children(store())
-    assert len(children) == 3 and parent.info.status == "FINISHED"
-    assert parent.data.tags["dlkit.factors"] == "optimizer.lr"
-    accuracies = sorted(c.data.metrics["val/acc"] for c in children)
-    assert accuracies[0] < accuracies[-1]  # the trials differ: max and min would pick different runs
-    (best,) = [c for c in children if c.info.run_id == parent.data.tags["dlkit.best_run_id"]]
-    assert best.data.metrics["val/acc"] == accuracies[-1] == parent.data.metrics["best/val/acc"]
-    assert all(0.0001 <= float(c.data.tags["factor.optimizer.lr"]) <= 0.1 for c in children)
-    # The report of a search: its trials best first by the objective, the metric against the searched value
-    shown = dlkit_cli("report", f"paths.output_dir={outputs}")
-    assert shown.returncode == 0, shown.stderr[-2000:]
-    assert "trials, best first: val/acc (higher is better)" in shown.stdout and "baseline" not in shown.stdout
-    ranked = sorted(children, key=lambda c: -c.data.metrics["val/acc"])
-    at = [shown.stdout.index(f"{c.data.metrics['val/acc']:.4f}") for c in ranked]
-    assert at == sorted(at)
-    files = {a.path for a in store().list_artifacts(parent.info.run_id, "report")}
-    assert "report/trials.png" in files and not any("curves" in f for f in files)
-
-
 def test_a_job_only_its_data_rejects_fails_the_sweep_and_the_others_go_on(outputs, store):
     # A stride that does not divide 8×8 digits is a ConfigError at build time, in that job only.
     blocks = "model.blocks=[{channels: 4, kernel: 3, stride: 2}],[{channels: 4, kernel: 3, padding: 1}]"
