@@ -23,6 +23,7 @@ from dlkit.metrics import LOGGED, parse
 from dlkit.models.parts import LayerParts
 from dlkit.registry import Spec, registry
 from dlkit.schema import NonNegativeFloat, NonNegativeInt, PositiveInt, check_value, is_a
+from dlkit.trainer_args import APPLIED, refusal
 
 # The keys that belong to no component, with what they may be.
 FIXED: dict[str, Any] = {
@@ -43,17 +44,6 @@ FIXED: dict[str, Any] = {
 }
 REQUIRED = ("seed", "trainer.max_epochs")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's modes
-# Trainer arguments dlkit passes itself; a config that sets them would silently fight dlkit.
-OWN_TRAINER_ARGS = (
-    "logger",
-    "callbacks",
-    "enable_progress_bar",
-    "enable_model_summary",
-    "enable_checkpointing",
-    "default_root_dir",
-)
-# Trainer keys dlkit applies itself: the task clips (it steps the optimizer), data.Chunks limits the batches.
-APPLIED_BY_DLKIT = ("gradient_clip_val", "gradient_clip_algorithm", "limit_train_batches", "limit_val_batches")
 # What dlkit passes each component when it builds it: the config may not set these.
 CONTEXT = {
     "model": ("input_shape", "output_shape", "parts", "input_vocab"),
@@ -222,8 +212,8 @@ def _compile_mode(mode: Any) -> str | None:
 
 def _trainer(options: dict[str, Any]) -> TrainerPlan:
     check_trainer(options)
-    applied = {k: options.get(k) for k in APPLIED_BY_DLKIT}
-    rest = {k: v for k, v in options.items() if v is not None and k not in APPLIED_BY_DLKIT}
+    applied = {k: options.get(k) for k in APPLIED}
+    rest = {k: v for k, v in options.items() if v is not None and k not in APPLIED}
     return TrainerPlan(
         max_epochs=int(options["max_epochs"]),
         clip_val=applied["gradient_clip_val"],
@@ -245,10 +235,12 @@ def _tracking(resolved: dict) -> TrackingPlan:
 def check_trainer(options: dict[str, Any]) -> None:
     import pytorch_lightning as pl
 
-    accepted = [p for p in inspect.signature(pl.Trainer.__init__).parameters if p not in ("self", *OWN_TRAINER_ARGS)]
-    for key in options:
-        if key in OWN_TRAINER_ARGS:
-            raise ConfigError(f"trainer.{key} is set by dlkit itself and cannot be configured.")
+    signature = inspect.signature(pl.Trainer.__init__).parameters
+    accepted = [p for p in signature if p != "self"]
+    for key, value in options.items():
+        refused = refusal(key, value, signature[key].default if key in signature else None)
+        if refused:
+            raise ConfigError(refused)
         if key not in accepted:
             raise ConfigError(
                 f"trainer.{key} is not a Lightning Trainer argument;{did_you_mean(key, accepted)}"

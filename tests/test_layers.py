@@ -26,6 +26,7 @@ LAYERS = [
             "dlkit.plots",
             "dlkit.stats",
             "dlkit.metrics",  # the metric language: a report's, a study's and the objective's expressions
+            "dlkit.trainer_args",  # Lightning's Trainer arguments: kept, applied by dlkit, or refused and why
         ],
     ),
     ("registry", ["dlkit.registry"]),

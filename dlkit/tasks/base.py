@@ -158,6 +158,8 @@ class Supervised(pl.LightningModule):
             if direct
             else (self.manual_backward, optimizer.step)
         )
+        if self.trainer.max_steps >= 0:  # trainer.max_steps counts optimizer steps: stop at it within the call
+            batches = batches[: max(0, self.trainer.max_steps - self.global_step)]
         for batch in batches:
             optimizer.zero_grad()
             loss = self._step(batch, "train")
