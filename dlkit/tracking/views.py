@@ -26,6 +26,7 @@ REPLICATE_KEYS = {"seed"}  # a sweep's replicates: never a factor to compare
 VIEW_TAG_PREFIX = "mlflow.sharedViewState."
 NOTE = "mlflow.note.content"  # a run's description, rendered as Markdown on its page
 MAX_TAG = 20_000  # characters of a view's tag value (MLflow's limit for experiment tags)
+MAX_NOTE = 8_000  # characters of a run's tag value
 PAGE = 100  # runs the UI loads at a time
 UI = "http://127.0.0.1:5000"  # where `dlkit ui` serves the store by default
 SECTION = "dlkit"  # the charts' section (its uuid)
@@ -87,25 +88,18 @@ def views(sweep: Sweep) -> list[View]:
 
 
 def _view(sweep: Sweep, what: str, name: str, group: Sequence[str], extra: Sequence[dict] = ()) -> View:
-    """The view's tag value, within MAX_TAG: compressed when the JSON is too long, then with fewer charts."""
-    charts = [*extra, _line(sweep.objective), _bar(sweep.objective), *(_bar(m) for m in _tests(sweep))]
+    """The view's tag value, within MAX_TAG: as JSON, else compressed, else without the test metrics' charts and
+    columns (the objective's charts stay)."""
     view_id = hashlib.sha256(f"{sweep.parent_id}/{what}".encode()).hexdigest()[:20]
-    notes = []
-    while True:
-        value = json.dumps(
-            {"name": name, "createdAt": int(time.time() * 1000), "state": _encode(_state(sweep, group, charts))}
-        )
-        if len(value) <= MAX_TAG or len(charts) <= 1:
-            return View(view_id, name, value, notes)
-        dropped = charts.pop()
-        notes.append(f"left out the chart of {dropped.get('metricKey', dropped['type'])} (MLflow's tag limit)")
-
-
-def _encode(state: dict) -> str:
-    text = json.dumps(state, separators=(",", ":"))
-    if len(text) <= MAX_TAG - 1000:  # room for the name and createdAt around it
-        return text
-    return "deflate;" + base64.b64encode(zlib.compress(text.encode(), 9)).decode()
+    tests = _tests(sweep)
+    for kept, notes in ((tests, []), ([], [f"{len(tests)} test metrics left out of the views (MLflow's tag limit)"])):
+        charts = [*extra, _line(sweep.objective), _bar(sweep.objective), *(_bar(m) for m in kept)]
+        text = json.dumps(_state(sweep, group, charts, kept), separators=(",", ":"))
+        for state in (text, "deflate;" + base64.b64encode(zlib.compress(text.encode(), 9)).decode()):
+            value = json.dumps({"name": name, "createdAt": int(time.time() * 1000), "state": state})
+            if len(value) <= MAX_TAG:
+                return View(view_id, name, value, notes)
+    return View(view_id, name, value, notes)  # the store will refuse it: a warning, the sweep stands
 
 
 def decode(value: str) -> dict:
@@ -117,7 +111,7 @@ def decode(value: str) -> dict:
     return {**view, "state": json.loads(state)}
 
 
-def _state(sweep: Sweep, group: Sequence[str], charts: Sequence[dict]) -> dict:
+def _state(sweep: Sweep, group: Sequence[str], charts: Sequence[dict], tests: Sequence[str]) -> dict:
     keys = factors(sweep)
     return {
         # search facets (ExperimentPageSearchFacetsState): the sweep's runs, the best first
@@ -130,7 +124,7 @@ def _state(sweep: Sweep, group: Sequence[str], charts: Sequence[dict]) -> dict:
         "modelVersionFilter": "All Runs",
         # UI state (ExperimentPageUIState)
         "selectedColumns": [f"tags.`{tag.FACTOR_PREFIX}{k}`" for k in keys]
-        + [f"metrics.`{m}`" for m in (sweep.objective, *_tests(sweep))],
+        + [f"metrics.`{m}`" for m in (sweep.objective, *tests)],
         "runsExpanded": {},
         "runsPinned": [],
         "runsHidden": [],
@@ -202,29 +196,30 @@ def _tests(sweep: Sweep) -> list[str]:
 
 
 def note(sweep: Sweep, links: Sequence[tuple[str, str]], notes: Sequence[str] = ()) -> str:
-    """The parent's description (Markdown): the factors and their levels, the mean objective per level, the views."""
+    """The parent's description (Markdown): the factors and their levels, the mean objective per level, the views;
+    the means left out when that would be longer than a run's tag holds."""
     keys = factors(sweep)
     better = "higher" if sweep.maximize else "lower"
-    lines = [
+    head = [
         f"**{'Search' if sweep.search else 'Sweep'}** of {len(sweep.children)} runs; objective "
         f"`{sweep.objective}` ({better} is better). Full report: `dlkit report`.",
         "",
     ]
     for key in keys:
         levels = sorted({c.factors[key] for c in sweep.children if key in c.factors})
-        lines.append(f"- **{key}**: {', '.join(levels)}")
-    if not sweep.search:
-        for key in keys:
-            lines += ["", *_means(sweep, key)]
+        head.append(f"- **{key}**: {', '.join(levels)}")
+    means = [] if sweep.search else [line for key in keys for line in ("", *_means(sweep, key))]
+    tail = []
     if links:
-        lines += ["", "Views in MLflow's UI (served by `dlkit ui`):", *(f"- [{name}]({url})" for name, url in links)]
+        tail += ["", "Views in MLflow's UI (served by `dlkit ui`):", *(f"- [{name}]({url})" for name, url in links)]
     if len(sweep.children) > PAGE:
-        lines += [
+        tail += [
             "",
-            f"The UI loads {PAGE} runs at a time: scroll the runs list to the end to group all {len(sweep.children)}.",
+            f"The UI loads {PAGE} runs at a time: scroll the runs list to its end to group all {len(sweep.children)}.",
         ]
-    lines += [f"- {n}" for n in notes]
-    return "\n".join(lines)
+    tail += [f"- {n}" for n in notes]
+    text = "\n".join([*head, *means, *tail])
+    return text if len(text) <= MAX_NOTE else "\n".join([*head, *tail])[:MAX_NOTE]
 
 
 def _means(sweep: Sweep, key: str) -> list[str]:
