@@ -49,6 +49,13 @@ def test_a_sweep_saves_a_view_per_factor_and_of_its_grid_and_a_relaunch_replaces
         link = f"viewStateShareKey={view_id(client, view)}&compareRunsMode=CHART"
         assert link in note and link in done.stdout, name
 
+    report = dlkit_cli("report", f"paths.output_dir={outputs}")
+    assert report.returncode == 0, report.stderr[-2000:]
+    assert all(
+        f"view '{view['name']}': http://127.0.0.1:5000/#/experiments/1/runs?viewStateShareKey=" in report.stdout
+        for view in found.values()
+    )
+
     again = dlkit_cli(*command)  # every job finished: skipped; the views written again, under the same ids
     assert again.returncode == 0, again.stderr[-2000:]
     assert len(saved_views(store(), "1")) == 3

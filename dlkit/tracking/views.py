@@ -65,11 +65,16 @@ class View:
     def key(self) -> str:
         return VIEW_TAG_PREFIX + self.view_id
 
-    def link(self, sweep: Sweep, base: str = UI) -> str:
-        return (
-            f"{base.rstrip('/')}/#/experiments/{sweep.experiment_id}/runs?viewStateShareKey={quote(self.view_id)}"
-            "&compareRunsMode=CHART&workflowType=machine_learning"
-        )
+    def link(self, sweep: Sweep) -> str:
+        return link(sweep.experiment_id, self.view_id)
+
+
+def link(experiment_id: str, view_id: str, base: str = UI) -> str:
+    """The UI's page of an experiment's runs, opened on a saved view in chart mode (as MLflow's own share link)."""
+    return (
+        f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs?viewStateShareKey={quote(view_id)}"
+        "&compareRunsMode=CHART&workflowType=machine_learning"
+    )
 
 
 def factors(sweep: Sweep) -> list[str]:
@@ -100,6 +105,23 @@ def _view(sweep: Sweep, what: str, name: str, group: Sequence[str], extra: Seque
             if len(value) <= MAX_TAG:
                 return View(view_id, name, value, notes)
     return View(view_id, name, value, notes)  # the store will refuse it: a warning, the sweep stands
+
+
+def saved(experiment_id: str, experiment_tags: Mapping[str, str], parent_id: str) -> list[tuple[str, str]]:
+    """The names and links of the views a sweep saved, read back from its experiment's tags."""
+    filter_ = f"tags.`{tag.PARENT}` = '{parent_id}'"
+    found = {}
+    for key, value in experiment_tags.items():
+        if key.startswith(VIEW_TAG_PREFIX):
+            try:
+                found[key[len(VIEW_TAG_PREFIX) :]] = decode(value)
+            except (ValueError, KeyError, TypeError, AttributeError, zlib.error):  # a view saved in another form
+                continue
+    return sorted(
+        (view["name"], link(experiment_id, view_id))
+        for view_id, view in found.items()
+        if isinstance(view["state"], dict) and view["state"].get("searchFilter") == filter_
+    )
 
 
 def decode(value: str) -> dict:
