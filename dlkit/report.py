@@ -630,6 +630,19 @@ def print_tables(report: Report) -> None:
             table(f"{' × '.join(report.factors[:2])}: {report.metric}", *_grid(report))
     for run in report.left_out():
         console.print(f"left out: {run.name} {run.status}")
+    for name, link in view_links(report):
+        console.print(f"view '{name}': {link}", soft_wrap=True)
+
+
+def view_links(report: Report) -> list[tuple[str, str]]:
+    """The sweep's saved views in MLflow's UI (dlkit/tracking/views.py), to open once `dlkit ui` serves the store."""
+    if report.parent_run_id is None:
+        return []
+    from dlkit.tracking import store, views
+
+    client = store.client(report.uri)
+    experiment_id = client.get_run(report.parent_run_id).info.experiment_id
+    return views.saved(experiment_id, client.get_experiment(experiment_id).tags, report.parent_run_id)
 
 
 def attach(report: Report, files: list[Path]) -> None:

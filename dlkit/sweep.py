@@ -84,6 +84,10 @@ class SweepCallback(Callback):
             for failure in ended.failures:
                 print(f"  not finished: {failure}")
             print("Report: dlkit report   Browse: dlkit ui")
+            for name, link in ended.views:
+                print(f"  view '{name}': {link}")
+            if ended.warning:
+                print(f"dlkit: warning: {ended.warning}", file=sys.stderr)
 
 
 def _check_slurm_request(launcher: DictConfig) -> None:

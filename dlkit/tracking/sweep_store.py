@@ -29,6 +29,8 @@ class Attempt:
 class Outcome:
     status: str  # FINISHED, FAILED or KILLED
     failures: list[str] = field(default_factory=list)  # the jobs that did not finish, with the reason
+    views: list[tuple[str, str]] = field(default_factory=list)  # the sweep's saved views in MLflow's UI: name, link
+    warning: str = ""  # why the views could not be written (the sweep's outcome stands)
 
 
 @delivered(SENT)  # while Hydra sets the sweep up: open_parent, which waits, tells what failed
@@ -116,9 +118,45 @@ def close_parent(
         client.set_tag(parent, tag.BEST_RUN_ID, best.info.run_id)
         client.set_tag(parent, tag.BEST_RUN_NAME, best.info.run_name)
         client.log_metric(parent, f"best/{objective}", best.data.metrics[objective])
+    outcome.views, outcome.warning = publish_views(client, run, children)
     if run.info.status == "RUNNING":
         client.set_terminated(parent, status=outcome.status)
     return outcome
+
+
+def publish_views(client, parent, children: list) -> tuple[list[tuple[str, str]], str]:
+    """The sweep's saved views (experiment tags) and the parent's description: their names and links, or why not. A
+    store that refuses them costs the views, never the sweep."""
+    from dlkit.tracking import views
+
+    tags = parent.data.tags
+    sweep = views.Sweep(
+        parent.info.experiment_id,
+        parent.info.run_id,
+        parent.info.run_name,
+        tags.get(tag.FACTORS, "").split(","),
+        tags.get(tag.OBJECTIVE, "val/loss"),
+        tags.get(tag.MAXIMIZE) == "true",
+        tag.SEARCH_STUDY in tags,
+        [
+            views.Child(
+                {k[len(tag.FACTOR_PREFIX) :]: v for k, v in c.data.tags.items() if k.startswith(tag.FACTOR_PREFIX)},
+                dict(c.data.metrics),
+                list(c.data.params),
+                c.info.status == "FINISHED",
+            )
+            for c in children
+        ],
+    )
+    made = views.views(sweep)
+    links = [(view.name, view.link(sweep)) for view in made]
+    try:
+        for view in made:
+            client.set_experiment_tag(sweep.experiment_id, view.key, view.value)
+        client.set_tag(sweep.parent_id, views.NOTE, views.note(sweep, links, [n for v in made for n in v.notes]))
+    except Exception as exc:  # noqa: BLE001 - whatever the store refuses, the sweep has ended as it did
+        return [], f"the sweep's views in MLflow's UI were not saved: {str(exc).splitlines()[0][:300]}"
+    return links, ""
 
 
 OPERATIONS = {operation.__name__: operation for operation in (prepare, open_parent, set_parent_tag, close_parent)}
