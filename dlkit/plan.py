@@ -27,7 +27,7 @@ from dlkit.schema import NonNegativeFloat, NonNegativeInt, PositiveInt, check_va
 # The keys that belong to no component, with what they may be.
 FIXED: dict[str, Any] = {
     "seed": NonNegativeInt,
-    "threads": NonNegativeInt,
+    "threads": PositiveInt,
     "steps_per_call": PositiveInt,
     "objective": str,
     "paths.output_dir": str,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import types
 import typing
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 import annotated_types as at
@@ -27,7 +28,21 @@ _TYPE_WORDS = {int: "a whole number", float: "a number", bool: "true or false", 
 
 
 def check_value(key: str, value: Any, annotation: Any) -> None:
-    """Raise a ConfigError naming key, value and what is allowed, if value does not fit annotation."""
+    """Raise a ConfigError naming key, value and what is allowed, if value does not fit annotation. A list's
+    items (Sequence[PositiveInt]) and a TypedDict's keys are checked one by one: `model.hidden[0]`."""
+    if typing.get_origin(annotation) in (Sequence, list):
+        if not _is_list(value):
+            raise ConfigError(f"{key} must be a list, e.g. [{value!r}], got {value!r}.")
+        (item,) = typing.get_args(annotation)
+        for i, each in enumerate(value):
+            check_value(f"{key}[{i}]", each, item)
+        return
+    if typing.is_typeddict(annotation) and isinstance(value, Mapping):
+        fields = typing.get_type_hints(annotation, include_extras=True)
+        for name, each in value.items():
+            if name in fields:
+                check_value(f"{key}.{name}", each, fields[name])
+        return
     options, constraints = _parts(annotation)
     if value is None:
         if type(None) not in options:
@@ -58,6 +73,10 @@ def _parts(annotation: Any) -> tuple[tuple, list]:
             constraints += extra
         options.append(option)
     return tuple(options), constraints
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str)
 
 
 def is_a(value: Any, kind: type) -> bool:

@@ -1,0 +1,41 @@
+"""Bad input and faults from a user's own folder, machine and servers: each is one line that names the culprit and
+the fix, exit 2 for what the user typed, no traceback, nothing written or overwritten."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import dlkit_cli
+from dlkit import config
+from dlkit.errors import ConfigError
+from dlkit.plan import Plan
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["threads=0"], "threads must be a whole number ≥ 1, got 0."),
+        (["model.hidden=[64,0]"], "model.hidden[1] must be a whole number ≥ 1, got 0."),
+        (["model.hidden=64"], "model.hidden must be a list, e.g. [64], got 64."),
+        (["model=cnn", "model.fc=[0]"], "model.fc[0] must be a whole number ≥ 1, got 0."),
+        (
+            ["model=cnn", "model.blocks=[{channels: 0, kernel: 3}]"],
+            "model.blocks[0].channels must be a whole number ≥ 1",
+        ),
+        (["model=cnn", "model.blocks=[{channels: 4, kernel: 0}]"], "model.blocks[0].kernel must be a whole number ≥ 1"),
+        (["model=lenet5", "model.channels=[6,0]"], "model.channels[1] must be a whole number ≥ 1, got 0."),
+        (["model=resnet", "model.channels=[0]"], "model.channels[0] must be a whole number ≥ 1, got 0."),
+        (["data=imbalanced", "data.weights=[0.9,x]"], "data.weights[1] must be a number, got 'x'."),
+    ],
+)
+def test_values_that_pass_a_type_but_cannot_work_are_refused_when_planned(overrides, message):
+    with pytest.raises(ConfigError) as err:
+        Plan.from_config(config.compose(overrides))
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_layer_of_width_zero_is_refused_before_anything_runs(tmp_path):
+    done = dlkit_cli("model.hidden=[0]", f"paths.output_dir={tmp_path / 'outputs'}", timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "dlkit: error: model.hidden[0] must be a whole number ≥ 1, got 0."
+    assert not (tmp_path / "outputs").exists()
