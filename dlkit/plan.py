@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
-from dlkit import components, data, models, tasks  # noqa: F401  (importing registers the built-ins)
+from dlkit import components, config, data, models, tasks  # noqa: F401  (importing registers the built-ins)
 from dlkit.errors import ConfigError, did_you_mean
 from dlkit.metrics import LOGGED, parse
 from dlkit.models.parts import LayerParts
 from dlkit.registry import Spec, registry
-from dlkit.schema import NonNegativeFloat, NonNegativeInt, PositiveInt, check_value, is_a
+from dlkit.schema import NonEmptyStr, NonNegativeFloat, NonNegativeInt, PositiveInt, check_value, is_a
 
 # The keys that belong to no component, with what they may be.
 FIXED: dict[str, Any] = {
@@ -38,8 +39,8 @@ FIXED: dict[str, Any] = {
     "tracking.artifacts": bool,
     "tracking.resume": bool,
     "tracking.recorder": bool,
-    "tracking.experiment": str,
-    "tracking.uri": str,
+    "tracking.experiment": NonEmptyStr,
+    "tracking.uri": NonEmptyStr,
 }
 REQUIRED = ("seed", "trainer.max_epochs")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's modes
@@ -129,7 +130,10 @@ class Plan:
 
 
 def plan(cfg: DictConfig) -> Plan:
-    resolved = OmegaConf.to_container(cfg, resolve=True)
+    try:
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+    except InterpolationResolutionError as exc:
+        raise config.explain(exc, ()) from None
     _check_fixed(cfg)
     sections = {k: _section(resolved, k) for k in ("activation", "norm", "dropout", "residual", *CONTEXT)}
     parts = LayerParts.from_configs(**{k: sections[k] for k in ("activation", "norm", "dropout", "residual")})

@@ -23,6 +23,7 @@ Fraction = Annotated[float, at.Interval(ge=0, lt=1)]  # dropout p, a momentum β
 SplitFraction = Annotated[float, at.Interval(gt=0, lt=1)]  # a validation or test share
 PositiveInt = Annotated[int, at.Ge(1)]
 NonNegativeInt = Annotated[int, at.Ge(0)]
+NonEmptyStr = Annotated[str, at.MinLen(1)]
 
 _TYPE_WORDS = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}
 
@@ -107,6 +108,8 @@ def _bound(constraint) -> Any:
 
 
 def _holds(constraint, value: Any) -> bool:
+    if isinstance(constraint, at.MinLen):
+        return not isinstance(value, str) or len(value) >= constraint.min_length
     op = _OPS.get(type(constraint))
     if op is None or not isinstance(value, (int, float)):
         return True
@@ -124,6 +127,8 @@ def _describe(options: tuple, constraints: list) -> str:
     elif low is not None or high is not None:
         c = low if low is not None else high
         words += f" {_OPS[type(c)][0]} {_bound(c)}"
+    if any(isinstance(c, at.MinLen) for c in _flat(constraints)):
+        words = f"a non-empty {words.removeprefix('a ')}"
     if type(None) in options:
         words += " (or null)"
     return words

@@ -39,3 +39,21 @@ def test_a_layer_of_width_zero_is_refused_before_anything_runs(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip() == "dlkit: error: model.hidden[0] must be a whole number ≥ 1, got 0."
     assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        (
+            "optimizer.lr=${oops}",
+            "optimizer.lr: Interpolation key 'oops' not found; an interpolation ${...} names a key of the config",
+        ),
+        ("tracking.experiment=${nope:x}", "tracking.experiment: Unsupported interpolation type nope; an interpolation"),
+        ("tracking.experiment=''", "tracking.experiment must be a non-empty string, got ''."),
+    ],
+)
+def test_config_text_that_cannot_be_used_is_one_line_before_anything_runs(override, message, tmp_path):
+    done = dlkit_cli(override, f"paths.output_dir={tmp_path / 'outputs'}", timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.startswith(f"dlkit: error: {message}") and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "outputs").exists()
