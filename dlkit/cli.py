@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from dlkit import config, ddp, environment
+from dlkit import config, ddp, environment, folders
 from dlkit import overrides as overrides_text
 from dlkit.errors import ConfigError, Diverged, Interrupted, RecorderError, StoreLost, stop
 
@@ -206,6 +206,8 @@ def _plan_jobs(overrides: Sequence[str], multirun: bool) -> list:
         store.check_reachable(uri)  # a server that is down fails here in seconds, before torch is imported
     plugins.load_all()  # once, here: a plugin's components are names the configs may use
     plans = config.plan_jobs(composed)
+    for folder in dict.fromkeys(plan.output_dir for plan in plans):  # before Hydra makes its run folder there
+        folders.check_writable(folder)
     tracking = plans[0].tracking if plans else None
     if multirun and recording and tracking is not None and tracking.enabled and tracking.recorder:
         recorder.prepare(tracking.uri, tracking.experiment, tracking.artifact_root)

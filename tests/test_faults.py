@@ -3,6 +3,8 @@ the fix, exit 2 for what the user typed, no traceback, nothing written or overwr
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from conftest import dlkit_cli
@@ -57,3 +59,30 @@ def test_config_text_that_cannot_be_used_is_one_line_before_anything_runs(overri
     assert done.returncode == 2, done.stderr[-2000:]
     assert done.stderr.startswith(f"dlkit: error: {message}") and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize(
+    "folder,message",
+    [
+        (
+            "/proc/dlkit/outputs",
+            "paths.output_dir=/proc/dlkit/outputs cannot be written: /proc: it takes no new folders",
+        ),
+        ("a_file/outputs", "paths.output_dir=a_file/outputs cannot be made: {tmp}/a_file is a file, not a folder"),
+        pytest.param(
+            "read_only/outputs",
+            "paths.output_dir=read_only/outputs cannot be written: {tmp}/read_only: Permission denied",
+            marks=pytest.mark.skipif(os.geteuid() == 0, reason="root writes to a read-only folder"),
+        ),
+    ],
+)
+def test_an_output_folder_that_cannot_be_written_is_named_before_training(folder, message, tmp_path):
+    (tmp_path / "a_file").write_text("mine")
+    (tmp_path / "read_only").mkdir(mode=0o555)
+    before = sorted(tmp_path.rglob("*"))
+    for multirun in ((), ("-m", "seed=0,1")):
+        done = dlkit_cli(*multirun, f"paths.output_dir={folder}", "data.limit=8", cwd=tmp_path, timeout=120)
+        assert done.returncode == 2, done.stderr[-2000:]
+        expected = message.format(tmp=tmp_path) + "; choose one you can write: paths.output_dir=<folder>."
+        assert done.stderr.strip() == f"dlkit: error: {expected}"
+    assert sorted(tmp_path.rglob("*")) == before and (tmp_path / "a_file").read_text() == "mine"
