@@ -258,6 +258,9 @@ def _store_config(overrides: list[str]):
     cfg = config.compose(overrides)
     if not cfg.tracking.enabled:
         raise ConfigError("tracking is off (tracking=none): there is no MLflow store to read.")
+    from dlkit.tracking import store
+
+    store.check_reachable(cfg.tracking.uri)
     return cfg
 
 

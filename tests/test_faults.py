@@ -4,10 +4,11 @@ the fix, exit 2 for what the user typed, no traceback, nothing written or overwr
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
-from conftest import dlkit_cli
+from conftest import dlkit_cli, free_port
 from dlkit import config
 from dlkit.errors import ConfigError
 from dlkit.plan import Plan
@@ -86,3 +87,29 @@ def test_an_output_folder_that_cannot_be_written_is_named_before_training(folder
         expected = message.format(tmp=tmp_path) + "; choose one you can write: paths.output_dir=<folder>."
         assert done.stderr.strip() == f"dlkit: error: {expected}"
     assert sorted(tmp_path.rglob("*")) == before and (tmp_path / "a_file").read_text() == "mine"
+
+
+def test_a_store_file_that_is_not_sqlite_is_named_and_left_as_it_was(tmp_path):
+    outputs = tmp_path / "outputs"
+    outputs.mkdir()
+    junk = bytes(range(256)) * 12  # a foreign file where the store belongs
+    (outputs / "mlflow.db").write_bytes(junk)
+    expected = (
+        f"dlkit: error: the tracking store {outputs}/mlflow.db is not an SQLite database (it is left as it is): move it"
+        " aside to start a new store there, or point paths.output_dir (or tracking.uri) at another folder."
+    )
+    for command in (("data.limit=8",), ("-m", "seed=0,1", "data.limit=8"), ("report",), ("resume", "0123abcd")):
+        done = dlkit_cli(*command, cwd=tmp_path, timeout=120)
+        assert done.returncode == 2 and done.stderr.strip() == expected, (command, done.stderr[-2000:])
+    assert (outputs / "mlflow.db").read_bytes() == junk and [p.name for p in outputs.iterdir()] == ["mlflow.db"]
+
+
+def test_a_database_store_that_cannot_be_reached_is_named_within_seconds(tmp_path):
+    port = free_port()
+    started = time.monotonic()
+    done = dlkit_cli(f"tracking.uri=postgresql://dlkit:secret@127.0.0.1:{port}/mlflow", "data.limit=8", cwd=tmp_path)
+    assert time.monotonic() - started < 30  # SQLAlchemy's own retries took about two minutes
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.startswith(f"dlkit: error: the postgresql tracking database at 127.0.0.1:{port} cannot be")
+    assert len(done.stderr.strip().splitlines()) == 1 and "secret" not in done.stderr
+    assert not (tmp_path / "outputs").exists()
