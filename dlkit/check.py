@@ -36,7 +36,7 @@ def _layer_table(model: nn.Module, x: torch.Tensor) -> list[str]:
 
     def record(name: str):
         def hook(module, inputs, output) -> None:  # returns None: a forward hook's return value replaces the output
-            shapes[name] = tuple(output.shape)
+            shapes[name] = _shape(output)
 
         return hook
 
@@ -55,6 +55,13 @@ def _layer_table(model: nn.Module, x: torch.Tensor) -> list[str]:
     for note in getattr(model, "rounded", []):  # model.size_rounding=floor: PyTorch's rounding, opted into
         rows.append(f"  size rounded down (model.size_rounding=floor): {note}")
     return rows
+
+
+def _shape(output) -> tuple[int, ...]:
+    """A layer's output shape; a recurrent layer returns (outputs, state): its outputs' shape."""
+    while isinstance(output, (tuple, list)):
+        output = output[0]
+    return tuple(output.shape)
 
 
 def _forward_backward(experiment: Experiment, x: torch.Tensor, y: torch.Tensor) -> list[str]:

@@ -13,8 +13,9 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
-from dlkit import config, ddp, environment
+from dlkit import config, ddp, environment, folders
 from dlkit import overrides as overrides_text
 from dlkit.errors import ConfigError, Diverged, Interrupted, RecorderError, StoreLost, stop
 
@@ -205,6 +206,8 @@ def _plan_jobs(overrides: Sequence[str], multirun: bool) -> list:
         store.check_reachable(uri)  # a server that is down fails here in seconds, before torch is imported
     plugins.load_all()  # once, here: a plugin's components are names the configs may use
     plans = config.plan_jobs(composed)
+    for folder in dict.fromkeys(plan.output_dir for plan in plans):  # before Hydra makes its run folder there
+        folders.check_writable(folder)
     tracking = plans[0].tracking if plans else None
     if multirun and recording and tracking is not None and tracking.enabled and tracking.recorder:
         recorder.prepare(tracking.uri, tracking.experiment, tracking.artifact_root)
@@ -255,11 +258,37 @@ def _store_config(overrides: list[str]):
     cfg = config.compose(overrides)
     if not cfg.tracking.enabled:
         raise ConfigError("tracking is off (tracking=none): there is no MLflow store to read.")
+    from dlkit.tracking import store
+
+    store.check_reachable(cfg.tracking.uri)
     return cfg
 
 
+class Parser(argparse.ArgumentParser):
+    """A subcommand's flags: a mistake in them is one line, `dlkit: error: ...`, and exit 2 (not usage + error)."""
+
+    def error(self, message: str) -> NoReturn:
+        stop(f"{self.prog}: {message}; see {self.prog} --help")
+
+
+def whole_number(low: int, high: int | None = None, why: str = ""):
+    """An argparse type: a whole number from low to high (none above when None); why: what the bounds are for."""
+
+    def parse(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+        if number < low or (high is not None and number > high):
+            bounds = f"{low} to {high}" if high is not None else f"{low} or more"
+            raise argparse.ArgumentTypeError(f"{number} is out of range: give {bounds}" + (f" ({why})" if why else ""))
+        return number
+
+    return parse
+
+
 def list_command(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="dlkit list",
         description="What each config group offers on the command line (group=option), the component each option"
         " selects and where it comes from; registered components without an option of their own are listed too.",
@@ -298,12 +327,12 @@ def _kinds() -> list[str]:
 
 
 def ui_command(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="dlkit ui", description="Start the MLflow UI on dlkit's tracking store.")
+    parser = Parser(prog="dlkit ui", description="Start the MLflow UI on dlkit's tracking store.")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=int, default=5000, help="port to listen on (default 5000)")
+    parser.add_argument("--port", type=whole_number(1, 65535), default=5000, help="port to listen on (default 5000)")
     parser.add_argument(
         "--workers",
-        type=int,
+        type=whole_number(1),
         default=1,
         help="server processes (default 1: one person's browser needs no more; MLflow's own default is 4)",
     )
@@ -391,7 +420,7 @@ def check_command(argv: list[str]) -> None:
 def report_command(argv: list[str]) -> None:
     from dlkit import report
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="dlkit report", description="The ablation report of a sweep (default: the latest), from MLflow."
     )
     parser.add_argument("--sweep", help="the parent run id of a sweep")
@@ -422,7 +451,7 @@ def resume_command(argv: list[str]) -> None:
     import yaml
     from omegaconf import OmegaConf
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="dlkit resume",
         description="Continue an interrupted run from its last checkpoint, in the same MLflow run, with the config it"
         " was started with. (A whole sweep resumes by launching the same command again.)",
@@ -475,11 +504,14 @@ def resume_command(argv: list[str]) -> None:
 def studies_command(argv: list[str]) -> None:
     from dlkit import studies
 
-    parser = argparse.ArgumentParser(
-        prog="dlkit studies", description="Run the chapter's studies and write one document of verdicts."
-    )
+    parser = Parser(prog="dlkit studies", description="Run the chapter's studies and write one document of verdicts.")
     parser.add_argument("--full", action="store_true", help="the full variants (default: the quick ones)")
-    parser.add_argument("--seeds", type=int, metavar="N", help="seeds 0..N-1 per level (default: the preset's)")
+    parser.add_argument(
+        "--seeds",
+        type=whole_number(2, why="a verdict needs 2 seeds per level, 5 or more to decide"),
+        metavar="N",
+        help="seeds 0..N-1 per level (default: the preset's)",
+    )
     parser.add_argument("--only", metavar="A,B", help=f"a comma-separated choice of: {', '.join(studies.names())}")
     parser.add_argument("overrides", nargs="*", help="overrides for every study, e.g. paths.output_dir=elsewhere")
     args = parser.parse_args(argv)
@@ -489,8 +521,6 @@ def studies_command(argv: list[str]) -> None:
             from dlkit.errors import unknown
 
             raise unknown("study", name, studies.names())
-    if args.seeds is not None and args.seeds < 2:
-        raise ConfigError(f"--seeds {args.seeds}: a verdict needs at least 2 seeds per level (5 or more to decide).")
     document = studies.run_all(chosen, args.full, args.overrides, args.seeds)
     print(f"Written: {document}")
 

@@ -16,19 +16,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
-from dlkit import components, data, models, tasks  # noqa: F401  (importing registers the built-ins)
+from dlkit import components, config, data, models, tasks  # noqa: F401  (importing registers the built-ins)
 from dlkit.errors import ConfigError, did_you_mean
 from dlkit.metrics import LOGGED, parse
 from dlkit.models.parts import LayerParts
 from dlkit.registry import Spec, registry
-from dlkit.schema import NonNegativeFloat, NonNegativeInt, PositiveInt, check_value, is_a
+from dlkit.schema import NonEmptyStr, NonNegativeFloat, NonNegativeInt, PositiveInt, check_value, is_a
 from dlkit.trainer_args import APPLIED, refusal
 
 # The keys that belong to no component, with what they may be.
 FIXED: dict[str, Any] = {
     "seed": NonNegativeInt,
-    "threads": NonNegativeInt,
+    "threads": PositiveInt,
     "steps_per_call": PositiveInt,
     "objective": str,
     "paths.output_dir": str,
@@ -39,8 +40,8 @@ FIXED: dict[str, Any] = {
     "tracking.artifacts": bool,
     "tracking.resume": bool,
     "tracking.recorder": bool,
-    "tracking.experiment": str,
-    "tracking.uri": str,
+    "tracking.experiment": NonEmptyStr,
+    "tracking.uri": NonEmptyStr,
 }
 REQUIRED = ("seed", "trainer.max_epochs")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")  # torch.compile's modes
@@ -119,7 +120,10 @@ class Plan:
 
 
 def plan(cfg: DictConfig) -> Plan:
-    resolved = OmegaConf.to_container(cfg, resolve=True)
+    try:
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+    except InterpolationResolutionError as exc:
+        raise config.explain(exc, ()) from None
     _check_fixed(cfg)
     sections = {k: _section(resolved, k) for k in ("activation", "norm", "dropout", "residual", *CONTEXT)}
     parts = LayerParts.from_configs(**{k: sections[k] for k in ("activation", "norm", "dropout", "residual")})

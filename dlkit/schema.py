@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import types
 import typing
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
 import annotated_types as at
@@ -22,12 +23,27 @@ Fraction = Annotated[float, at.Interval(ge=0, lt=1)]  # dropout p, a momentum β
 SplitFraction = Annotated[float, at.Interval(gt=0, lt=1)]  # a validation or test share
 PositiveInt = Annotated[int, at.Ge(1)]
 NonNegativeInt = Annotated[int, at.Ge(0)]
+NonEmptyStr = Annotated[str, at.MinLen(1)]
 
 _TYPE_WORDS = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}
 
 
 def check_value(key: str, value: Any, annotation: Any) -> None:
-    """Raise a ConfigError naming key, value and what is allowed, if value does not fit annotation."""
+    """Raise a ConfigError naming key, value and what is allowed, if value does not fit annotation. A list's
+    items (Sequence[PositiveInt]) and a TypedDict's keys are checked one by one: `model.hidden[0]`."""
+    if typing.get_origin(annotation) in (Sequence, list):
+        if not _is_list(value):
+            raise ConfigError(f"{key} must be a list, e.g. [{value!r}], got {value!r}.")
+        (item,) = typing.get_args(annotation)
+        for i, each in enumerate(value):
+            check_value(f"{key}[{i}]", each, item)
+        return
+    if typing.is_typeddict(annotation) and isinstance(value, Mapping):
+        fields = typing.get_type_hints(annotation, include_extras=True)
+        for name, each in value.items():
+            if name in fields:
+                check_value(f"{key}.{name}", each, fields[name])
+        return
     options, constraints = _parts(annotation)
     if value is None:
         if type(None) not in options:
@@ -60,6 +76,10 @@ def _parts(annotation: Any) -> tuple[tuple, list]:
     return tuple(options), constraints
 
 
+def _is_list(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str)
+
+
 def is_a(value: Any, kind: type) -> bool:
     if kind is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
@@ -88,6 +108,8 @@ def _bound(constraint) -> Any:
 
 
 def _holds(constraint, value: Any) -> bool:
+    if isinstance(constraint, at.MinLen):
+        return not isinstance(value, str) or len(value) >= constraint.min_length
     op = _OPS.get(type(constraint))
     if op is None or not isinstance(value, (int, float)):
         return True
@@ -105,6 +127,8 @@ def _describe(options: tuple, constraints: list) -> str:
     elif low is not None or high is not None:
         c = low if low is not None else high
         words += f" {_OPS[type(c)][0]} {_bound(c)}"
+    if any(isinstance(c, at.MinLen) for c in _flat(constraints)):
+        words = f"a non-empty {words.removeprefix('a ')}"
     if type(None) in options:
         words += " (or null)"
     return words

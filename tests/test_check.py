@@ -2,9 +2,16 @@
 
 import textwrap
 
+import pytest
+
 import dlkit
-from conftest import dlkit_cli
+from conftest import REPO, dlkit_cli
 from dlkit.check import check
+from dlkit.errors import ConfigError
+from idx_files import write_mnist
+
+MODELS = sorted(p.stem for p in (REPO / "conf" / "model").glob("*.yaml"))
+DATA = sorted(p.stem for p in (REPO / "conf" / "data").glob("*.yaml"))
 
 BAD_PLUGIN = textwrap.dedent(
     """
@@ -76,3 +83,21 @@ def test_check_names_each_size_rounded_down_when_asked_and_rejects_it_otherwise(
         "size rounded down (model.size_rounding=floor): cnn conv1: (input 40 − kernel 5 + 2·padding 1)" in floor.stdout
     )
     assert "(32, 8, 19)" in floor.stdout  # the conv's output, as PyTorch computes it
+
+
+@pytest.mark.parametrize("data", DATA)
+@pytest.mark.parametrize("model", [*MODELS, "rnn model.cell=lstm", "rnn model.cell=rnn"])
+def test_check_passes_every_model_on_every_data_set_it_accepts(model, data, tmp_path_factory):
+    """Each pair either checks through (every layer's row, one forward and backward) or is refused with a
+    ConfigError that names why; never another exception (a recurrent layer's (outputs, state) broke the table)."""
+    overrides = [*f"model={model}".split(), f"data={data}", "data.limit=8", "tracking=none"]
+    if data in ("mnist", "fashion_mnist"):
+        overrides.append(f"data.root={write_mnist(tmp_path_factory.mktemp('idx') / data)}")
+    try:
+        report = check(dlkit.plan_for(overrides))
+    except ConfigError as refused:
+        assert str(refused) and "\n" not in str(refused).strip()
+        return
+    assert "forward and backward on a batch of 8" in report
+    if model.startswith("rnn") and data == "mnist1d":
+        assert "(8, 40, 64)" in report  # the recurrent layer's outputs: (batch, steps, hidden)

@@ -89,6 +89,27 @@ def test_resume_without_an_id_asks_for_it_and_check_help_imports_no_torch():
     assert shown.stdout.startswith("usage: dlkit check") and shown.stdout.strip().endswith("False"), shown.stderr
 
 
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (("ui", "--port", "99999"), "dlkit ui: argument --port: 99999 is out of range: give 1 to 65535"),
+        (("ui", "--port", "0"), "dlkit ui: argument --port: 0 is out of range: give 1 to 65535"),
+        (("ui", "--port", "http"), "dlkit ui: argument --port: 'http' is not a whole number"),
+        (("ui", "--workers", "0"), "dlkit ui: argument --workers: 0 is out of range: give 1 or more"),
+        (
+            ("studies", "--seeds", "-1"),
+            "dlkit studies: argument --seeds: -1 is out of range: give 2 or more (a verdict needs 2 seeds per level, 5"
+            " or more to decide)",
+        ),
+        (("report", "--bogus"), "dlkit report: unrecognized arguments: --bogus"),
+    ],
+)
+def test_a_subcommands_bad_flag_is_one_line_and_exit_2(args, expected):
+    done = dlkit_cli(*args, timeout=60)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.strip() == f"dlkit: error: {expected}; see dlkit {args[0]} --help"  # one line, no usage
+
+
 def test_list_shows_every_kind_and_where_entries_come_from():
     done = dlkit_cli("list")
     assert done.returncode == 0

@@ -9,10 +9,11 @@ from typing import Any
 from torch import nn
 
 from dlkit.errors import ConfigError, did_you_mean
-from dlkit.models.conv import ROUNDING, conv_block, image_dims
+from dlkit.models.conv import ROUNDING, Block, conv_block, image_dims
 from dlkit.models.mlp import dense_unit
 from dlkit.models.parts import LayerParts, head
 from dlkit.registry import register
+from dlkit.schema import PositiveInt
 
 
 def conv_net(
@@ -21,7 +22,7 @@ def conv_net(
     output_shape: Sequence[int],
     parts: LayerParts,
     blocks: Sequence[Mapping[str, Any]],
-    fc: Sequence[int],
+    fc: Sequence[PositiveInt],
     size_rounding: str = "exact",
 ) -> nn.Module:
     """size_rounding: 'exact' (the chapter's formula, a size that is not whole is an error) or 'floor'
@@ -52,11 +53,11 @@ def cnn(
     input_shape: Sequence[int],
     output_shape: Sequence[int],
     parts: LayerParts,
-    blocks: Sequence[Mapping[str, Any]] = (
+    blocks: Sequence[Block] = (
         {"channels": 16, "kernel": 3, "padding": 1, "pool": "max"},
         {"channels": 32, "kernel": 3, "padding": 1, "pool": "max"},
     ),
-    fc: Sequence[int] = (64,),
+    fc: Sequence[PositiveInt] = (64,),
     size_rounding: str = "exact",
 ) -> nn.Module:
     return conv_net("cnn", input_shape, output_shape, parts, blocks, fc, size_rounding)

@@ -11,17 +11,33 @@ with `model.size_rounding=floor`: opt-in, and each rounded layer is listed by `d
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 from torch import nn
 
 from dlkit.errors import ConfigError, did_you_mean
 from dlkit.models.parts import LayerParts
+from dlkit.schema import NonNegativeInt, PositiveInt
 
 CONV = {1: nn.Conv1d, 2: nn.Conv2d}
 POOL = {("max", 1): nn.MaxPool1d, ("max", 2): nn.MaxPool2d, ("avg", 1): nn.AvgPool1d, ("avg", 2): nn.AvgPool2d}
 ROUNDING = ("exact", "floor")
-BLOCK_KEYS = ("channels", "kernel", "stride", "padding", "bias", "pool", "pool_kernel", "pool_stride")
+
+
+class Block(TypedDict, total=False):
+    """One block of a config's `blocks` list: what each key may be, checked when the job is planned."""
+
+    channels: PositiveInt
+    kernel: PositiveInt
+    stride: PositiveInt
+    padding: NonNegativeInt
+    bias: bool
+    pool: str | None
+    pool_kernel: PositiveInt
+    pool_stride: PositiveInt | None
+
+
+BLOCK_KEYS = tuple(Block.__annotations__)
 
 
 def output_size(

@@ -28,7 +28,7 @@ def mlp(
     input_shape: Sequence[int],
     output_shape: Sequence[int],
     parts: LayerParts,
-    hidden: Sequence[int] = (256, 128),
+    hidden: Sequence[PositiveInt] = (256, 128),
     input_vocab: int = 0,
     embed_dim: PositiveInt = 16,
 ) -> nn.Module:

@@ -43,7 +43,7 @@ def resnet(
     input_shape: Sequence[int],
     output_shape: Sequence[int],
     parts: LayerParts,
-    channels: Sequence[int] = (16, 32),
+    channels: Sequence[PositiveInt] = (16, 32),
     blocks: PositiveInt = 2,
 ) -> nn.Module:
     """channels: one stage per entry (each later stage halves the resolution); blocks: per stage."""

@@ -42,10 +42,35 @@ def use_http_defaults() -> None:
 
 
 def check_reachable(uri: str) -> None:
-    """A tracking server's URI answers its health check within a few seconds, or a ConfigError says what to check.
-    Other URIs (sqlite, files) are not checked."""
-    if not uri.startswith(("http://", "https://")):
+    """The store at uri can be used, or a ConfigError says what to check, within seconds and changing nothing: a
+    sqlite file is an SQLite database (or not there yet), a tracking server answers its health check, a database
+    server takes a TCP connection (SQLAlchemy would retry for minutes). Other URIs (files) are not checked."""
+    path = sqlite_path(uri)
+    if path is not None:
+        _check_sqlite_file(path)
+    elif uri.startswith(("http://", "https://")):
+        _check_server(uri)
+    elif uri.split("+")[0].split(":")[0] in DATABASE_PORTS:
+        _check_database(uri)
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+DATABASE_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}  # MLflow's database stores, default ports
+
+
+def _check_sqlite_file(path: Path) -> None:
+    if not path.is_file() or path.stat().st_size == 0:  # none yet (one is made), or SQLite's own empty database
         return
+    with path.open("rb") as file:
+        if file.read(len(SQLITE_HEADER)) == SQLITE_HEADER:
+            return
+    raise ConfigError(
+        f"the tracking store {path} is not an SQLite database (it is left as it is): move it aside to start a new"
+        " store there, or point paths.output_dir (or tracking.uri) at another folder."
+    )
+
+
+def _check_server(uri: str) -> None:
     import urllib.error
     import urllib.request
 
@@ -59,6 +84,23 @@ def check_reachable(uri: str) -> None:
         raise ConfigError(
             f"the MLflow tracking server at {uri} cannot be reached ({reason}): start it (mlflow server --port ...),"
             " or point tracking.uri at a running one; tracking=sqlite records to a local file instead."
+        ) from None
+
+
+def _check_database(uri: str) -> None:
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    scheme = parts.scheme.split("+")[0]
+    try:
+        where = (parts.hostname or "localhost", parts.port or DATABASE_PORTS[scheme])
+        socket.create_connection(where, timeout=REACH_TIMEOUT_S).close()
+    except (OSError, ValueError) as exc:  # the password stays out of the message
+        raise ConfigError(
+            f"the {scheme} tracking database at {parts.hostname}:{parts.port or DATABASE_PORTS[scheme]} cannot be"
+            f" reached ({exc}): start it, or point tracking.uri at a running one; tracking=sqlite records to a local"
+            " file instead."
         ) from None
 
 

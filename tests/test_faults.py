@@ -1,0 +1,115 @@
+"""Bad input and faults from a user's own folder, machine and servers: each is one line that names the culprit and
+the fix, exit 2 for what the user typed, no traceback, nothing written or overwritten."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from conftest import dlkit_cli, free_port
+from dlkit import config
+from dlkit.errors import ConfigError
+from dlkit.plan import Plan
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (["threads=0"], "threads must be a whole number ≥ 1, got 0."),
+        (["model.hidden=[64,0]"], "model.hidden[1] must be a whole number ≥ 1, got 0."),
+        (["model.hidden=64"], "model.hidden must be a list, e.g. [64], got 64."),
+        (["model=cnn", "model.fc=[0]"], "model.fc[0] must be a whole number ≥ 1, got 0."),
+        (
+            ["model=cnn", "model.blocks=[{channels: 0, kernel: 3}]"],
+            "model.blocks[0].channels must be a whole number ≥ 1",
+        ),
+        (["model=cnn", "model.blocks=[{channels: 4, kernel: 0}]"], "model.blocks[0].kernel must be a whole number ≥ 1"),
+        (["model=lenet5", "model.channels=[6,0]"], "model.channels[1] must be a whole number ≥ 1, got 0."),
+        (["model=resnet", "model.channels=[0]"], "model.channels[0] must be a whole number ≥ 1, got 0."),
+        (["data=imbalanced", "data.weights=[0.9,x]"], "data.weights[1] must be a number, got 'x'."),
+    ],
+)
+def test_values_that_pass_a_type_but_cannot_work_are_refused_when_planned(overrides, message):
+    with pytest.raises(ConfigError) as err:
+        Plan.from_config(config.compose(overrides))
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_layer_of_width_zero_is_refused_before_anything_runs(tmp_path):
+    done = dlkit_cli("model.hidden=[0]", f"paths.output_dir={tmp_path / 'outputs'}", timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "dlkit: error: model.hidden[0] must be a whole number ≥ 1, got 0."
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        (
+            "optimizer.lr=${oops}",
+            "optimizer.lr: Interpolation key 'oops' not found; an interpolation ${...} names a key of the config",
+        ),
+        ("tracking.experiment=${nope:x}", "tracking.experiment: Unsupported interpolation type nope; an interpolation"),
+        ("tracking.experiment=''", "tracking.experiment must be a non-empty string, got ''."),
+    ],
+)
+def test_config_text_that_cannot_be_used_is_one_line_before_anything_runs(override, message, tmp_path):
+    done = dlkit_cli(override, f"paths.output_dir={tmp_path / 'outputs'}", timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.startswith(f"dlkit: error: {message}") and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.parametrize(
+    "folder,message",
+    [
+        (
+            "/proc/dlkit/outputs",
+            "paths.output_dir=/proc/dlkit/outputs cannot be written: /proc: it takes no new folders",
+        ),
+        ("a_file/outputs", "paths.output_dir=a_file/outputs cannot be made: {tmp}/a_file is a file, not a folder"),
+        pytest.param(
+            "read_only/outputs",
+            "paths.output_dir=read_only/outputs cannot be written: {tmp}/read_only: Permission denied",
+            marks=pytest.mark.skipif(os.geteuid() == 0, reason="root writes to a read-only folder"),
+        ),
+    ],
+)
+def test_an_output_folder_that_cannot_be_written_is_named_before_training(folder, message, tmp_path):
+    (tmp_path / "a_file").write_text("mine")
+    (tmp_path / "read_only").mkdir(mode=0o555)
+    before = sorted(tmp_path.rglob("*"))
+    for multirun in ((), ("-m", "seed=0,1")):
+        done = dlkit_cli(*multirun, f"paths.output_dir={folder}", "data.limit=8", cwd=tmp_path, timeout=120)
+        assert done.returncode == 2, done.stderr[-2000:]
+        expected = message.format(tmp=tmp_path) + "; choose one you can write: paths.output_dir=<folder>."
+        assert done.stderr.strip() == f"dlkit: error: {expected}"
+    assert sorted(tmp_path.rglob("*")) == before and (tmp_path / "a_file").read_text() == "mine"
+
+
+def test_a_store_file_that_is_not_sqlite_is_named_and_left_as_it_was(tmp_path):
+    outputs = tmp_path / "outputs"
+    outputs.mkdir()
+    junk = bytes(range(256)) * 12  # a foreign file where the store belongs
+    (outputs / "mlflow.db").write_bytes(junk)
+    expected = (
+        f"dlkit: error: the tracking store {outputs}/mlflow.db is not an SQLite database (it is left as it is): move it"
+        " aside to start a new store there, or point paths.output_dir (or tracking.uri) at another folder."
+    )
+    for command in (("data.limit=8",), ("-m", "seed=0,1", "data.limit=8"), ("report",), ("resume", "0123abcd")):
+        done = dlkit_cli(*command, cwd=tmp_path, timeout=120)
+        assert done.returncode == 2 and done.stderr.strip() == expected, (command, done.stderr[-2000:])
+    assert (outputs / "mlflow.db").read_bytes() == junk and [p.name for p in outputs.iterdir()] == ["mlflow.db"]
+
+
+def test_a_database_store_that_cannot_be_reached_is_named_within_seconds(tmp_path):
+    port = free_port()
+    started = time.monotonic()
+    done = dlkit_cli(f"tracking.uri=postgresql://dlkit:secret@127.0.0.1:{port}/mlflow", "data.limit=8", cwd=tmp_path)
+    assert time.monotonic() - started < 30  # SQLAlchemy's own retries took about two minutes
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.startswith(f"dlkit: error: the postgresql tracking database at 127.0.0.1:{port} cannot be")
+    assert len(done.stderr.strip().splitlines()) == 1 and "secret" not in done.stderr
+    assert not (tmp_path / "outputs").exists()
