@@ -170,8 +170,6 @@ OLD_SEARCH_KEYS = {
 def explain(exc: Exception, overrides: Sequence[str]) -> ConfigError:
     """Turn a Hydra/OmegaConf composition error into a ConfigError that names a close match."""
     from hydra.errors import MissingConfigException, OverrideParseException
-    from omegaconf.errors import InterpolationResolutionError
-
     if isinstance(exc, ConfigError):
         return exc
     if isinstance(exc, MissingConfigException) and exc.missing_cfg_file and "/" in exc.missing_cfg_file:
@@ -181,11 +179,6 @@ def explain(exc: Exception, overrides: Sequence[str]) -> ConfigError:
         return ConfigError(
             f"{group} '{option}' is unknown;{suggestion} available: {', '.join(options)}."
             f" (options: YAML files in conf/{group}/ of this folder, of dlkit or of a plugin; or a plugin's component)"
-        )
-    if isinstance(exc, InterpolationResolutionError):  # ${oops}: resolved when the job is planned
-        return ConfigError(
-            f"{exc.full_key}: {str(exc).strip().splitlines()[0]}; an interpolation ${{...}} names a key of the config"
-            " (e.g. ${seed}) or a resolver (e.g. ${now:%H-%M}); or write the value itself."
         )
     if isinstance(exc, OverrideParseException):
         return ConfigError(f"cannot parse the override '{exc.override}': {exc.message.strip().splitlines()[0]}")

@@ -18,7 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
-from dlkit import components, config, data, models, tasks  # noqa: F401  (importing registers the built-ins)
+from dlkit import components, data, models, tasks  # noqa: F401  (importing registers the built-ins)
 from dlkit.errors import ConfigError, did_you_mean
 from dlkit.metrics import LOGGED, parse
 from dlkit.models.parts import LayerParts
@@ -122,8 +122,11 @@ class Plan:
 def plan(cfg: DictConfig) -> Plan:
     try:
         resolved = OmegaConf.to_container(cfg, resolve=True)
-    except InterpolationResolutionError as exc:
-        raise config.explain(exc, ()) from None
+    except InterpolationResolutionError as exc:  # ${oops}: resolved here, when the job is planned
+        raise ConfigError(
+            f"{exc.full_key}: {str(exc).strip().splitlines()[0]}; an interpolation ${{...}} names a key of the config"
+            " (e.g. ${seed}) or a resolver (e.g. ${now:%H-%M}); or write the value itself."
+        ) from None
     _check_fixed(cfg)
     sections = {k: _section(resolved, k) for k in ("activation", "norm", "dropout", "residual", *CONTEXT)}
     parts = LayerParts.from_configs(**{k: sections[k] for k in ("activation", "norm", "dropout", "residual")})

@@ -26,9 +26,9 @@ from typing import Any
 
 from dlkit.errors import ConfigError, did_you_mean
 from dlkit.overrides import key as override_key
+from dlkit.schema import NonNegativeInt, PositiveFloat, PositiveInt, check_value
 from dlkit.tracking import tags as tag
 
-warnings.filterwarnings("ignore", message=".*experimental.*")  # Optuna's heartbeat and retry: stable enough for dlkit
 log = logging.getLogger("dlkit")
 
 SAMPLERS = ("tpe", "random", "grid", "cmaes")
@@ -72,10 +72,12 @@ class Dimension:
         return [d.low + i * d.step for i in range(count)]
 
     def suggest(self, trial: Any) -> Any:
+        from optuna.distributions import IntDistribution
+
         d = self.distribution
         if hasattr(d, "choices"):
             return trial.suggest_categorical(self.name, d.choices)
-        if isinstance(d.low, int) and isinstance(d.high, int) and type(d).__name__ == "IntDistribution":
+        if isinstance(d, IntDistribution):
             return trial.suggest_int(self.name, d.low, d.high, step=d.step, log=d.log)
         return trial.suggest_float(self.name, d.low, d.high, step=d.step, log=d.log)
 
@@ -85,10 +87,6 @@ class Space:
     fixed: tuple[str, ...]  # the overrides every trial has
     dimensions: tuple[Dimension, ...]
     written: tuple[str, ...] = ()  # the overrides it was read from
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(d.name for d in self.dimensions)
 
     def check_jobs(self) -> list[list[str]]:
         """The jobs that plan every value a trial can be given at its edges: each choice and each end of an
@@ -194,29 +192,22 @@ class Settings:
                 )
             return value
 
-        def count(key: str, least: int, allow_none: bool = False) -> int | None:
-            value = sweeper.get(key)
-            if value is None and allow_none:
-                return None
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ConfigError(f"hydra.sweeper.{key}={value}: it must be a whole number of at least {least}.")
-            return value
+        def checked(key: str, annotation: Any) -> Any:
+            check_value(f"hydra.sweeper.{key}", sweeper.get(key), annotation)
+            return sweeper.get(key)
 
-        timeout = sweeper.get("timeout")
-        if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
-            raise ConfigError(f"hydra.sweeper.timeout={timeout}: seconds above 0, or null for no limit.")
         return cls(
             direction=one_of("direction", DIRECTIONS),
-            n_trials=count("n_trials", 1),
-            timeout=timeout,
-            seed=count("seed", 0, allow_none=True),
+            n_trials=checked("n_trials", PositiveInt),
+            timeout=checked("timeout", PositiveFloat | None),
+            seed=checked("seed", NonNegativeInt | None),
             sampler=one_of("sampler", SAMPLERS),
             pruner=one_of("pruner", PRUNERS),
-            warmup_epochs=count("warmup_epochs", 0),
-            startup_trials=count("startup_trials", 0),
+            warmup_epochs=checked("warmup_epochs", NonNegativeInt),
+            startup_trials=checked("startup_trials", NonNegativeInt),
             storage=sweeper.get("storage"),
             study_name=sweeper.get("study_name"),
-            n_workers=count("n_workers", 1, allow_none=True),
+            n_workers=checked("n_workers", PositiveInt | None),
             log_pruned_models=bool(sweeper.get("log_pruned_models", False)),
         )
 
@@ -233,8 +224,10 @@ def open_storage(url: str) -> Any:
     """The Optuna storage at `url`. RDB storages keep a heartbeat: a killed worker's trial is failed and queued again.
     journal:PATH is Optuna's journal file, locked for a shared file system (a cluster's NFS) but without heartbeats."""
     import optuna
+    from optuna.exceptions import ExperimentalWarning
     from optuna.storages import RDBStorage
 
+    warnings.simplefilter("ignore", ExperimentalWarning)  # the heartbeat and its retry: in Optuna since 2.8
     if url.startswith("journal:"):
         from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 

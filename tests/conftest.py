@@ -94,6 +94,20 @@ def start_dlkit(*args: str, model: bool = False, env: dict | None = None) -> sub
     )
 
 
+def signal_after_first_epoch(job: subprocess.Popen, signum: int) -> str:
+    """Send `signum` to a dlkit started by start_dlkit once it has printed its first epoch; its later output, once it
+    has exited."""
+    try:
+        for line in job.stdout:
+            if "epoch 1/" in line:
+                break
+        job.send_signal(signum)
+        output, _ = job.communicate(timeout=60)
+    finally:
+        job.kill()
+    return output
+
+
 def final_metrics(run) -> dict[str, float]:
     return {k: v for k, v in run.data.metrics.items() if k not in VOLATILE}
 

@@ -27,6 +27,7 @@ LAYERS = [
             "dlkit.stats",
             "dlkit.metrics",  # the metric language: a report's, a study's and the objective's expressions
             "dlkit.trainer_args",  # Lightning's Trainer arguments: kept, applied by dlkit, or refused and why
+            "dlkit.folders",  # the folders a command writes to, checked before anything runs
         ],
     ),
     ("registry", ["dlkit.registry"]),

@@ -4,7 +4,6 @@ short (Ctrl-C, a killed worker) run again. Real searches: real dlkit processes, 
 
 from __future__ import annotations
 
-import os
 import signal
 
 import optuna
@@ -12,7 +11,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from conftest import all_runs, dlkit_cli, start_dlkit
+from conftest import all_runs, dlkit_cli, signal_after_first_epoch, start_dlkit
 from dlkit import config, search
 from dlkit.errors import ConfigError
 
@@ -98,7 +97,8 @@ def test_each_sampler_is_optunas_and_a_grid_runs_each_point_once(sampler, kind):
         ("optimizer.lrr=interval(0.1,0.2)", "'optimizer.lrr' is not a key of the config; did you mean 'optimizer.lr'?"),
         ("hydra.sweeper.sampler.seed=1", "dlkit's search takes hydra.sweeper.seed=N"),
         ("hydra.sweeper.sampler=grid", "hydra.sweeper.sampler=grid needs a finite set of values for optimizer.lr"),
-        ("hydra.sweeper.n_trials=0", "hydra.sweeper.n_trials=0: it must be a whole number of at least 1"),
+        ("hydra.sweeper.n_trials=0", "hydra.sweeper.n_trials must be a whole number ≥ 1, got 0."),
+        ("hydra.sweeper.timeout=-5", "hydra.sweeper.timeout must be a number > 0 (or null), got -5."),
     ],
 )
 def test_a_wrong_search_is_refused_in_one_line_before_anything_runs(override, expected):
@@ -215,14 +215,7 @@ def test_an_interrupted_trial_runs_again_on_relaunch_and_resumes_its_run(outputs
     runs it, in the same MLflow run, from its checkpoint."""
     command = search_command(outputs, LR, "hydra.sweeper.n_trials=1", "trainer.max_epochs=400", "data.limit=48")
     job = start_dlkit(*command)
-    try:
-        for line in job.stdout:
-            if "epoch 1/" in line:
-                break
-        job.send_signal(signal.SIGINT)
-        job.communicate(timeout=60)
-    finally:
-        job.kill()
+    signal_after_first_epoch(job, signal.SIGINT)
     assert job.returncode == 128 + signal.SIGINT
     (first,) = study_of(outputs).trials[:1]
     assert first.state == TrialState.FAIL
@@ -243,15 +236,7 @@ def test_a_killed_workers_trial_is_failed_by_its_heartbeat_and_run_again(outputs
     """SIGKILL (out of memory, a node lost): the trial stays RUNNING until its heartbeat is stale; the relaunched
     search fails it then, and runs it again with the same parameters."""
     command = search_command(outputs, LR, "hydra.sweeper.n_trials=1", "trainer.max_epochs=400", "data.limit=48")
-    job = start_dlkit(*command)
-    try:
-        for line in job.stdout:
-            if "epoch 1/" in line:
-                break
-        os.kill(job.pid, signal.SIGKILL)
-        job.communicate(timeout=60)
-    finally:
-        job.kill()
+    signal_after_first_epoch(start_dlkit(*command), signal.SIGKILL)
     assert [t.state for t in study_of(outputs).trials] == [TrialState.RUNNING]
 
     again = dlkit_cli(*command)

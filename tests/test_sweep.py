@@ -5,7 +5,7 @@ import signal
 import pytest
 
 import slurm_cluster
-from conftest import all_runs, dlkit_cli, start_dlkit
+from conftest import all_runs, dlkit_cli, signal_after_first_epoch, start_dlkit
 
 TINY = ["trainer.max_epochs=1", "data.limit=48"]
 
@@ -91,14 +91,7 @@ def test_a_failing_job_fails_the_parent_and_the_others_go_on(outputs, store):
 
 def test_an_interrupted_sweep_leaves_nothing_running(outputs, store):
     job = start_dlkit("-m", "seed=0,1,2", "trainer.max_epochs=100000", "data.limit=48", f"paths.output_dir={outputs}")
-    try:
-        for line in job.stdout:
-            if "epoch 1/" in line:
-                break
-        job.send_signal(signal.SIGINT)
-        job.communicate(timeout=60)
-    finally:
-        job.kill()
+    signal_after_first_epoch(job, signal.SIGINT)
     assert job.returncode == 128 + signal.SIGINT
     parent, children = parent_and_children(store())
     assert parent.info.status == "KILLED"

@@ -10,6 +10,7 @@ import yaml
 
 import dlkit
 from conftest import QUICK, REPO, all_runs
+from dlkit.registry import register
 
 
 @pytest.fixture(scope="module")
@@ -201,14 +202,23 @@ def test_tracking_none_records_nothing(tmp_path):
     assert not (tmp_path / "out" / "mlflow.db").exists()
 
 
+@register("activation", "fails_in_training")
+class FailsInTraining(torch.nn.Module):
+    """An activation that raises once training starts (shapes are found in eval mode, before any run exists)."""
+
+    def forward(self, x):
+        if self.training:
+            raise ValueError("fails_in_training: this activation raises in training")
+        return x
+
+
 def test_a_failing_run_ends_failed_not_running(tmp_path, store, outputs):
-    # Lightning raises inside fit (validation every 1000 batches of a 4-batch epoch): the run must end FAILED, with
-    # the reason.
-    with pytest.raises(ValueError, match="val_check_interval"):
-        dlkit.run([*QUICK, f"paths.output_dir={outputs}", "+trainer.val_check_interval=1000"])
+    # An exception inside fit: the run must end FAILED, with the reason.
+    with pytest.raises(ValueError, match="fails_in_training"):
+        dlkit.run([*QUICK, f"paths.output_dir={outputs}", "activation=fails_in_training"])
     (run,) = all_runs(store())
     assert run.info.status == "FAILED" and run.data.tags["dlkit.failure"] == "ValueError"
-    assert "val_check_interval" in run.data.tags["dlkit.failure_reason"]
+    assert "fails_in_training" in run.data.tags["dlkit.failure_reason"]
 
 
 def test_gradient_norms_are_logged_per_layer_and_epoch_and_artifacts_can_be_skipped(tmp_path):
