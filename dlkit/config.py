@@ -170,6 +170,7 @@ OLD_SEARCH_KEYS = {
 def explain(exc: Exception, overrides: Sequence[str]) -> ConfigError:
     """Turn a Hydra/OmegaConf composition error into a ConfigError that names a close match."""
     from hydra.errors import MissingConfigException, OverrideParseException
+
     if isinstance(exc, ConfigError):
         return exc
     if isinstance(exc, MissingConfigException) and exc.missing_cfg_file and "/" in exc.missing_cfg_file:
