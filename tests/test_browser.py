@@ -128,3 +128,21 @@ def test_the_parents_report_shows_its_figure(ui):
     assert browser.execute_script("return arguments[0].naturalWidth", image) > 100  # drawn, not a broken icon
     assert "activation" in browser.find_element(By.TAG_NAME, "body").text
     browser.switch_to.default_content()
+
+
+def test_a_sweeps_saved_view_opens_grouped_by_its_factor_with_a_line_per_group(ui):
+    """The view the sweep saved (dlkit/tracking/views.py), opened by its link: the children grouped by the factor,
+    one group per level with its run count, and the objective's chart with a line per group."""
+    from dlkit.tracking import views
+
+    browser, base, client = ui
+    parent, children = sweep_runs(client)
+    experiment = client.get_experiment(parent.info.experiment_id)
+    ((name, link),) = views.saved(experiment.experiment_id, experiment.tags, parent.info.run_id)
+    assert name.endswith("by activation")
+    text = page_text(browser, link.replace(views.UI, base), "tanh (val/loss)")  # served here, not on :5000
+    assert "You're viewing a shared view" in text and "Group by: factor.activation" in text
+    for level in ("relu", "tanh"):
+        assert f"Group: {level}\n1" in text  # one group per level, one run in each
+        assert f"{level} (val/loss)" in text  # the per-epoch chart: a line per group
+    assert f"{len(children)} matching runs" in text  # the children only: the parent is not among them
