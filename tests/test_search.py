@@ -4,6 +4,7 @@ short (Ctrl-C, a killed worker) run again. Real searches: real dlkit processes, 
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 
 import optuna
@@ -263,3 +264,19 @@ def test_under_ddp_rank_zero_prunes_and_the_other_process_stops_with_it(outputs,
         assert run.data.params["trainer.strategy"] == "ddp" and run.info.status == "FINISHED"
         epochs = len(store().get_metric_history(run.info.run_id, "val/loss"))
         assert epochs == (max(trial.intermediate_values) + 1 if trial.state == TrialState.PRUNED else 6)
+
+
+def test_a_journal_file_holds_a_study_that_a_second_worker_joins(tmp_path):
+    """journal:PATH (Optuna's journal file, locked for a shared file system): the sweeper's study and a worker's
+    handle on it are one study, its space read back from it."""
+    space = config.search_space(["optimizer.lr=interval(0.001,0.1)", "seed=1"])
+    chosen = ["hydra/sweeper=optuna", f"hydra.sweeper.storage=journal:{tmp_path}/study.log", "hydra.sweeper.seed=0"]
+    settings = search.Settings.read(config.sweeper_config(chosen))
+    url = search.storage_url(settings.storage, str(tmp_path))
+    created = search.create(settings, space, "journal-study", url)
+    created.tell(created.ask({"optimizer.lr": space.dimensions[0].distribution}), 0.5)
+    joined = dataclasses.replace(settings, study_name="journal-study", storage=url)
+    study, read = search.join(joined, worker=1, max_epochs=3, read_space=config.search_space)
+    assert read.fixed == ("seed=1",) and [d.name for d in read.dimensions] == ["optimizer.lr"]
+    assert [t.value for t in study.trials] == [0.5] and search.progress(study).done == 1
+    assert (tmp_path / "study.log").stat().st_size > 0
