@@ -645,11 +645,25 @@ def view_links(report: Report) -> list[tuple[str, str]]:
     return views.saved(experiment_id, client.get_experiment(experiment_id).tags, report.parent_run_id)
 
 
+VERDICT_HEADING = "### The study's verdict"
+
+
 def attach(report: Report, files: list[Path]) -> None:
+    """The report's files on the parent run (folder report/), and a study's claim and verdicts in its description
+    (mlflow.note.content, below what the sweep wrote there; replaced, not repeated, when the report runs again)."""
     if report.parent_run_id is None:
         return
-    from dlkit.tracking import store
+    from dlkit.tracking import store, views
 
     client = store.client(report.uri)
     for path in files:
         client.log_artifact(report.parent_run_id, str(path), artifact_path="report")
+    if report.study:
+        written = client.get_run(report.parent_run_id).data.tags.get(views.NOTE, "")
+        lines = [VERDICT_HEADING, "", f"{report.study.claim}", ""]
+        lines += [
+            f"- {cell_text(v.arm.treatment)} vs {cell_text(v.arm.control)}: **{v.line()}**" for v in report.verdicts()
+        ]
+        kept = written.split(VERDICT_HEADING)[0].rstrip()
+        note = "\n\n".join(filter(None, [kept, "\n".join(lines)]))
+        client.set_tag(report.parent_run_id, views.NOTE, note[: views.MAX_NOTE])

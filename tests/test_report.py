@@ -7,6 +7,7 @@ import pytest
 
 from conftest import all_runs, dlkit_cli
 from dlkit import report
+from dlkit.tracking import store
 
 
 @pytest.fixture(scope="module")
@@ -209,6 +210,13 @@ def test_a_real_sweep_whose_treatment_narrows_the_gap_by_lowering_test_accuracy_
     rejudged = report.load(f"sqlite:///{tmp_path}/mlflow.db", study="dropout")
     assert len(rejudged.runs) == len(built.runs) and rejudged.study.guards == {"test/acc": 0.5}
     assert rejudged.verdict().why == "" and rejudged.verdict().word == "supported", rejudged.verdict().line()
+    # The parent's description (its page in MLflow) gets the claim and the verdict, once, however often it is reported
+    for _ in range(2):
+        report.attach(rejudged, [])
+    parent = store.client(f"sqlite:///{tmp_path}/mlflow.db").get_run(rejudged.parent_run_id)
+    note = parent.data.tags["mlflow.note.content"]
+    assert note.count(report.VERDICT_HEADING) == 1 and rejudged.study.claim in note
+    assert f"**{rejudged.verdict().line()}**" in note and "by dropout" in note.split(report.VERDICT_HEADING)[0]
 
 
 @pytest.mark.parametrize(
