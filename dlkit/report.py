@@ -29,7 +29,6 @@ from dlkit.tracking import tags as tag
 from dlkit.tracking.sweep_store import latest_attempts
 from dlkit.verdict import Study, Verdict, cell_text, decide
 
-REPLICATE_KEYS = {"seed"}
 
 
 @dataclass
@@ -206,13 +205,13 @@ def load(
                 [parent.info.experiment_id], filter_string=f"tags.`{tag.PARENT}` = '{parent.info.run_id}'"
             )
         )
-        factors = [f for f in parent.data.tags.get(tag.FACTORS, "").split(",") if f and f not in REPLICATE_KEYS]
+        factors = [f for f in parent.data.tags.get(tag.FACTORS, "").split(",") if f and f not in tag.REPLICATES]
         title = f"{parent.info.run_name} ({parent.info.run_id})"
     else:
         found = [r for r in client.search_runs(ids) if r.data.tags.get(tag.SWEEP) != tag.SWEEP_PARENT]
         factors = sorted(
             {k[len(tag.FACTOR_PREFIX) :] for r in found for k in r.data.tags if k.startswith(tag.FACTOR_PREFIX)}
-            - REPLICATE_KEYS
+            - tag.REPLICATES
         )
         title = f"experiment {experiment}"
     if not found:

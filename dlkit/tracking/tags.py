@@ -23,6 +23,7 @@ CONFIG_HASH = "dlkit.config_hash"  # a job's resolved config, hashed: how a rela
 FACTORS = "dlkit.factors"
 JOBS = "dlkit.jobs"
 FACTOR_PREFIX = "factor."
+REPLICATES = {"seed"}  # swept keys that are a sweep's replicates (factor.seed): never a factor to compare
 EARLY_FAILURE_PREFIX = "dlkit.failed_job."  # on the parent: a job that failed before its run existed
 BEST_RUN_ID = "dlkit.best_run_id"
 BEST_RUN_NAME = "dlkit.best_run_name"

@@ -22,7 +22,6 @@ from urllib.parse import quote
 
 from dlkit.tracking import tags as tag
 
-REPLICATE_KEYS = {"seed"}  # a sweep's replicates: never a factor to compare
 VIEW_TAG_PREFIX = "mlflow.sharedViewState."
 NOTE = "mlflow.note.content"  # a run's description, rendered as Markdown on its page
 MAX_TAG = 20_000  # characters of a view's tag value (MLflow's limit for experiment tags)
@@ -78,7 +77,7 @@ def link(experiment_id: str, view_id: str, base: str = UI) -> str:
 
 
 def factors(sweep: Sweep) -> list[str]:
-    return [f for f in sweep.factors if f and f not in REPLICATE_KEYS]
+    return [f for f in sweep.factors if f and f not in tag.REPLICATES]
 
 
 def views(sweep: Sweep) -> list[View]:
