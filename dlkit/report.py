@@ -30,7 +30,6 @@ from dlkit.tracking.sweep_store import latest_attempts
 from dlkit.verdict import Study, Verdict, cell_text, decide
 
 
-
 @dataclass
 class Run:
     run_id: str
