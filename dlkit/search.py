@@ -369,43 +369,41 @@ def progress(study: Any) -> Progress:
     )
 
 
-class Pruning:
-    """Reports each epoch's objective to the trial; stops training where the pruner says so (a Lightning callback,
-    built lazily: this module is imported before Lightning where a search is only checked)."""
+def pruning(trial: Any, objective: str, log_pruned_models: bool = False) -> Any:
+    """A Lightning callback that reports each epoch's objective to the trial and stops training where the pruner says
+    so (made here, not at import: this module is imported before Lightning where a search is only checked)."""
+    from pytorch_lightning import Callback
 
-    def __new__(cls, trial: Any, objective: str, log_pruned_models: bool = False):
-        from pytorch_lightning import Callback
+    class _Pruning(Callback):
+        def __init__(self):
+            self.pruned_epoch: int | None = None
+            self.model_skipped = ""  # read by train(): a pruned trial's model is logged only when asked
 
-        class _Pruning(Callback):
-            def __init__(self):
-                self.pruned_epoch: int | None = None
-                self.model_skipped = ""  # read by train(): a pruned trial's model is logged only when asked
+        def on_fit_start(self, trainer, pl_module) -> None:
+            trainer.logger.experiment.set_tags({tag.TRIAL_NUMBER: str(trial.number), tag.TRIAL_STATE: "RUNNING"})
 
-            def on_fit_start(self, trainer, pl_module) -> None:
-                trainer.logger.experiment.set_tags({tag.TRIAL_NUMBER: str(trial.number), tag.TRIAL_STATE: "RUNNING"})
+        def on_fit_end(self, trainer, pl_module) -> None:
+            if self.pruned_epoch is None:
+                trainer.logger.experiment.set_tags({tag.TRIAL_STATE: "COMPLETE"})
 
-            def on_fit_end(self, trainer, pl_module) -> None:
-                if self.pruned_epoch is None:
-                    trainer.logger.experiment.set_tags({tag.TRIAL_STATE: "COMPLETE"})
+        def on_exception(self, trainer, pl_module, exception) -> None:
+            trainer.logger.experiment.set_tags({tag.TRIAL_STATE: "FAIL"})
 
-            def on_exception(self, trainer, pl_module, exception) -> None:
-                trainer.logger.experiment.set_tags({tag.TRIAL_STATE: "FAIL"})
+        def on_validation_end(self, trainer, pl_module) -> None:
+            value = pl_module.metrics.get(objective)
+            if value is None or trainer.sanity_checking or not math.isfinite(float(value)):
+                return
+            trial.report(float(value), trainer.current_epoch)
+            if trial.should_prune() and trainer.current_epoch + 1 < trainer.max_epochs:
+                self.pruned_epoch = trainer.current_epoch
+                if not log_pruned_models:
+                    self.model_skipped = "a pruned trial (hydra.sweeper.log_pruned_models=true logs its model)"
+                trainer.should_stop = True
+                trainer.logger.experiment.set_tags(
+                    {tag.TRIAL_STATE: "PRUNED", tag.PRUNED_EPOCH: str(trainer.current_epoch)}
+                )
 
-            def on_validation_end(self, trainer, pl_module) -> None:
-                value = pl_module.metrics.get(objective)
-                if value is None or trainer.sanity_checking or not math.isfinite(float(value)):
-                    return
-                trial.report(float(value), trainer.current_epoch)
-                if trial.should_prune() and trainer.current_epoch + 1 < trainer.max_epochs:
-                    self.pruned_epoch = trainer.current_epoch
-                    if not log_pruned_models:
-                        self.model_skipped = "a pruned trial (hydra.sweeper.log_pruned_models=true logs its model)"
-                    trainer.should_stop = True
-                    trainer.logger.experiment.set_tags(
-                        {tag.TRIAL_STATE: "PRUNED", tag.PRUNED_EPOCH: str(trainer.current_epoch)}
-                    )
-
-        return _Pruning()
+    return _Pruning()
 
 
 def work(
@@ -422,14 +420,14 @@ def work(
     import optuna
     from optuna.trial import TrialState
 
-    heartbeat = hasattr(study._storage, "record_heartbeat") and study._storage.get_heartbeat_interval() is not None
+    heartbeat = not str(settings.storage).startswith("journal:")  # RDB storages keep one (open_storage)
     started, ran = time.monotonic(), 0
 
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr(WORKER_ATTR, worker)
         overrides = space.trial_overrides(trial)
         prefix = f"[trial #{trial.number}] "  # Optuna's number, as the run's tag, the report and optuna-dashboard
-        callback = Pruning(trial, objective_name, settings.log_pruned_models)
+        callback = pruning(trial, objective_name, settings.log_pruned_models)
         try:
             value = run_trial(overrides, [callback], prefix)
         except SystemExit:  # Ctrl-C or SIGTERM: the trial is run again (its MLflow run resumed) when relaunched
