@@ -19,6 +19,7 @@ import logging
 import math
 import time
 import warnings
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -406,6 +407,50 @@ def pruning(trial: Any, objective: str, log_pruned_models: bool = False) -> Any:
     return _Pruning()
 
 
+class Claim:
+    """Held by a worker from counting the study's trials to asking for one, so that two workers never both take the
+    last of n_trials (Optuna's own MaxTrialsCallback may overshoot): a lock file beside a sqlite or journal file (the
+    journal's own kind of lock, safe on NFS), a PostgreSQL advisory lock on a server. Released at most once a turn."""
+
+    def __init__(self, url: str, study_name: str):
+        self._held, self._file, self._engine, self._connection = False, None, None, None
+        if url.startswith(("sqlite:///", "journal:")):
+            from optuna.storages.journal import JournalFileOpenLock
+
+            path = Path(url.split(":///" if url.startswith("sqlite") else ":", 1)[1]).expanduser().resolve()
+            self._file = JournalFileOpenLock(f"{path}.claim")
+        elif url.startswith("postgresql"):
+            import sqlalchemy
+
+            self._engine, self._key = sqlalchemy.create_engine(url), zlib.crc32(study_name.encode())
+
+    def __enter__(self) -> Claim:
+        if self._file is not None:
+            self._file.acquire()
+        elif self._engine is not None:
+            self._connection = self._engine.connect()
+            self._advisory("pg_advisory_lock")
+        self._held = True
+        return self
+
+    def release(self, *_) -> None:
+        if not self._held:
+            return
+        self._held = False
+        if self._file is not None:
+            self._file.release()
+        elif self._connection is not None:
+            self._advisory("pg_advisory_unlock")
+            self._connection.close()
+
+    __exit__ = release
+
+    def _advisory(self, function: str) -> None:
+        import sqlalchemy
+
+        self._connection.execute(sqlalchemy.text(f"SELECT {function}(:key)"), {"key": self._key})
+
+
 def work(
     study: Any,
     settings: Settings,
@@ -422,8 +467,10 @@ def work(
 
     heartbeat = not str(settings.storage).startswith("journal:")  # RDB storages keep one (open_storage)
     started, ran = time.monotonic(), 0
+    claim = Claim(str(settings.storage), study.study_name)
 
     def objective(trial: optuna.Trial) -> float:
+        claim.release()  # the trial is asked: another worker may count it now
         trial.set_user_attr(WORKER_ATTR, worker)
         overrides = space.trial_overrides(trial)
         prefix = f"[trial #{trial.number}] "  # Optuna's number, as the run's tag, the report and optuna-dashboard
@@ -440,11 +487,13 @@ def work(
         return value
 
     while settings.timeout is None or time.monotonic() - started < settings.timeout:
-        now = progress(study)
-        if now.waiting or now.counted < space.trials(settings):
-            study.optimize(objective, n_trials=1)
-            ran += 1
-        elif now.running and heartbeat:  # another worker's, or a killed one's: failed once silent, then run again
+        with claim:
+            now = progress(study)
+            if now.waiting or now.counted < space.trials(settings):
+                study.optimize(objective, n_trials=1)  # asks the trial under the claim; objective releases it
+                ran += 1
+                continue
+        if now.running and heartbeat:  # another worker's, or a killed one's: failed once silent, then run again
             time.sleep(HEARTBEAT_S)
             optuna.storages.fail_stale_trials(study)
         else:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import all_runs, dlkit_cli, free_port
+from test_search import race
 from test_server import start_server, stop_server
 
 BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)), None)
@@ -90,3 +91,11 @@ def test_a_sweep_through_a_server_on_postgresql_from_two_processes_at_once(postg
         assert count == 3
     finally:
         stop_server(server)
+
+
+def test_search_workers_on_postgresql_run_exactly_n_trials(postgres, tmp_path):
+    """A study on a team's PostgreSQL server: four workers racing for the last trials take turns by an advisory
+    lock, and the study ends at exactly n_trials."""
+    url = postgres.replace("postgresql://", "postgresql+psycopg://")  # SQLAlchemy's name for the psycopg 3 driver
+    trials = race(tmp_path, f"hydra.sweeper.storage={url}")
+    assert len(trials) == 12 and {t.state.name for t in trials} == {"COMPLETE"}

@@ -280,3 +280,34 @@ def test_a_journal_file_holds_a_study_that_a_second_worker_joins(tmp_path):
     assert read.fixed == ("seed=1",) and [d.name for d in read.dimensions] == ["optimizer.lr"]
     assert [t.value for t in study.trials] == [0.5] and search.progress(study).done == 1
     assert (tmp_path / "study.log").stat().st_size > 0
+
+
+def _trivial_worker(settings: search.Settings, worker: int) -> int:
+    study, space = search.join(settings, worker, max_epochs=1, read_space=config.search_space)
+    return search.work(study, settings, space, "val/loss", lambda overrides, callbacks, prefix: 0.5, worker)
+
+
+def race(folder, *where: str, workers: int = 4, n_trials: int = 12) -> list:
+    """The trials of a study that `workers` processes ran at once, each trial taking no time at all."""
+    import multiprocessing
+
+    space = config.search_space(["optimizer.lr=interval(0.001,0.1)"])
+    chosen = ["hydra/sweeper=optuna", f"hydra.sweeper.n_trials={n_trials}", *where]
+    settings = search.Settings.read(config.sweeper_config(chosen))
+    url = search.storage_url(settings.storage, str(folder))
+    search.create(settings, space, "race", url)
+    settings = dataclasses.replace(settings, study_name="race", storage=url)
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        ran = pool.starmap(_trivial_worker, [(settings, worker) for worker in range(workers)])
+    trials = optuna.load_study(study_name="race", storage=search.open_storage(url)).trials
+    assert sum(ran) == len(trials)
+    return trials
+
+
+@pytest.mark.parametrize("storage", ["sqlite", "journal"])
+def test_workers_racing_for_the_last_trials_run_exactly_n_trials(storage, tmp_path):
+    """Four workers race to ask for the last trials: the claim held from counting to asking keeps the study at
+    exactly n_trials (without it, two workers both take the last one). PostgreSQL's: test_postgres.py."""
+    where = {"sqlite": [], "journal": [f"hydra.sweeper.storage=journal:{tmp_path}/study.log"]}[storage]
+    trials = race(tmp_path, *where)
+    assert len(trials) == 12 and {t.state for t in trials} == {TrialState.COMPLETE}
