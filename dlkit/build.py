@@ -52,13 +52,16 @@ def build(plan: Plan) -> Experiment:
         shape=shape,
         clip_val=plan.trainer.clip_val,
         clip_algorithm=plan.trainer.clip_algorithm,
+        accumulate=plan.trainer.accumulate,
     )
     if plan.compile:
         task.compile_model(plan.compile)
     eval_batch = max(batch_size, EVAL_BATCH)
     smallest = _smallest_batch(model, batch_size, len(dataset.train))
     loaders = {
-        "train": TensorBatches(dataset.train, batch_size, shuffle=True, seed=plan.seed, smallest=smallest),
+        "train": TensorBatches(
+            dataset.train, batch_size, shuffle=plan.trainer.shuffle, seed=plan.seed, smallest=smallest
+        ),
         "val": TensorBatches(dataset.val, eval_batch),
         "test": TensorBatches(dataset.test, eval_batch),
         "train_eval": TensorBatches(dataset.train, eval_batch),  # training accuracy without dropout

@@ -24,7 +24,7 @@ from dlkit.metrics import LOGGED, parse
 from dlkit.models.parts import LayerParts
 from dlkit.registry import Spec, registry
 from dlkit.schema import NonEmptyStr, NonNegativeFloat, NonNegativeInt, PositiveInt, check_value, is_a
-from dlkit.trainer_args import APPLIED, refusal
+from dlkit.trainer_args import APPLIED, refusal, translate
 
 # The keys that belong to no component, with what they may be.
 FIXED: dict[str, Any] = {
@@ -36,6 +36,9 @@ FIXED: dict[str, Any] = {
     "trainer.max_epochs": PositiveInt,
     "trainer.gradient_clip_val": NonNegativeFloat | None,
     "trainer.deterministic": bool,
+    "trainer.accumulate_grad_batches": PositiveInt,
+    "trainer.fast_dev_run": bool | NonNegativeInt,
+    "trainer.min_steps": NonNegativeInt | None,
     "tracking.enabled": bool,
     "tracking.artifacts": bool,
     "tracking.resume": bool,
@@ -51,7 +54,7 @@ CONTEXT = {
     "loss": ("output",),
     "optimizer": ("params",),
     "scheduler": ("optimizer", "max_epochs"),
-    "task": ("model", "loss", "optimizer", "scheduler", "shape", "clip_val", "clip_algorithm"),
+    "task": ("model", "loss", "optimizer", "scheduler", "shape", "clip_val", "clip_algorithm", "accumulate"),
     "data": (),
 }
 
@@ -63,7 +66,10 @@ class TrainerPlan:
     clip_algorithm: str
     limit_train_batches: int | float | None
     limit_val_batches: int | float | None
-    _options: dict[str, Any] = field(repr=False)  # the other Lightning Trainer arguments, checked
+    accumulate: int = 1  # accumulate_grad_batches: batches whose gradients make one optimizer step
+    shuffle: bool = True  # the training batches' order, each epoch (not under overfit_batches)
+    dev_run: bool = False  # fast_dev_run: a check that records nothing
+    _options: dict[str, Any] = field(default_factory=dict, repr=False)  # the other Lightning Trainer arguments, checked
 
     @property
     def options(self) -> dict[str, Any]:
@@ -137,6 +143,7 @@ def plan(cfg: DictConfig) -> Plan:
     output = getattr(specs["task"].factory, "output", "softmax")
     specs["loss"](output=output)  # a loss checks that it serves the task's output when it is made (a cheap module)
     yaml = OmegaConf.to_yaml(cfg, resolve=True)
+    trainer = _trainer(resolved["trainer"])
     return Plan(
         parts=parts,
         **specs,
@@ -148,8 +155,8 @@ def plan(cfg: DictConfig) -> Plan:
         steps_per_call=int(cfg.get("steps_per_call") or 1),
         objective=_objective(cfg.get("objective") or "val/loss"),
         output_dir=str(cfg.paths.output_dir),
-        trainer=_trainer(resolved["trainer"]),
-        tracking=_tracking(resolved),
+        trainer=trainer,
+        tracking=TrackingPlan(enabled=False) if trainer.dev_run else _tracking(resolved),
         config_yaml=yaml,
         fingerprint=fingerprint(cfg),
         _params=dict(_flatten(resolved)),
@@ -184,7 +191,7 @@ def _check_fixed(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None or key in REQUIRED:
             check_value(key, value, annotation)
-    for key in ("trainer.limit_train_batches", "trainer.limit_val_batches"):  # applied by dlkit (data.Chunks)
+    for key in ("trainer.limit_train_batches", "trainer.limit_val_batches", "trainer.overfit_batches"):  # data.Chunks
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None and not (
             (is_a(value, int) and value >= 0) or (isinstance(value, float) and 0 <= value <= 1)
@@ -219,14 +226,19 @@ def _compile_mode(mode: Any) -> str | None:
 
 def _trainer(options: dict[str, Any]) -> TrainerPlan:
     check_trainer(options)
+    dev_run = bool(options.get("fast_dev_run"))
+    options = translate(options)
     applied = {k: options.get(k) for k in APPLIED}
-    rest = {k: v for k, v in options.items() if v is not None and k not in APPLIED}
+    rest = {k: v for k, v in options.items() if v is not None and k not in (*APPLIED, "shuffle")}
     return TrainerPlan(
         max_epochs=int(options["max_epochs"]),
         clip_val=applied["gradient_clip_val"],
         clip_algorithm=applied["gradient_clip_algorithm"] or "norm",
         limit_train_batches=applied["limit_train_batches"],
         limit_val_batches=applied["limit_val_batches"],
+        accumulate=int(applied["accumulate_grad_batches"] or 1),
+        shuffle=options.get("shuffle", True),
+        dev_run=dev_run,
         _options=rest,
     )
 

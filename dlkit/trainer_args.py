@@ -19,26 +19,32 @@ OWN = (
     "default_root_dir",
 )
 
-# Applied by dlkit instead of Lightning, with Lightning's meaning: the task clips (it steps the optimizer), data.Chunks
-# limits the batches (counted in batches, whatever steps_per_call is). (max_steps goes to Lightning, and the task stops
-# stepping at it within a call: exact too.)
-APPLIED = ("gradient_clip_val", "gradient_clip_algorithm", "limit_train_batches", "limit_val_batches")
+# Applied by dlkit instead of Lightning, with Lightning's meaning: the task clips and accumulates gradients (it steps
+# the optimizer), data.Chunks limits the batches (counted in batches, whatever steps_per_call is). (max_steps and
+# min_steps go to Lightning, and the task stops stepping at them within a call: exact too.)
+APPLIED = (
+    "gradient_clip_val",
+    "gradient_clip_algorithm",
+    "limit_train_batches",
+    "limit_val_batches",
+    "accumulate_grad_batches",
+    "overfit_batches",
+    "fast_dev_run",
+)
+
+# Lightning's debugging arguments, as the arguments dlkit applies exactly (translate).
+TRANSLATED = {
+    "fast_dev_run": "N (true: 1) batches of training, validation and test in one epoch, with nothing recorded",
+    "overfit_batches": "the first N (or a fraction of) training batches, unshuffled, and as many validation batches",
+}
 
 # Refused, each with why and what to use instead.
 REFUSED = {
-    "fast_dev_run": "it counts Lightning's steps, of steps_per_call batches each, and turns the logger off; use"
-    " dlkit check (one batch forward and backward), or trainer.max_epochs=1 trainer.limit_train_batches=N"
-    " trainer.limit_val_batches=N trainer.limit_test_batches=N",
-    "min_steps": "Lightning checks it between its steps, of steps_per_call optimizer steps each, so it would not be"
-    " met exactly; use trainer.min_epochs",
-    "overfit_batches": "it counts Lightning's batches, of steps_per_call batches each; to overfit a few batches use"
-    " data.limit=N (N samples a split) or trainer.limit_train_batches=N",
     "val_check_interval": "dlkit validates at each epoch's end (a run's metrics are per epoch); use"
     " trainer.check_val_every_n_epoch=N",
     "num_sanity_val_steps": "dlkit runs no sanity check: dlkit check runs the model forward and backward before any"
     " training",
     "log_every_n_steps": "dlkit logs every epoch (an MLflow step is an epoch)",
-    "accumulate_grad_batches": "dlkit steps the optimizer itself, once per batch; use a larger optimizer.batch_size",
     "limit_predict_batches": "dlkit runs no predict loop",
     "use_distributed_sampler": "dlkit shards its in-memory data itself under DDP",
     "reload_dataloaders_every_n_epochs": "dlkit's data is held in memory: there is nothing to reload",
@@ -56,3 +62,18 @@ def refusal(key: str, value: object, default: object) -> str | None:
     if key in REFUSED and value is not None and value != default:
         return f"trainer.{key} is not supported: {REFUSED[key]}."
     return None
+
+
+def translate(options: dict) -> dict:
+    """Lightning's debugging arguments as the ones they stand for, in batches and optimizer steps as dlkit counts
+    them (Lightning would count its own steps, of steps_per_call batches each): what Lightning's own setup does."""
+    options = dict(options)
+    overfit = options.pop("overfit_batches", 0) or 0
+    runs = int(options.pop("fast_dev_run", 0) or 0)  # true: 1
+    if overfit:
+        options |= {"limit_train_batches": overfit, "limit_val_batches": overfit, "shuffle": False}
+    if runs:
+        options |= {"max_epochs": 1, "max_steps": runs, "limit_test_batches": runs, "check_val_every_n_epoch": 1}
+        if not overfit:
+            options |= {"limit_train_batches": runs, "limit_val_batches": runs}
+    return options

@@ -25,6 +25,13 @@ class CountingSGD(torch.optim.SGD):
     """Plain SGD that counts the steps it takes: what a Trainer argument that counts steps must agree with."""
 
     taken = 0
+    last: CountingSGD | None = None  # the latest made, and its parameters' values when it was made
+    initial: list[torch.Tensor] = []
+
+    def __init__(self, params, lr: float):
+        super().__init__(params, lr=lr)
+        CountingSGD.last = self
+        CountingSGD.initial = [p.detach().clone() for group in self.param_groups for p in group["params"]]
 
     def step(self, closure=None):
         CountingSGD.taken += 1
@@ -68,11 +75,11 @@ def test_each_refused_argument_is_refused_before_training_with_what_to_use(key):
 
 
 def test_a_refused_argument_stops_the_command_with_exit_2_and_no_run(outputs, store):
-    done = dlkit_cli("+trainer.accumulate_grad_batches=4", f"paths.output_dir={outputs}")
+    done = dlkit_cli("+trainer.val_check_interval=0.5", f"paths.output_dir={outputs}")
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip() == (
-        "dlkit: error: trainer.accumulate_grad_batches is not supported: dlkit steps the optimizer itself, once per"
-        " batch; use a larger optimizer.batch_size."
+        "dlkit: error: trainer.val_check_interval is not supported: dlkit validates at each epoch's end (a run's"
+        " metrics are per epoch); use trainer.check_val_every_n_epoch=N."
     )
     assert not (outputs / "mlflow.db").exists() or all_runs(store()) == []
 
@@ -88,3 +95,58 @@ def test_the_readme_table_names_every_trainer_argument_as_dlkit_takes_it():
     refused = next(v for k, v in named.items() if k.startswith("refused unless"))
     assert refused == set(trainer_args.REFUSED)
     assert next(v for k, v in named.items() if k == "set by dlkit: refused") == set(trainer_args.OWN)
+    translated = next(v for k, v in named.items() if k.startswith("translated"))
+    assert translated == set(trainer_args.TRANSLATED)
+
+
+@pytest.mark.parametrize("steps_per_call", [64, 5])
+def test_accumulated_gradients_make_the_update_of_a_hand_written_loop(steps_per_call):
+    """accumulate_grad_batches=3 over 40 batches an epoch: 14 optimizer steps an epoch (the last of one batch, at
+    the epoch's end, as Lightning's), each of the summed gradients of losses divided by 3; the weights after two
+    epochs are the hand-written loop's, over the same batches from the same initial weights."""
+    from dlkit import build
+
+    overrides = ["+trainer.accumulate_grad_batches=3", "trainer.max_epochs=2", f"steps_per_call={steps_per_call}"]
+    assert steps_taken(*overrides) == 2 * 14
+    trained = [p.detach().clone() for group in CountingSGD.last.param_groups for p in group["params"]]
+    plan = dlkit.plan_for(["optimizer=counting_sgd", "+optimizer.batch_size=32", "tracking=none", *overrides])
+    experiment = build.build(plan)
+    model, loss_of = experiment.task.model, experiment.task.loss
+    with torch.no_grad():
+        for p, p0 in zip(model.parameters(), CountingSGD.initial):
+            p.copy_(p0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    for _ in range(2):
+        batches = list(experiment.loaders["train"])
+        assert len(batches) == STEPS_AN_EPOCH
+        for i, (x, y) in enumerate(batches):
+            (loss_of(model(x), y) / 3).backward()
+            if (i + 1) % 3 == 0 or i + 1 == len(batches):
+                optimizer.step()
+                optimizer.zero_grad()
+    for p, q in zip(model.parameters(), trained):
+        torch.testing.assert_close(p.detach(), q, rtol=0, atol=1e-5)
+
+
+def test_min_steps_counts_optimizer_steps_when_a_run_is_stopped_early():
+    # trainer.max_time of zero asks the run to stop after its first Lightning step; min_steps=50 keeps it going to
+    # exactly 50 optimizer steps (Lightning alone checks between its steps: 80, two whole epochs of 40)
+    assert steps_taken("+trainer.min_steps=50", "+trainer.max_time=00:00:00:00", "trainer.max_epochs=5") == 50
+
+
+def test_overfit_batches_trains_the_same_first_batches_each_epoch():
+    from dlkit import build
+
+    assert steps_taken("+trainer.overfit_batches=2", "trainer.max_epochs=3") == 6
+    plan = dlkit.plan_for(["+trainer.overfit_batches=2", "tracking=none"])
+    assert plan.trainer.limit_train_batches == plan.trainer.limit_val_batches == 2
+    train = build.build(plan).loaders["train"]
+    first, again = [y for _, y in train], [y for _, y in train]
+    assert all(torch.equal(a, b) for a, b in zip(first, again))  # unshuffled: the same batches each epoch
+
+
+def test_fast_dev_run_trains_n_batches_of_one_epoch_and_records_nothing(outputs, store):
+    done = dlkit_cli("+trainer.fast_dev_run=3", f"paths.output_dir={outputs}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not (outputs / "mlflow.db").exists() or all_runs(store()) == []
+    assert steps_taken("+trainer.fast_dev_run=3", "trainer.max_epochs=5") == 3

@@ -40,11 +40,14 @@ class Supervised(pl.LightningModule):
         shape: tuple[int, ...] = (),
         clip_val: float | None = None,
         clip_algorithm: str = "norm",
+        accumulate: int = 1,
     ):
         """grad_norms: log each weight's gradient norm per epoch (grad_norm/<layer>), to watch gradients vanish.
         shape: the model's output shape for one sample (the task's output_shape of the data; build passes it).
         clip_val, clip_algorithm: trainer.gradient_clip_val and _algorithm (build passes them), applied here:
-        Lightning clips only automatic optimization's steps."""
+        Lightning clips only automatic optimization's steps.
+        accumulate: trainer.accumulate_grad_batches, applied here for the same reason: an optimizer step of the
+        gradients of `accumulate` batches, each batch's loss divided by it, and one at the epoch's end for the rest."""
         super().__init__()
         self.model, self.loss = model, loss
         self.make_optimizer, self.make_scheduler = optimizer, scheduler
@@ -62,6 +65,7 @@ class Supervised(pl.LightningModule):
         self.grad_norms, self._grad_steps = grad_norms, 0
         self.automatic_optimization = False  # dlkit steps the optimizer itself, several steps per call (training_step)
         self.clip_val, self.clip_algorithm = clip_val, clip_algorithm
+        self.accumulate, self._pending = accumulate, 0  # _pending: batches whose gradients await their step
 
     # --- what a task defines ------------------------------------------------------------------
     @classmethod
@@ -142,11 +146,12 @@ class Supervised(pl.LightningModule):
         return loss
 
     def training_step(self, batches: list[tuple[Tensor, Tensor]], batch_idx: int) -> None:
-        """One optimizer step per batch of `batches` (up to `steps_per_call` of them, see data.Chunks).
+        """One optimizer step per batch of `batches` (up to `steps_per_call` of them, see data.Chunks), or per
+        `accumulate` batches.
 
         Lightning's machinery around a step costs about as much as a small model's step itself; taking
         several steps per Lightning step pays it once per call (Keras's steps_per_execution). The update is
-        the one Lightning would make: zero the gradients, backward, clip, step.
+        the one Lightning would make: zero the gradients, backward (of loss / accumulate), clip, step.
         """
         optimizer = self.optimizers()
         single = self.trainer.world_size == 1  # under DDP ranks must stop together: divergence is checked per epoch
@@ -158,20 +163,36 @@ class Supervised(pl.LightningModule):
             if direct
             else (self.manual_backward, optimizer.step)
         )
-        if self.trainer.max_steps >= 0:  # trainer.max_steps counts optimizer steps: stop at it within the call
-            batches = batches[: max(0, self.trainer.max_steps - self.global_step)]
-        for batch in batches:
-            optimizer.zero_grad()
+        left = self._batches_left()
+        if left is not None:
+            batches = batches[:left]
+        epoch_ends = batch_idx + 1 >= self.trainer.num_training_batches
+        for i, batch in enumerate(batches):
+            if self._pending == 0:
+                optimizer.zero_grad()
             loss = self._step(batch, "train")
             # Free on the CPU; a sync on a GPU.
             if single and loss.device.type == "cpu" and not math.isfinite(loss.item()):
                 self._diverged("train", loss.item())
-            backward(loss)
-            if self.clip_val:
-                self.clip_gradients(
-                    optimizer, gradient_clip_val=self.clip_val, gradient_clip_algorithm=self.clip_algorithm
-                )
-            step()
+            backward(loss / self.accumulate if self.accumulate > 1 else loss)
+            self._pending += 1
+            if self._pending == self.accumulate or (epoch_ends and i == len(batches) - 1):
+                if self.clip_val:
+                    self.clip_gradients(
+                        optimizer, gradient_clip_val=self.clip_val, gradient_clip_algorithm=self.clip_algorithm
+                    )
+                step()
+                self._pending = 0
+
+    def _batches_left(self) -> int | None:
+        """How many more batches training may take, where trainer.max_steps (or trainer.min_steps, once the run is
+        asked to stop) ends it: both count optimizer steps, which Lightning checks only between its own steps."""
+        limits = [self.trainer.max_steps] if self.trainer.max_steps >= 0 else []
+        if self.trainer.should_stop and self.trainer.fit_loop.min_steps:
+            limits.append(self.trainer.fit_loop.min_steps)
+        if not limits:
+            return None
+        return max(0, (min(limits) - self.global_step) * self.accumulate - self._pending)
 
     def _backward(self, loss: Tensor) -> None:
         loss.backward()
