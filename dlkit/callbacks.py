@@ -77,6 +77,46 @@ class EpochProgress(Callback):
         )
 
 
+class StepBar(Callback):
+    """A progress bar of the epoch's optimizer steps, with the time left, redrawn on one terminal line (stderr) at
+    most every `every_s` seconds and cleared before the epoch's line: for runs whose epochs are long. It moves once
+    a Lightning step (steps_per_call batches)."""
+
+    def __init__(self, stream: Any, every_s: float = 0.2, width: int = 24):
+        self.stream, self.every_s, self.width = stream, every_s, width
+        self._start = self._drawn = 0.0
+        self._batches = 0
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._start, self._drawn, self._batches = time.perf_counter(), 0.0, 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._batches += len(batch)
+        now = time.perf_counter()
+        if not trainer.is_global_zero or now - self._drawn < self.every_s:
+            return
+        self._drawn = now
+        per_step = pl_module.accumulate
+        done, total = -(-self._batches // per_step), -(-trainer.train_dataloader.batches() // per_step)
+        filled = self.width * done // max(total, 1)
+        left = (now - self._start) / max(done, 1) * (total - done)
+        self.stream.write(
+            f"\repoch {trainer.current_epoch + 1}/{trainer.max_epochs} {'█' * filled}{'░' * (self.width - filled)}"
+            f" {done}/{total} steps  {_clock(now - self._start)} elapsed, {_clock(left)} left\x1b[K"
+        )
+        self.stream.flush()
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.is_global_zero and self._drawn:
+            self.stream.write("\r\x1b[K")  # the epoch's line takes its place
+            self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}" if minutes >= 60 else f"{minutes}:{seconds:02d}"
+
+
 class StopTogether(Callback):
     """Under DDP, a run stops at the end of an epoch where rank 0 says so (a search's pruner decides there, from
     numbers only rank 0 has): each process takes rank 0's decision. Placed after every callback that may decide."""

@@ -39,6 +39,7 @@ FIXED: dict[str, Any] = {
     "trainer.accumulate_grad_batches": PositiveInt,
     "trainer.fast_dev_run": bool | NonNegativeInt,
     "trainer.min_steps": NonNegativeInt | None,
+    "trainer.enable_progress_bar": bool | None,
     "tracking.enabled": bool,
     "tracking.artifacts": bool,
     "tracking.resume": bool,
@@ -69,6 +70,7 @@ class TrainerPlan:
     accumulate: int = 1  # accumulate_grad_batches: batches whose gradients make one optimizer step
     shuffle: bool = True  # the training batches' order, each epoch (not under overfit_batches)
     dev_run: bool = False  # fast_dev_run: a check that records nothing
+    progress_bar: bool | None = None  # enable_progress_bar; None: where stderr is a terminal, in a single run
     _options: dict[str, Any] = field(default_factory=dict, repr=False)  # the other Lightning Trainer arguments, checked
 
     @property
@@ -239,6 +241,7 @@ def _trainer(options: dict[str, Any]) -> TrainerPlan:
         accumulate=int(applied["accumulate_grad_batches"] or 1),
         shuffle=options.get("shuffle", True),
         dev_run=dev_run,
+        progress_bar=applied["enable_progress_bar"],
         _options=rest,
     )
 

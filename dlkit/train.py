@@ -13,6 +13,7 @@ import contextlib
 import io
 import logging
 import signal
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator, Sequence
@@ -33,6 +34,7 @@ from dlkit.callbacks import (
     EpochProgress,
     MemoryCheckpointIO,
     Snapshot,
+    StepBar,
     StopTogether,
     confusion,
 )
@@ -103,7 +105,7 @@ def train(
     experiment = build(plan)
     logger, best, checkpoint_io = EpochLogger(), BestWeights(), MemoryCheckpointIO()
     snapshot = Snapshot(experiment.loaders["train"], logger, checkpoint_io)
-    callbacks = [EpochProgress(progress_prefix), best, snapshot, *callbacks, StopTogether()]
+    callbacks = [EpochProgress(progress_prefix), *_bar(plan, sweep), best, snapshot, *callbacks, StopTogether()]
     trainer = _trainer(plan, logger, callbacks, checkpoint_io)
     if trainer.strategy.root_device.type != "cpu":  # in-memory data lives on the GPU: no copy per batch
         for loader in experiment.loaders.values():
@@ -239,6 +241,13 @@ def _log_model(run: Run, best: BestWeights, experiment: Experiment) -> None:
         {f"model/test/{k}": v for k, v in metrics.items()},
         {"name": f"{experiment.dataset.name}/test", "digest": test.digest()},  # as in the run's inputs
     )
+
+
+def _bar(plan: Plan, sweep: Sweep | None) -> list[pl.Callback]:
+    """The step bar, as trainer.enable_progress_bar asks; by default on a terminal, outside a sweep (whose parallel
+    jobs would draw over each other)."""
+    shown = plan.trainer.progress_bar
+    return [StepBar(sys.stderr)] if shown or (shown is None and sweep is None and sys.stderr.isatty()) else []
 
 
 def _fit(trainer: pl.Trainer, experiment: Experiment, plan: Plan, last: str | Path | None) -> None:

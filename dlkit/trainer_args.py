@@ -13,15 +13,15 @@ from __future__ import annotations
 OWN = (
     "logger",
     "callbacks",
-    "enable_progress_bar",
     "enable_model_summary",
     "enable_checkpointing",
     "default_root_dir",
 )
 
 # Applied by dlkit instead of Lightning, with Lightning's meaning: the task clips and accumulates gradients (it steps
-# the optimizer), data.Chunks limits the batches (counted in batches, whatever steps_per_call is). (max_steps and
-# min_steps go to Lightning, and the task stops stepping at them within a call: exact too.)
+# the optimizer), dlkit's bar counts optimizer steps (callbacks.StepBar), data.Chunks limits the batches (counted in
+# batches, whatever steps_per_call is). (max_steps and min_steps go to Lightning, and the task stops stepping at them
+# within a call: exact too.)
 APPLIED = (
     "gradient_clip_val",
     "gradient_clip_algorithm",
@@ -30,6 +30,7 @@ APPLIED = (
     "accumulate_grad_batches",
     "overfit_batches",
     "fast_dev_run",
+    "enable_progress_bar",
 )
 
 # Lightning's debugging arguments, as the arguments dlkit applies exactly (translate).

@@ -150,3 +150,20 @@ def test_fast_dev_run_trains_n_batches_of_one_epoch_and_records_nothing(outputs,
     assert done.returncode == 0, done.stderr[-2000:]
     assert not (outputs / "mlflow.db").exists() or all_runs(store()) == []
     assert steps_taken("+trainer.fast_dev_run=3", "trainer.max_epochs=5") == 3
+
+
+def test_the_progress_bar_counts_the_epochs_optimizer_steps_and_is_off_where_stderr_is_no_terminal(outputs):
+    import subprocess
+    import sys
+
+    def stderr(*args: str) -> str:  # as bytes: text mode would turn the bar's carriage returns into newlines
+        command = [sys.executable, "-m", "dlkit", "trainer.max_epochs=2", "steps_per_call=4", "tracking=none", *args]
+        done = subprocess.run([*command, f"paths.output_dir={outputs}"], capture_output=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stderr.decode()
+
+    drawn = stderr("+trainer.enable_progress_bar=true", "+trainer.accumulate_grad_batches=2")
+    bars = re.findall(r"\repoch (\d)/2 [█░]{24} (\d+)/(\d+) steps  \d+:\d\d elapsed, \d+:\d\d left", drawn)
+    assert {epoch for epoch, *_ in bars} == {"1", "2"} and {total for *_, total in bars} == {"20"}
+    assert drawn.count("\r\x1b[K") == 2  # cleared before each epoch's line
+    assert "\r" not in stderr()  # by default only on a terminal

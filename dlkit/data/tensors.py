@@ -216,16 +216,17 @@ class Chunks:
     def __init__(self, loader: TensorBatches, size: int, limit: int | float | None = None):
         self.loader, self.size, self.limit = loader, size, limit
 
-    def _batches(self) -> int:  # asked each time: under DDP a shard is known only once the processes are up
+    def batches(self) -> int:
+        """The batches an epoch trains (asked each time: under DDP a shard is known only once the processes are up)."""
         n, limit = len(self.loader), self.limit
         return n if limit is None else min(n, limit if isinstance(limit, int) else int(limit * n))
 
     def __len__(self) -> int:
-        return -(-self._batches() // self.size)
+        return -(-self.batches() // self.size)
 
     def __iter__(self) -> Iterator[list[tuple[Tensor, Tensor]]]:
         chunk: list[tuple[Tensor, Tensor]] = []
-        for _, batch in zip(range(self._batches()), self.loader, strict=False):  # stops at the limit
+        for _, batch in zip(range(self.batches()), self.loader, strict=False):  # stops at the limit
             chunk.append(batch)
             if len(chunk) == self.size:
                 yield chunk
