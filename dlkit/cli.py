@@ -17,7 +17,7 @@ from typing import NoReturn
 
 from dlkit import config, ddp, environment, folders
 from dlkit import overrides as overrides_text
-from dlkit.errors import ConfigError, Diverged, Interrupted, RecorderError, StoreLost, stop
+from dlkit.errors import ConfigError, Diverged, Interrupted, RecorderError, RecorderGone, StoreLost, stop
 
 log = logging.getLogger("dlkit")
 
@@ -50,12 +50,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     except RecorderError as exc:  # the store refused a write, or the tracking server went away: said above
         if os.environ.get(environment.DEBUG):
             raise
-        print(f"dlkit: {exc}", file=sys.stderr)
+        print(f"dlkit: {_recording_failed(exc)}", file=sys.stderr)
         sys.exit(1)
     except Interrupted as exc:
         if exc.run_id:
             print(f"dlkit: run {exc.run_id} is KILLED; continue it with: dlkit resume {exc.run_id}", file=sys.stderr)
         raise
+
+
+def _recording_failed(exc: RecorderError) -> str:
+    run_id = getattr(exc, "run_id", None)
+    if isinstance(exc, RecorderGone) and run_id:
+        return f"run {run_id} FAILED: {exc}. What it recorded before is kept; run it again to record it whole."
+    return str(exc)
 
 
 def _ddp_process(config_file: str) -> None:
@@ -155,6 +162,12 @@ def _run_job(source, overrides: list[str], prefix: str, multirun: bool, callback
     except StoreLost as exc:  # the recorder said which runs stay RUNNING; no other job could record anything
         print(f"dlkit: {exc}", file=sys.stderr)
         sys.exit(1)
+    except RecorderGone as exc:  # its run ended FAILED from here; in a sweep the next job starts a new recorder
+        if not multirun:
+            print(f"dlkit: {_recording_failed(exc)}", file=sys.stderr)
+            sys.exit(1)
+        log.error("%sdlkit: %s The other jobs go on.", prefix, _recording_failed(exc))
+        return math.nan
     except Exception:
         if not multirun:
             raise

@@ -45,6 +45,11 @@ class StoreLost(RecorderError):
     """The tracking server stopped answering: the recorder said which runs stay RUNNING there, and exited."""
 
 
+class RecorderGone(RecorderError):
+    """The recorder process ended while a run was open (killed, out of memory): the training process ends the run
+    FAILED in the store itself and stops."""
+
+
 class Diverged(Exception):
     """The training loss became NaN or infinite: the run stops and ends FAILED, tagged with this reason."""
 

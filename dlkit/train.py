@@ -39,7 +39,7 @@ from dlkit.callbacks import (
     confusion,
 )
 from dlkit.data.tensors import Chunks
-from dlkit.errors import ConfigError, Diverged, Interrupted, StoreLost
+from dlkit.errors import ConfigError, Diverged, Interrupted, RecorderGone, StoreLost
 from dlkit.plan import Plan
 from dlkit.tracking import tags as tag
 from dlkit.tracking.provenance import device_tags, run_tags
@@ -205,12 +205,16 @@ def _ends_with_status(run: Run, snapshot: Snapshot) -> Iterator[Run]:
     except StoreLost:
         status = "LOST"  # the server is gone: nothing more can be written, the run stays RUNNING there
         raise
+    except RecorderGone as exc:  # the store is there, its writer is not: this process ends the run
+        status = "GONE"
+        exc.run_id = run.fail_without_recorder(str(exc))
+        raise
     except Exception as exc:
         exc.run_id = run.run_id  # for the one-line message that names the FAILED run
         run.set_tags(tag.failure("diverged" if isinstance(exc, Diverged) else type(exc).__name__, str(exc)))
         raise
     finally:
-        if status != "LOST":
+        if status not in ("LOST", "GONE"):
             run.finish(status)
 
 

@@ -113,3 +113,29 @@ def test_a_database_store_that_cannot_be_reached_is_named_within_seconds(tmp_pat
     assert done.stderr.startswith(f"dlkit: error: the postgresql tracking database at 127.0.0.1:{port} cannot be")
     assert len(done.stderr.strip().splitlines()) == 1 and "secret" not in done.stderr
     assert not (tmp_path / "outputs").exists()
+
+
+def test_a_recorder_killed_mid_run_leaves_its_run_failed_and_says_so_in_one_line(outputs, store):
+    """SIGKILL to the MLflow recorder process while the run trains (the kernel's OOM killer, an admin's kill -9):
+    the training process ends the run FAILED itself, tagged with why, and stops with one line: nothing RUNNING."""
+    import signal
+    import subprocess
+
+    from conftest import all_runs, start_dlkit
+
+    job = start_dlkit("trainer.max_epochs=500", f"paths.output_dir={outputs}")
+    try:
+        next(line for line in job.stdout if "epoch 1/" in line)
+        recorder = subprocess.run(["pgrep", "-P", str(job.pid), "-f", "dlkit.tracking.recorder"], capture_output=True)
+        os.kill(int(recorder.stdout.split()[0]), signal.SIGKILL)
+        output, _ = job.communicate(timeout=120)  # stdout and stderr
+    finally:
+        job.kill()
+    (run,) = all_runs(store())
+    assert job.returncode == 1 and "Traceback" not in output
+    assert output.strip().splitlines()[-1] == (
+        f"dlkit: run {run.info.run_id} FAILED: the MLflow recorder process was killed by SIGKILL. What it recorded"
+        " before is kept; run it again to record it whole."
+    )
+    assert run.info.status == "FAILED"
+    assert run.data.tags["dlkit.failure_reason"] == "the MLflow recorder process was killed by SIGKILL"

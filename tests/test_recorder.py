@@ -9,6 +9,7 @@ import time
 import pytest
 
 from conftest import all_runs, start_dlkit
+from dlkit.errors import RecorderGone
 from dlkit.tracking import recorder
 
 
@@ -81,8 +82,10 @@ def test_a_recorder_that_died_is_named_and_the_next_run_gets_a_new_one(settings,
     run = recorder.RecordedRun(settings, "orphan", {})
     run.recorder.process.kill()
     run.recorder.process.wait()
-    with pytest.raises(recorder.RecorderError, match="recorder process ended"):
+    with pytest.raises(RecorderGone, match="recorder process was killed by SIGKILL"):
         run.finish("FINISHED")
+    assert run.fail_without_recorder("gone") == run.run_id  # ended from this process, not left RUNNING
+    assert store().get_run(run.run_id).info.status == "FAILED"
     fresh = recorder.RecordedRun(settings, "fresh", {})
     assert fresh.recorder is not run.recorder
     fresh.finish("FINISHED")

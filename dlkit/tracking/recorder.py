@@ -33,6 +33,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from multiprocessing import Pipe
 from multiprocessing.connection import Connection
@@ -40,7 +41,7 @@ from pathlib import Path
 from types import MethodType
 from typing import Any
 
-from dlkit.errors import ConfigError, RecorderError, StoreLost
+from dlkit.errors import ConfigError, RecorderError, RecorderGone, StoreLost
 from dlkit.tracking import store, sweep_store
 from dlkit.tracking import tags as tag
 from dlkit.tracking.delivery import ENDS, HERE, WAITS, delivery
@@ -95,7 +96,9 @@ class Recorder:
         code = self.process.wait(timeout=5)
         if code == EXIT_LOST:
             return StoreLost("the MLflow tracking server stopped answering (above: which runs and how to go on)")
-        return RecorderError(f"the MLflow recorder process ended (exit code {code}); its message, if any, is above")
+        if code < 0:
+            return RecorderGone(f"the MLflow recorder process was killed by {signal.Signals(-code).name}")
+        return RecorderGone(f"the MLflow recorder process ended (exit code {code}); its message, if any, is above")
 
     def close(self) -> None:
         """No more runs from this process: the recorder writes what it still holds, ends any run left open KILLED
@@ -142,7 +145,9 @@ class RecordedRun:
         self.uri = settings["uri"]
         self.detached = detached
         self._ids: tuple[str, str] | None = None
-        self.recorder.send("open", (self.handle, plain(settings), str(run_name), plain(tags), run_id))
+        self._settings, self._attempt = plain(settings), uuid.uuid4().hex
+        tags = {**tags, tag.ATTEMPT: self._attempt}
+        self.recorder.send("open", (self.handle, self._settings, str(run_name), plain(tags), run_id))
         if not detached:
             self._resolve()
 
@@ -158,6 +163,23 @@ class RecordedRun:
     @property
     def experiment_id(self) -> str:
         return self._resolve()[1]
+
+    def fail_without_recorder(self, reason: str) -> str | None:
+        """The recorder died with this run open: end it FAILED, tagged with why, from this process (what the recorder
+        wrote before stays). Its id, found by this opening's tag when the recorder never said it; None if not found."""
+        writer = store.client(self.uri)
+        run_id = self._ids[0] if self._ids else None
+        if run_id is None:
+            experiment = writer.get_experiment_by_name(self._settings["experiment"])
+            found = experiment and writer.search_runs(
+                [experiment.experiment_id], f"tags.`{tag.ATTEMPT}` = '{self._attempt}'", max_results=1
+            )
+            run_id = found[0].info.run_id if found else None
+        if run_id is not None:
+            for key, value in tag.failure("recording", reason).items():
+                writer.set_tag(run_id, key, value)
+            writer.set_terminated(run_id, status="FAILED")
+        return run_id
 
     def __getattr__(self, name: str) -> Callable:
         """StoreRun's method `name`: run here (HERE), or a message about this run, waited for or not."""

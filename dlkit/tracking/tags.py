@@ -19,6 +19,7 @@ SWEEP_ID = "dlkit.sweep_id"
 SWEEP_KEY = (
     "dlkit.sweep_key"  # the hash of a sweep's experiment and overrides: the same sweep launched again has the same key
 )
+ATTEMPT = "dlkit.attempt"  # a run's opening, named by the process that asked for it: found again if its recorder dies
 CONFIG_HASH = "dlkit.config_hash"  # a job's resolved config, hashed: how a relaunched sweep knows a job it already ran
 FACTORS = "dlkit.factors"
 JOBS = "dlkit.jobs"
