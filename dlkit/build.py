@@ -114,4 +114,27 @@ def _model(make: Spec, dataset: Dataset, output_shape: tuple[int, ...], parts: L
                 f"{', '.join(able)}."
             )
         context["input_vocab"] = dataset.input_vocab
+    _check_fits(make, context)
     return make(**context)
+
+
+def _check_fits(make: Spec, context: dict) -> None:
+    """A model whose weights and their gradients alone cannot fit in this machine's free memory is named before any
+    of it is allocated (the allocator's own error is a traceback): it is built first on PyTorch's meta device, which
+    gives its parameters shapes and no storage."""
+    import psutil
+    import torch
+
+    try:
+        with torch.device("meta"):
+            parameters = list(make(**context).parameters())
+    except Exception:  # a model that cannot be built without real tensors (a plugin's): built for real, unchecked
+        return
+    count = sum(p.numel() for p in parameters)
+    needed, free = 2 * sum(p.numel() * p.element_size() for p in parameters), psutil.virtual_memory().available
+    if needed > free:
+        raise ConfigError(
+            f"model '{make.name}' has {count:,} parameters: its weights and their gradients alone need"
+            f" {needed / 2**30:.1f} GiB, and this machine has {free / 2**30:.1f} GiB free; choose a smaller model"
+            " (e.g. fewer model.hidden units)."
+        )

@@ -4,6 +4,7 @@ the fix, exit 2 for what the user typed, no traceback, nothing written or overwr
 from __future__ import annotations
 
 import os
+import re
 import time
 
 import pytest
@@ -42,6 +43,16 @@ def test_a_layer_of_width_zero_is_refused_before_anything_runs(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip() == "dlkit: error: model.hidden[0] must be a whole number ≥ 1, got 0."
     assert not (tmp_path / "outputs").exists()
+
+
+def test_a_model_too_large_for_memory_is_refused_with_its_size_before_any_is_allocated(tmp_path):
+    done = dlkit_cli("model.hidden=[1000000000,100]", f"paths.output_dir={tmp_path / 'outputs'}", timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert re.fullmatch(
+        r"dlkit: error: model 'mlp' has 165,000,001,110 parameters: its weights and their gradients alone need 1229\.3 GiB,"
+        r" and this machine has \d+\.\d GiB free; choose a smaller model \(e\.g\. fewer model\.hidden units\)\.",
+        done.stderr.strip(),
+    )
 
 
 @pytest.mark.parametrize(
