@@ -49,8 +49,9 @@ def test_a_model_too_large_for_memory_is_refused_with_its_size_before_any_is_all
     done = dlkit_cli("model.hidden=[1000000000,100]", f"paths.output_dir={tmp_path / 'outputs'}", timeout=120)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert re.fullmatch(
-        r"dlkit: error: model 'mlp' has 165,000,001,110 parameters: its weights and their gradients alone need 1229\.3 GiB,"
-        r" and this machine has \d+\.\d GiB free; choose a smaller model \(e\.g\. fewer model\.hidden units\)\.",
+        r"dlkit: error: model 'mlp' has 165,000,001,110 parameters: its weights and their gradients alone need"
+        r" 1229\.3 GiB, and this machine has \d+\.\d GiB free; choose a smaller model"
+        r" \(e\.g\. fewer model\.hidden units\)\.",
         done.stderr.strip(),
     )
 
