@@ -32,7 +32,14 @@ def plan_for(overrides: Sequence[str] = (), plugins: bool = True):
 
 
 def run(overrides: Sequence[str] = (), plugins: bool = True):
-    """Plan the job for `overrides` exactly as `dlkit <overrides>` would, train it, and return a Result."""
+    """Plan the job for `overrides` exactly as `dlkit <overrides>` would, check its folder and store as the command
+    does before training, train it, and return a Result."""
+    from dlkit import folders
+    from dlkit.tracking import store
     from dlkit.train import train
 
-    return train(plan_for(overrides, plugins), overrides=list(overrides))
+    plan = plan_for(overrides, plugins)
+    if plan.tracking.enabled:
+        store.check_reachable(plan.tracking.uri)
+    folders.check_writable(plan.output_dir)
+    return train(plan, overrides=list(overrides))

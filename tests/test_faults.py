@@ -151,3 +151,16 @@ def test_a_recorder_killed_mid_run_leaves_its_run_failed_and_says_so_in_one_line
     )
     assert run.info.status == "FAILED"
     assert run.data.tags["dlkit.failure_reason"] == "the MLflow recorder process was killed by SIGKILL"
+
+
+def test_the_python_api_checks_the_folder_and_the_store_as_the_command_does(tmp_path):
+    import dlkit
+
+    with pytest.raises(ConfigError, match=r"^paths.output_dir=/proc/dlkit/outputs cannot be written: /proc"):
+        dlkit.run(["paths.output_dir=/proc/dlkit/outputs", "data.limit=8"])
+    outputs = tmp_path / "outputs"
+    outputs.mkdir()
+    (outputs / "mlflow.db").write_bytes(b"not a database" * 100)
+    with pytest.raises(ConfigError, match="is not an SQLite database"):
+        dlkit.run([f"paths.output_dir={outputs}", "data.limit=8"])
+    assert (outputs / "mlflow.db").read_bytes() == b"not a database" * 100
