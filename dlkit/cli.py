@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 def _recording_failed(exc: RecorderError) -> str:
     run_id = getattr(exc, "run_id", None)
     if isinstance(exc, RecorderGone) and run_id:
-        return f"run {run_id} FAILED: {exc}. What it recorded before is kept; run it again to record it whole."
+        return f"run {run_id} is KILLED: {exc}; continue it with: dlkit resume {run_id}"
     return str(exc)
 
 
@@ -162,7 +162,7 @@ def _run_job(source, overrides: list[str], prefix: str, multirun: bool, callback
     except StoreLost as exc:  # the recorder said which runs stay RUNNING; no other job could record anything
         print(f"dlkit: {exc}", file=sys.stderr)
         sys.exit(1)
-    except RecorderGone as exc:  # its run ended FAILED from here; in a sweep the next job starts a new recorder
+    except RecorderGone as exc:  # its run ended KILLED from here; in a sweep the next job starts a new recorder
         if not multirun:
             print(f"dlkit: {_recording_failed(exc)}", file=sys.stderr)
             sys.exit(1)

@@ -205,9 +205,14 @@ def _ends_with_status(run: Run, snapshot: Snapshot) -> Iterator[Run]:
     except StoreLost:
         status = "LOST"  # the server is gone: nothing more can be written, the run stays RUNNING there
         raise
-    except RecorderGone as exc:  # the store is there, its writer is not: this process ends the run
+    except RecorderGone as exc:  # the store is there, its writer is not: this process ends the run, resumable
         status = "GONE"
-        exc.run_id = run.fail_without_recorder(str(exc))
+        direct = run.reopened()
+        if direct is not None:
+            snapshot.save(direct)
+            direct.set_tags({tag.KILLED_REASON: str(exc)})
+            direct.finish("KILLED")
+        exc.run_id = direct and direct.run_id
         raise
     except Exception as exc:
         exc.run_id = run.run_id  # for the one-line message that names the FAILED run

@@ -127,15 +127,16 @@ def test_a_database_store_that_cannot_be_reached_is_named_within_seconds(tmp_pat
     assert not (tmp_path / "outputs").exists()
 
 
-def test_a_recorder_killed_mid_run_leaves_its_run_failed_and_says_so_in_one_line(outputs, store):
+def test_a_recorder_killed_mid_run_leaves_its_run_killed_and_resumable_and_says_so_in_one_line(outputs, store):
     """SIGKILL to the MLflow recorder process while the run trains (the kernel's OOM killer, an admin's kill -9):
-    the training process ends the run FAILED itself, tagged with why, and stops with one line: nothing RUNNING."""
+    the training process ends the run KILLED itself, with its last snapshot, and stops with one line; the run
+    is resumed to the end."""
     import signal
     import subprocess
 
     from conftest import all_runs, start_dlkit
 
-    job = start_dlkit("trainer.max_epochs=500", f"paths.output_dir={outputs}")
+    job = start_dlkit("trainer.max_epochs=400", "data.limit=96", f"paths.output_dir={outputs}")
     try:
         next(line for line in job.stdout if "epoch 1/" in line)
         recorder = subprocess.run(["pgrep", "-P", str(job.pid), "-f", "dlkit.tracking.recorder"], capture_output=True)
@@ -146,11 +147,16 @@ def test_a_recorder_killed_mid_run_leaves_its_run_failed_and_says_so_in_one_line
     (run,) = all_runs(store())
     assert job.returncode == 1 and "Traceback" not in output
     assert output.strip().splitlines()[-1] == (
-        f"dlkit: run {run.info.run_id} FAILED: the MLflow recorder process was killed by SIGKILL. What it recorded"
-        " before is kept; run it again to record it whole."
+        f"dlkit: run {run.info.run_id} is KILLED: the MLflow recorder process was killed by SIGKILL; continue it"
+        f" with: dlkit resume {run.info.run_id}"
     )
-    assert run.info.status == "FAILED"
-    assert run.data.tags["dlkit.failure_reason"] == "the MLflow recorder process was killed by SIGKILL"
+    assert run.info.status == "KILLED"
+    assert run.data.tags["dlkit.killed_reason"] == "the MLflow recorder process was killed by SIGKILL"
+    resumed = dlkit_cli("resume", run.info.run_id, f"paths.output_dir={outputs}")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "from its checkpoint" in resumed.stdout
+    (run,) = all_runs(store())
+    assert run.info.status == "FINISHED" and "test/acc" in run.data.metrics
 
 
 def test_the_python_api_checks_the_folder_and_the_store_as_the_command_does(tmp_path):

@@ -164,22 +164,19 @@ class RecordedRun:
     def experiment_id(self) -> str:
         return self._resolve()[1]
 
-    def fail_without_recorder(self, reason: str) -> str | None:
-        """The recorder died with this run open: end it FAILED, tagged with why, from this process (what the recorder
-        wrote before stays). Its id, found by this opening's tag when the recorder never said it; None if not found."""
-        writer = store.client(self.uri)
+    def reopened(self) -> StoreRun | None:
+        """This run written from this process, as tracking.recorder=false would: the recorder died with it open.
+        Found by its id, or by this opening's tag when the recorder never said it; None when it was never created."""
         run_id = self._ids[0] if self._ids else None
         if run_id is None:
+            writer = store.client(self.uri)
             experiment = writer.get_experiment_by_name(self._settings["experiment"])
             found = experiment and writer.search_runs(
                 [experiment.experiment_id], f"tags.`{tag.ATTEMPT}` = '{self._attempt}'", max_results=1
             )
             run_id = found[0].info.run_id if found else None
-        if run_id is not None:
-            for key, value in tag.failure("recording", reason).items():
-                writer.set_tag(run_id, key, value)
-            writer.set_terminated(run_id, status="FAILED")
-        return run_id
+        settings = self._settings
+        return run_id and StoreRun(settings["uri"], settings["experiment"], None, "", {}, run_id=run_id)
 
     def __getattr__(self, name: str) -> Callable:
         """StoreRun's method `name`: run here (HERE), or a message about this run, waited for or not."""
