@@ -240,13 +240,33 @@ def open_storage(url: str) -> Any:
     engine = (
         {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
     )  # workers wait for each other's writes
-    return RDBStorage(
+    storage = RDBStorage(
         url,
         engine_kwargs=engine,
         heartbeat_interval=HEARTBEAT_S,
         grace_period=GRACE_S,
         heartbeat_stale_trial_callback=_retry(),
     )
+    if url.startswith("sqlite"):
+        _write_ahead(storage.engine)
+    return storage
+
+
+def _write_ahead(engine: Any) -> None:
+    """SQLite's write-ahead log, synced at checkpoints: a trial's report of each epoch costs a millisecond instead of
+    a synced commit of about 20 (a study's 40 trials of 30 epochs: 25 s less), and workers read while one writes.
+    A machine that loses power may lose the last reports; a crashed process loses nothing. (Not for a file on NFS:
+    journal:PATH is the study's file for a cluster's shared disk.)"""
+    from sqlalchemy import event
+
+    def pragmas(connection: Any, _: Any) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    event.listen(engine, "connect", pragmas)
+    engine.dispose()  # the connections Optuna opened to set the study's tables up: opened again with the pragmas
 
 
 def _retry() -> Any:

@@ -172,6 +172,8 @@ class Job:
             return NoRun()
         name = plan.tracking.run_name or ",".join(overrides) or "defaults"
         tags = run_tags(plugins.labels()) if plan.tracking.enabled and self.resume is None else {}
+        if tags:  # at creation: an attempt whose recorder died before its other tags is still known as this job's
+            tags[tag.CONFIG_HASH] = plan.fingerprint
         if sweep is not None:  # a job of a sweep: a child of the sweep's parent run
             name = sweep.child_name(overrides) or name
             tags.update(sweep.child_tags(overrides))

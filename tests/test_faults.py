@@ -159,6 +159,37 @@ def test_a_recorder_killed_mid_run_leaves_its_run_killed_and_resumable_and_says_
     assert run.info.status == "FINISHED" and "test/acc" in run.data.metrics
 
 
+def test_a_recorder_killed_mid_sweep_costs_one_job_that_a_relaunch_resumes(outputs, store):
+    """The recorder killed while a sweep's first job trains: that job ends KILLED, the second runs with a new
+    recorder, the parent ends FAILED naming the first; the same command again resumes it and skips the second."""
+    import signal
+    import subprocess
+
+    from conftest import all_runs, start_dlkit
+
+    command = ["-m", "seed=0,1", "trainer.max_epochs=300", "data.limit=96", f"paths.output_dir={outputs}"]
+    sweep = start_dlkit(*command)
+    try:
+        next(line for line in sweep.stdout if "epoch 1/" in line)
+        recorder = subprocess.run(["pgrep", "-P", str(sweep.pid), "-f", "dlkit.tracking.recorder"], capture_output=True)
+        os.kill(int(recorder.stdout.split()[0]), signal.SIGKILL)
+        output, _ = sweep.communicate(timeout=300)
+    finally:
+        sweep.kill()
+    assert sweep.returncode == 1 and "Traceback" not in output
+    assert (
+        "[job 1/2] dlkit: run " in output and "is KILLED: the MLflow recorder process was killed by SIGKILL" in output
+    )
+    assert "not finished: seed=0: " in output
+    statuses = {r.info.run_name: r.info.status for r in all_runs(store())}
+    assert statuses == {"seed=0": "KILLED", "seed=1": "FINISHED", "sweep seed=0,1": "FAILED"}
+    again = dlkit_cli(*command)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "already finished" in again.stdout and "from its checkpoint" in again.stdout
+    statuses = {r.info.run_name: r.info.status for r in all_runs(store())}
+    assert statuses == {"seed=0": "FINISHED", "seed=1": "FINISHED", "sweep seed=0,1": "FINISHED"}
+
+
 def test_the_python_api_checks_the_folder_and_the_store_as_the_command_does(tmp_path):
     import dlkit
 

@@ -82,6 +82,20 @@ def test_a_job_that_failed_before_its_run_existed_fails_it(uri, sweep):
     assert outcome.status == "FAILED" and outcome.failures == ["model.blocks=[...]: cnn conv1: output size 4.5"]
 
 
+def test_jobs_without_a_run_fail_it_a_search_that_ran_fewer_trials_does_not(uri, sweep):
+    # a recorder that died with a job's run still queued: the run was never written, and the parent says so
+    client, parent, add = sweep
+    add("a", val_loss=0.5)
+    add("b", val_loss=0.4)
+    client.set_tag(parent, tag.JOBS, "3")
+    outcome = close_parent(uri, parent, "val/loss", maximize=False)
+    assert outcome.status == "FAILED"
+    assert outcome.failures == ["1 of 3 jobs have no run; launch the sweep again to run them"]
+    client.update_run(parent, status="RUNNING")
+    client.set_tag(parent, tag.SEARCH_STUDY, "study")  # a search's n_trials: a timeout may end it with fewer
+    assert close_parent(uri, parent, "val/loss", maximize=False).status == "FINISHED"
+
+
 def test_failed_or_a_given_status_wins_over_finished_jobs(uri, sweep):
     client, parent, add = sweep
     add("a", val_loss=0.5)

@@ -97,7 +97,8 @@ def close_parent(
     run = client.get_run(parent)
     children = client.search_runs([run.info.experiment_id], filter_string=f"tags.`{tag.PARENT}` = '{parent}'")
     children = latest_attempts(children)
-    early = [v for k, v in run.data.tags.items() if k.startswith(tag.EARLY_FAILURE_PREFIX)]
+    tags = run.data.tags
+    early = [v for k, v in tags.items() if k.startswith(tag.EARLY_FAILURE_PREFIX)]
     done = children and all(c.info.status == "FINISHED" for c in children) and not early
     outcome = Outcome(status or ("FINISHED" if done and not failed else "FAILED"))
     outcome.failures += [
@@ -106,6 +107,11 @@ def close_parent(
         if c.info.status != "FINISHED"
     ]
     outcome.failures += early
+    expected = run.data.tags.get(tag.JOBS, "")
+    missing = int(expected) - len(children) - len(early) if expected.isdigit() and tag.SEARCH_STUDY not in tags else 0
+    if missing > 0:  # runs never written (a recorder that died with them queued): the sweep is not whole
+        outcome.status = status or "FAILED"
+        outcome.failures.append(f"{missing} of {expected} jobs have no run; launch the sweep again to run them")
     scored = [
         c
         for c in children
