@@ -1,0 +1,113 @@
+"""The README and the pages of docs/ as the tests read them: their tables and their blocks of `dlkit` commands.
+
+A ```bash block is marked by an HTML comment on the line above it, which the rendered page does not show:
+`<!-- run -->`: the tests run each of its `dlkit` commands (tests/test_docs.py says how, briefly);
+`<!-- not run: why -->`: the tests run none of them and report the block as skipped, with why;
+no mark: each `dlkit` command is planned as `dlkit` plans it before it starts (every job composed and checked,
+nothing trained or recorded)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DOCS = REPO / "docs"
+MARK = re.compile(r"<!-- (run|not run: (.+?)) -->\s*$")
+
+
+def page(name: str) -> str:
+    """A page's text: "README.md" at the top, any other under docs/ ("options/trainer.md")."""
+    return (REPO / name if name == "README.md" else DOCS / name).read_text()
+
+
+def pages() -> list[str]:
+    """The README and every page of docs/, by the names page() takes."""
+    return ["README.md", *sorted(str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md"))]
+
+
+def table_rows(text: str, header: str) -> dict[str, str]:
+    """{first cell's name: the rest of the row} for the Markdown table under the line starting with `header`."""
+    lines = text[text.index(header) :].splitlines()[2:]
+    rows = {}
+    for line in lines:
+        if not line.startswith("|"):
+            break
+        first, rest = line.strip("|").split("|", 1)
+        rows[first.strip().strip("`")] = rest
+    return rows
+
+
+@dataclass(frozen=True)
+class Block:
+    """A ```bash block's `dlkit` commands (each its arguments after `dlkit`) and how the tests treat it."""
+
+    where: str  # page:line
+    mark: str  # "run", "not run" or "plan"
+    why: str  # a "not run" block's reason
+    commands: tuple[tuple[str, ...], ...]
+
+
+def blocks(name: str) -> list[Block]:
+    """The ```bash blocks of a page that hold at least one `dlkit` command (continued lines joined)."""
+    lines = page(name).splitlines()
+    found = []
+    for number, line in enumerate(lines):
+        if line.strip() != "```bash":
+            continue
+        end = next(i for i in range(number + 1, len(lines)) if lines[i].strip() == "```")
+        script = "\n".join(lines[number + 1 : end]).replace("\\\n", " ")
+        commands = tuple(
+            tuple(shlex.split(command, comments=True)[1:])
+            for command in script.splitlines()
+            if command.split(" ", 1)[0] == "dlkit"
+        )
+        mark = MARK.match(lines[number - 1].strip()) if number else None
+        if commands:
+            kind = "plan" if mark is None else ("run" if mark.group(1) == "run" else "not run")
+            found.append(Block(f"{name}:{number + 1}", kind, mark.group(2) if mark and mark.group(2) else "", commands))
+    return found
+
+
+TAKE_OVERRIDES = ("check", "report", "resume", "studies")  # subcommands whose arguments include config overrides
+NOT_TRAINING = (*TAKE_OVERRIDES, "list", "ui", "--cfg", "--help", "--hydra-help")
+
+
+def plan(command: tuple[str, ...]) -> None:
+    """What `dlkit <command>` checks before anything runs, in this process: every job composed and planned (a
+    ConfigError names what no longer holds). A subcommand other than `check` is only named: its flags are
+    argparse's, tested by tests/test_cli.py."""
+    from dlkit import cli
+
+    args = list(command)
+    if args[:1] == ["check"]:
+        args = args[1:]
+    elif args[:1] == ["--cfg"]:
+        args = args[2:]
+    elif args[:1] and args[0] in (*cli.SUBCOMMANDS, "--help", "--hydra-help"):
+        return
+    multirun = "-m" in args
+    overrides = [a for a in args if a != "-m"]
+    cli._plan_jobs([*overrides, "tracking.enabled=false"], multirun)  # a server need not be there to plan
+
+
+def run(block: Block, folder: Path) -> None:
+    """Each of the block's commands as a real `dlkit` process, in order, all in `folder`: training for 3 epochs,
+    recorded only when a later command reads the store back (report, resume). A single run must end better than
+    chance (an example that trains to chance is at chance from the first epochs)."""
+    from conftest import dlkit_cli
+
+    reads_store = any(command[:1] in (("report",), ("resume",)) for command in block.commands)
+    for command in block.commands:
+        assert command[:1] != ("ui",), f"{block.where}: a server runs until stopped: mark its block not run"
+        training = not command or command[0] not in NOT_TRAINING
+        extra = [f"paths.output_dir={folder}"] if training or command[0] in TAKE_OVERRIDES else []
+        if training:
+            extra += ["trainer.max_epochs=3", *([] if reads_store else ["tracking.enabled=false"])]
+        done = dlkit_cli(*command, *extra, timeout=600)
+        said = done.stdout + done.stderr
+        assert done.returncode == 0, f"{block.where}: dlkit {' '.join(command)}\n{said[-2000:]}"
+        if training and "-m" not in command:
+            assert "no better than" not in said, f"{block.where}: dlkit {' '.join(command)}\n{said[-500:]}"
