@@ -24,11 +24,12 @@ def options(group: str) -> str:
     sections = [f"Read from `conf/{group}/` when this site was built: {', '.join(f'`{f.stem}`' for f in files)}."]
     for path in files:
         lines = path.read_text().splitlines()
-        lead = 0
+        package = lines[:1] if lines[0].startswith("# @package") else []  # Hydra reads it: it stays with the YAML
+        lead = len(package)
         while lead < len(lines) and lines[lead].startswith("#"):
             lead += 1
-        about = " ".join(line.lstrip("# ") for line in lines[:lead])
-        body = "\n".join(lines[lead:]).strip()
+        about = " ".join(line.lstrip("# ") for line in lines[len(package) : lead])
+        body = "\n".join([*package, *lines[lead:]]).strip()
         sections.append(f"### `{group}={path.stem}`\n\n{about}\n\n```yaml\n{body}\n```")
     return "\n\n".join(sections)
 
@@ -36,17 +37,18 @@ def options(group: str) -> str:
 def studies() -> str:
     """One row per study preset of conf/study/ (not the quick variants): its declaration and what it sweeps."""
     rows = [
-        "| study | claim | sweep | control → treatment | deciding metric | seeds |",
-        "|---|---|---|---|---|---|",
+        "| study | claim | control → treatment (levels swept) | deciding metric | seeds |",
+        "|---|---|---|---|---|",
     ]
     for path in sorted(p for p in (CONF / "study").glob("*.yaml") if not p.stem.endswith("_quick")):
         preset = yaml.safe_load(path.read_text())
         study, swept = preset["study"], dict(preset["hydra"]["sweeper"]["params"])
         seeds = len(str(swept.pop("seed")).split(","))
-        sweep = "<br>".join(f"`{key}={values}`" for key, values in swept.items())
+        levels = swept.pop(study["factor"])
+        held = "".join(f"; `{key}`: {values}" for key, values in swept.items())  # another factor, e.g. momentum's lr
+        arms = f"{study['control']} → {study['treatment']} (`{study['factor']}`: {levels}{held})"
         metric = f"`{study['metric']}` {ARROWS[study['direction']]}"
-        arms = f"{study['control']} → {study['treatment']}"
-        rows.append(f"| `{study['name']}` | {study['claim']} | {sweep} | {arms} | {metric} | {seeds} |")
+        rows.append(f"| `{study['name']}` | {study['claim']} | {arms} | {metric} | {seeds} |")
     return "\n".join(rows)
 
 

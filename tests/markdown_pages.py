@@ -1,15 +1,20 @@
-"""The README and the pages of docs/ as the tests read them: their tables and their blocks of `dlkit` commands.
+"""The README and the pages of docs/ as the tests read them: their tables, their blocks of `dlkit` commands and of
+Python, and the errors their transcripts show.
 
 A ```bash block is marked by an HTML comment on the line above it, which the rendered page does not show:
 `<!-- run -->`: the tests run each of its `dlkit` commands (tests/test_docs.py says how, briefly);
 `<!-- not run: why -->`: the tests run none of them and report the block as skipped, with why;
 no mark: each `dlkit` command is planned as `dlkit` plans it before it starts (every job composed and checked,
-nothing trained or recorded)."""
+nothing trained or recorded). A ```python block is marked `<!-- run -->` (run in a fresh interpreter) or
+`<!-- not run: why -->`."""
 
 from __future__ import annotations
 
 import re
 import shlex
+import subprocess
+import sys
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,37 +47,61 @@ def table_rows(text: str, header: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Block:
-    """A ```bash block's `dlkit` commands (each its arguments after `dlkit`) and how the tests treat it."""
+    """A code block of a page and how the tests treat it: a ```bash block's `dlkit` commands (each its arguments
+    after `dlkit`), or a ```python block's code."""
 
     where: str  # page:line
     mark: str  # "run", "not run" or "plan"
     why: str  # a "not run" block's reason
-    commands: tuple[tuple[str, ...], ...]
+    commands: tuple[tuple[str, ...], ...] = ()
+    code: str = ""  # a ```python block's
 
 
 def blocks(name: str) -> list[Block]:
-    """The ```bash blocks of a page that hold at least one `dlkit` command (continued lines joined)."""
+    """The ```bash blocks of a page that hold at least one `dlkit` command (continued lines joined), and its
+    ```python blocks."""
     lines = page(name).splitlines()
     found = []
     for number, line in enumerate(lines):
-        if line.strip() != "```bash":
+        if line.strip() not in ("```bash", "```python"):
             continue
         end = next(i for i in range(number + 1, len(lines)) if lines[i].strip() == "```")
-        script = "\n".join(lines[number + 1 : end]).replace("\\\n", " ")
+        text = textwrap.dedent("\n".join(lines[number + 1 : end]))
+        mark = MARK.match(lines[number - 1].strip()) if number else None
+        kind = "plan" if mark is None else ("run" if mark.group(1) == "run" else "not run")
+        where, why = f"{name}:{number + 1}", mark.group(2) if mark and mark.group(2) else ""
+        if line.strip() == "```python":
+            found.append(Block(where, kind, why, code=text))
+            continue
         commands = tuple(
             tuple(shlex.split(command, comments=True)[1:])
-            for command in script.splitlines()
+            for command in text.replace("\\\n", " ").splitlines()
             if command.split(" ", 1)[0] == "dlkit"
         )
-        mark = MARK.match(lines[number - 1].strip()) if number else None
         if commands:
-            kind = "plan" if mark is None else ("run" if mark.group(1) == "run" else "not run")
-            found.append(Block(f"{name}:{number + 1}", kind, mark.group(2) if mark and mark.group(2) else "", commands))
+            found.append(Block(where, kind, why, commands))
     return found
 
 
 TAKE_OVERRIDES = ("check", "report", "resume", "studies")  # subcommands whose arguments include config overrides
 NOT_TRAINING = (*TAKE_OVERRIDES, "list", "ui", "--cfg", "--help", "--hydra-help")
+
+
+def check(block: Block, folder: Path) -> None:
+    """The block as its mark says: skipped with why, run in `folder`, or each command planned."""
+    import pytest
+
+    if block.mark == "not run":
+        pytest.skip(f"marked not run: {block.why}")
+    if block.code:
+        assert block.mark == "run", f"{block.where}: a Python example is run, or marked not run with why"
+        done = subprocess.run([sys.executable, "-c", block.code], cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, f"{block.where}:\n{done.stderr[-2000:]}"
+    elif block.mark == "run":
+        run(block, folder)
+    else:
+        for command in block.commands:
+            plan(command)
 
 
 def plan(command: tuple[str, ...]) -> None:
@@ -111,3 +140,14 @@ def run(block: Block, folder: Path) -> None:
         assert done.returncode == 0, f"{block.where}: dlkit {' '.join(command)}\n{said[-2000:]}"
         if training and "-m" not in command:
             assert "no better than" not in said, f"{block.where}: dlkit {' '.join(command)}\n{said[-500:]}"
+
+
+def errors(name: str) -> list[tuple[str, tuple[str, ...], str]]:
+    """(page:line, the command, the error line it shows) for each `$ dlkit ...` line of a page's transcripts
+    (``` blocks without a language) that a `dlkit...: error: ...` line follows."""
+    lines = page(name).splitlines()
+    return [
+        (f"{name}:{number + 1}", tuple(shlex.split(line[len("$ dlkit") :])), lines[number + 1])
+        for number, line in enumerate(lines[:-1])
+        if line.startswith("$ dlkit") and re.match(r"dlkit( \w+)?: error: ", lines[number + 1])
+    ]

@@ -63,7 +63,7 @@ def test_the_top_level_keys_are_each_explained():
 
 def test_the_studies_table_shows_every_study_preset():
     shown = hooks().expand(md.page("studies.md"))
-    rows = md.table_rows(shown, "| study | claim | sweep |")
+    rows = md.table_rows(shown, "| study | claim | control → treatment")
     assert set(rows) == set(studies.names())
     for name in studies.names():
         claim = yaml.safe_load((config.CONF_DIR / "study" / f"{name}.yaml").read_text())["study"]["claim"]
@@ -121,10 +121,20 @@ def test_the_pages_have_blocks_of_every_kind():
 
 @pytest.mark.parametrize("block", blocks(), ids=lambda block: block.where)
 def test_each_command_on_the_pages_is_planned_or_run(block, tmp_path):
-    if block.mark == "not run":
-        pytest.skip(f"marked not run: {block.why}")
-    if block.mark == "run":
-        md.run(block, tmp_path)
-    else:
-        for command in block.commands:
-            md.plan(command)
+    md.check(block, tmp_path)
+
+
+def errors() -> list[tuple[str, tuple[str, ...], str]]:
+    return [error for name in md.pages() for error in md.errors(name)]
+
+
+@pytest.mark.parametrize("where, command, said", errors(), ids=[where for where, _, _ in errors()])
+def test_each_error_on_the_pages_is_the_one_dlkit_gives(where, command, said):
+    """The command as a user types it, in this project's folder (its plugins/): it fails its checks, so it creates
+    nothing. The page may cut the message short with (…) or …; how many CPU cores this machine has is its own."""
+    from conftest import dlkit_cli
+
+    done = dlkit_cli(*command, timeout=120, model=True)  # the command as typed: nothing added to it
+    last = (done.stderr.strip().splitlines() or [""])[-1]
+    expected = re.split(r"\(…\)|…|this machine has", said)[0].rstrip()
+    assert done.returncode == 2 and last.startswith(expected), f"{where}: dlkit {' '.join(command)}\n{last}"

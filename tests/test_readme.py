@@ -38,11 +38,10 @@ def test_the_tour_shows_one_run_one_sweep_one_study_and_the_mlflow_view():
 
 
 @pytest.mark.parametrize("block", md.blocks("README.md"), ids=lambda block: block.where)
-def test_each_readme_command_runs(block, tmp_path):
-    if block.mark == "not run":
-        pytest.skip(f"marked not run: {block.why}")
-    assert block.mark == "run", f"{block.where}: the README's commands are run, or marked not run with why"
-    md.run(block, tmp_path)
+def test_each_readme_command_is_planned_or_run(block, tmp_path):
+    """As a block of docs/ is (tests/test_docs.py). The tour's one run is planned here: docs/getting-started.md's
+    examples run it."""
+    md.check(block, tmp_path)
 
 
 def test_a_run_no_better_than_chance_says_so_and_is_tagged(tmp_path):
