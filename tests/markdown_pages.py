@@ -10,6 +10,7 @@ nothing trained or recorded). A ```python block is marked `<!-- run -->` (run in
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
@@ -151,3 +152,35 @@ def errors(name: str) -> list[tuple[str, tuple[str, ...], str]]:
         for number, line in enumerate(lines[:-1])
         if line.startswith("$ dlkit") and re.match(r"dlkit( \w+)?: error: ", lines[number + 1])
     ]
+
+
+# Each command through dlkit's own entry point, one after another in one interpreter (torch imported once): what it
+# prints last on stderr.
+LAST_ERRORS = """
+import contextlib, io, json, sys
+from dlkit import cli
+said = []
+for args in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            cli.main(args)
+        except SystemExit:
+            pass
+    said.append((err.getvalue().strip().splitlines() or [""])[-1])
+print(json.dumps(said))
+"""
+
+
+def last_errors(commands: list[tuple[str, ...]], folder: Path) -> list[str]:
+    """The line each `dlkit <command>` ends its stderr with, run in `folder` with this project's plugins/."""
+    (folder / "plugins").symlink_to(REPO / "plugins")
+    done = subprocess.run(
+        [sys.executable, "-c", LAST_ERRORS, json.dumps([list(c) for c in commands])],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -124,17 +124,15 @@ def test_each_command_on_the_pages_is_planned_or_run(block, tmp_path):
     md.check(block, tmp_path)
 
 
-def errors() -> list[tuple[str, tuple[str, ...], str]]:
-    return [error for name in md.pages() for error in md.errors(name)]
-
-
-@pytest.mark.parametrize("where, command, said", errors(), ids=[where for where, _, _ in errors()])
-def test_each_error_on_the_pages_is_the_one_dlkit_gives(where, command, said):
-    """The command as a user types it, in this project's folder (its plugins/): it fails its checks, so it creates
-    nothing. The page may cut the message short with (…) or …; how many CPU cores this machine has is its own."""
-    from conftest import dlkit_cli
-
-    done = dlkit_cli(*command, timeout=120, model=True)  # the command as typed: nothing added to it
-    last = (done.stderr.strip().splitlines() or [""])[-1]
-    expected = re.split(r"\(…\)|…|this machine has", said)[0].rstrip()
-    assert done.returncode == 2 and last.startswith(expected), f"{where}: dlkit {' '.join(command)}\n{last}"
+def test_each_error_on_the_pages_is_the_one_dlkit_gives(tmp_path):
+    """Each `$ dlkit ...` of a transcript followed by its error line, run as a user types it in a project folder
+    (with this project's plugins/): the page may cut the message short with (…) or …, and how many CPU cores this
+    machine has is its own."""
+    errors = [error for name in md.pages() for error in md.errors(name)]
+    given = md.last_errors([command for _, command, _ in errors], tmp_path)
+    wrong = [
+        f"{where}: dlkit {' '.join(command)}\n  page: {said}\n  dlkit: {actual}"
+        for (where, command, said), actual in zip(errors, given)
+        if not actual.startswith(re.split(r"\(…\)|…|this machine has", said)[0].rstrip())
+    ]
+    assert len(errors) >= 10 and not wrong, "\n".join(wrong)
