@@ -4,7 +4,8 @@ steps and batches as a user counts them, or is refused before training with why 
 dlkit trains several batches per Lightning step (`steps_per_call`) and steps the optimizer itself, so an argument
 that counts Lightning's steps or batches would silently mean something else; dlkit sets some arguments itself (its
 logger, callbacks, checkpoints); and some have nothing to act on (its data is held in memory, it runs no predict loop).
-The README's table of Trainer arguments is this module's, and tests/test_trainer_args.py holds both to it.
+The documentation's table of Trainer arguments (docs/options/trainer.md) is this module's, and
+tests/test_trainer_args.py holds both to it.
 """
 
 from __future__ import annotations

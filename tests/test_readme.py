@@ -1,61 +1,47 @@
-"""The README's option and study tables against conf/: an option added or removed shows here, not to a user."""
+"""The README, the five-minute tour: the set-up commands CI reads from it, its links, its length, and its commands
+run as their blocks are marked (tests/markdown_pages.py). The documentation's own pages: tests/test_docs.py."""
 
 import re
-from pathlib import Path
+import subprocess
 
 import pytest
 
-from dlkit import config, studies
+import markdown_pages as md
 
-README = (Path(__file__).parent.parent / "README.md").read_text()
-
-
-def table_rows(header: str) -> dict[str, str]:
-    """{first cell's name: the rest of the row} for the Markdown table under the line starting with `header`."""
-    lines = README[README.index(header) :].splitlines()[2:]
-    rows = {}
-    for line in lines:
-        if not line.startswith("|"):
-            break
-        first, rest = line.strip("|").split("|", 1)
-        rows[first.strip().strip("`")] = rest
-    return rows
+README = md.page("README.md")
 
 
-OPTIONS = table_rows("| group | options | notes |")
+def test_the_readme_keeps_the_two_set_up_commands_and_ci_finds_its_test_command():
+    assert "\npip install -e . && dlkit " in README
+    assert "\npip install -e '.[test]' && pytest " in README
+    ci = (md.REPO / ".ci" / "run").read_text()
+    grep = re.search(r"test_command=\$\((.+)\)\n", ci).group(1)  # .ci/run's own reading of the README
+    found = subprocess.run(["bash", "-c", grep], cwd=md.REPO, capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "pip install -e '.[test]' && pytest"
 
 
-def test_the_option_table_names_every_config_group():
-    groups = {p.name for p in config.CONF_DIR.iterdir() if p.is_dir() and p.name not in ("hydra", "study")}
-    assert set(OPTIONS) == groups
+def test_the_readme_is_a_five_minute_read():
+    assert len(README.splitlines()) <= 150
 
 
-@pytest.mark.parametrize("group", sorted(OPTIONS))
-def test_each_groups_options_are_its_yaml_files(group):
-    options_cell = OPTIONS[group].split("|")[0].split("(+")[0]  # "(+ `swish` from the plugin)" is a plugin's
-    listed = set(re.findall(r"`([^`]+)`", options_cell))
-    assert listed == {p.stem for p in (config.CONF_DIR / group).glob("*.yaml")}
+def test_the_readmes_links_lead_to_files_that_exist():
+    links = [link for link in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", README) if "://" not in link]
+    assert links and all((md.REPO / link).is_file() for link in links), links
 
 
-def test_the_study_table_names_every_study():
-    assert set(table_rows("| study | claim | control → treatment | deciding metric |")) == set(studies.names())
+def test_the_tour_shows_one_run_one_sweep_one_study_and_the_mlflow_view():
+    commands = [command for block in md.blocks("README.md") for command in block.commands]
+    assert any(c and not c[0].startswith("-") for c in commands)  # one run
+    assert ("report",) in commands and any(c[:1] == ("-m",) for c in commands)  # a sweep and its report
+    assert any(a.startswith("+study=") for c in commands for a in c)  # a study
+    assert ("ui",) in commands
 
 
-def examples() -> list[str]:
-    """The training commands of the README's first block of examples (`dlkit key=value ...`, one run each)."""
-    block = README[README.index("## Running experiments") :].split("```bash", 1)[1].split("```", 1)[0]
-    commands = [line.split("#", 1)[0].split() for line in block.splitlines() if line.startswith("dlkit ")]
-    return [" ".join(c[1:]) for c in commands if c[1] not in ("check", "resume", "-m", "--cfg", "--help")]
-
-
-@pytest.mark.parametrize("example", examples())
-def test_each_readme_example_trains_to_better_than_chance(example):
-    from conftest import dlkit_cli
-
-    # three epochs: an example that trains to chance (Adam at lr 0.05 on LeNet-5) is at chance from the first
-    done = dlkit_cli(*example.split(), "tracking=none", "trainer.max_epochs=3", timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "no better than" not in done.stdout + done.stderr, done.stdout[-500:]
+@pytest.mark.parametrize("block", md.blocks("README.md"), ids=lambda block: block.where)
+def test_each_readme_command_is_planned_or_run(block, tmp_path):
+    """As a block of docs/ is (tests/test_docs.py). The tour's one run is planned here: docs/getting-started.md's
+    examples run it."""
+    md.check(block, tmp_path)
 
 
 def test_a_run_no_better_than_chance_says_so_and_is_tagged(tmp_path):
@@ -73,11 +59,3 @@ def test_a_run_no_better_than_chance_says_so_and_is_tagged(tmp_path):
     (run,) = all_runs(MlflowClient(f"sqlite:///{tmp_path}/mlflow.db"))
     assert run.info.status == "FINISHED" and run.data.tags["dlkit.warning"] == "chance_level"
     assert run.data.tags["dlkit.warning_reason"] in warned[0]
-
-
-def test_the_search_table_names_every_option_of_the_search_sweeper():
-    import yaml
-
-    table = README[README.index("| `hydra.sweeper.` | default |") :].split("\n\n", 1)[0]
-    options = yaml.safe_load((config.CONF_DIR / "hydra" / "sweeper" / "optuna.yaml").read_text())
-    assert set(options) - {"_target_"} <= set(re.findall(r"`([a-z_]+)`", table))

@@ -84,10 +84,11 @@ def test_a_refused_argument_stops_the_command_with_exit_2_and_no_run(outputs, st
     assert not (outputs / "mlflow.db").exists() or all_runs(store()) == []
 
 
-def test_the_readme_table_names_every_trainer_argument_as_dlkit_takes_it():
-    from test_readme import README
+def test_the_docs_table_names_every_trainer_argument_as_dlkit_takes_it():
+    from markdown_pages import page
 
-    table = README[README.index("| Trainer argument | how dlkit takes it |") :].split("\n\n", 1)[0]
+    text = page("options/trainer.md")
+    table = text[text.index("| Trainer argument | how dlkit takes it |") :].split("\n\n", 1)[0]
     rows = {line.split("|")[2].strip(): line.split("|")[1] for line in table.splitlines()[2:]}
     named = {how: set(re.findall(r"`([a-z_]+)`", cell)) for how, cell in rows.items()}
     everything = set(inspect.signature(pl.Trainer.__init__).parameters) - {"self"}
