@@ -296,7 +296,7 @@ def list_command(argv: list[str]) -> None:
     parser.add_argument("kind", nargs="?", help="one of: " + ", ".join(_kinds()))
     args = parser.parse_args(argv)
     from dlkit import plan, plugins  # noqa: F401  (importing plan registers the built-ins)
-    from dlkit.registry import registry
+    from dlkit.registry import group, registry
 
     plugins.load_all()
     kinds = [registry(args.kind).kind] if args.kind else _kinds()
@@ -304,12 +304,12 @@ def list_command(argv: list[str]) -> None:
     for kind in kinds:
         rows = []
         entries = {entry.name: entry for entry in registry(kind).entries()}
-        for option in options.get(kind, []):
-            name = config.option_component(kind, option)
-            source = entries[name].source if name in entries else "?"
-            rows.append((f"{kind}={option}", name, source))
+        for option in options.get(group(kind), []):
+            name = config.option_component(group(kind), option)
+            source = entries[name].source if name in entries else "?" if name else ""
+            rows.append((f"{group(kind)}={option}", name or "(nothing)", source))
         selected = {name for _, name, _ in rows}
-        rows += [(f"{kind}={e.name}", e.name, e.source) for e in entries.values() if e.name not in selected]
+        rows += [(f"{group(kind)}={e.name}", e.name, e.source) for e in entries.values() if e.name not in selected]
         width = max(len(r[0]) for r in rows) + 2 if rows else 0
         named = max(len(r[1]) for r in rows) + 2 if rows else 0
         print(f"{kind}:")

@@ -51,6 +51,8 @@ BEST_EPOCH = "dlkit.best_epoch"
 MODEL_ID = "dlkit.model_id"  # the run's logged MLflow model: models:/<model_id>
 MODEL_SKIPPED = "dlkit.model_skipped"  # why the run has no logged model, when it could not be logged
 BEST_VAL_LOSS = "dlkit.best_val_loss"
+STOPPED_EPOCH = "dlkit.stopped_epoch"  # a run a callback stopped before trainer.max_epochs: its last epoch (from 0)
+STOPPED_REASON = "dlkit.stopped_reason"  # and why (early stopping's monitor and patience, a search's pruner)
 
 
 def failure(kind: str, reason: str) -> dict[str, str]:
