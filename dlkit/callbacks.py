@@ -173,12 +173,13 @@ class BestWeights(Checkpoint):  # a Checkpoint runs after the module's epoch-end
 
 
 def stop_reason(callbacks) -> str:
-    """Why a callback stopped the run before its max_epochs ('' when none did): its own `stop_reason` (dlkit's early
-    stopping, a search's pruning), or a Lightning EarlyStopping's message (a plugin's)."""
+    """Why a callback stopped the run before its max_epochs, as 'how: why' ('early stopping: val/loss did not ...',
+    'pruned: ...'); '' when none did. A callback says so in its own `stop_reason` (dlkit's early stopping, a search's
+    pruning); a Lightning EarlyStopping (a plugin's) in its message."""
     for callback in callbacks:
         reason = getattr(callback, "stop_reason", "")
-        if not reason and isinstance(callback, EarlyStopping):
-            reason = callback.stopping_reason_message or ""
+        if not reason and isinstance(callback, EarlyStopping) and callback.stopping_reason_message:
+            reason = f"early stopping: {callback.stopping_reason_message}"
         if reason:
             return reason
     return ""

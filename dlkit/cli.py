@@ -136,14 +136,15 @@ def _run_job(source, overrides: list[str], prefix: str, multirun: bool, callback
     """Train one job of the command, a sweep's or a search's trial, and return its objective (what an optimizing
     sweeper minimizes or maximizes); nan when it failed. source() gives its Plan, or the config to plan. In a sweep
     a failure is one line and the other jobs go on; alone, it ends the command."""
-    from dlkit import sweep
+    from dlkit import progress, sweep
     from dlkit.plan import Plan
     from dlkit.train import train
 
     this_sweep = sweep.current()
+    plan = result = None
     try:
-        plan = source()
-        plan = plan if isinstance(plan, Plan) else Plan.from_config(plan)
+        given = source()
+        plan = given if isinstance(given, Plan) else Plan.from_config(given)
         result = train(plan, overrides, sweep=this_sweep, progress_prefix=prefix, callbacks=callbacks)
     except (ConfigError, Diverged) as exc:  # here, or Hydra would print it as a crash
         if not multirun:
@@ -151,7 +152,6 @@ def _run_job(source, overrides: list[str], prefix: str, multirun: bool, callback
         log.error("%sdlkit: error: %s", prefix, exc)  # in a sweep the other jobs go on
         if isinstance(exc, ConfigError) and this_sweep is not None:  # no run records it: the parent does
             this_sweep.job_failed_early(overrides, str(exc))
-        return math.nan
     except StoreLost as exc:  # the recorder said which runs stay RUNNING; no other job could record anything
         print(f"dlkit: {exc}", file=sys.stderr)
         sys.exit(1)
@@ -159,9 +159,11 @@ def _run_job(source, overrides: list[str], prefix: str, multirun: bool, callback
         if not multirun:
             raise
         log.exception("%sthe job failed (its run is FAILED); the other jobs go on", prefix)
-        return math.nan
-    _report(result, plan, prefix)
-    return result.metrics.get(plan.objective, math.nan)
+    if result is not None:
+        _report(result, plan, prefix)
+    if multirun:
+        progress.job_ended(prefix.strip(" []"), overrides, result, plan.trainer.max_epochs if plan else None)
+    return result.metrics.get(plan.objective, math.nan) if result is not None else math.nan
 
 
 def _search_worker(hydra_cfg, cfg) -> int:

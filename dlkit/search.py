@@ -398,7 +398,7 @@ def pruning(trial: Any, objective: str, log_pruned_models: bool = False) -> Any:
             trial.report(float(value), trainer.current_epoch)
             if trial.should_prune() and trainer.current_epoch + 1 < trainer.max_epochs:
                 self.pruned_epoch = trainer.current_epoch
-                self.stop_reason = f"pruned by the search's pruner ({objective} {float(value):.6g})"
+                self.stop_reason = f"pruned: the search's pruner stopped it ({objective} {float(value):.6g})"
                 if not log_pruned_models:
                     self.model_skipped = "a pruned trial (hydra.sweeper.log_pruned_models=true logs its model)"
                 trainer.should_stop = True
