@@ -97,16 +97,14 @@ def _train_app(argv: list[str]) -> None:
         plugins.load_all()
         config.store_registered_options()
     only_prints = args.help or args.hydra_help or args.info or args.shell_completion or args.cfg
-    planned: dict[str, object] = {}  # each job's plan, by fingerprint: a job is planned once, before any starts
     if not only_prints and args.config_name is None and args.config_dir is None:
         plans = _plan_jobs(args.overrides, args.multirun)
-        planned = {plan.fingerprint: plan for plan in plans}
+        _planned.update({plan.fingerprint: plan for plan in plans})
         os.environ[environment.SWEEP_SIZE] = str(len(plans))  # an environment variable reaches parallel workers too
 
     @hydra.main(config_path=str(config.CONF_DIR), config_name=config.CONFIG_NAME, version_base="1.3")
     def job(cfg) -> float | None:
         from dlkit import plugins
-        from dlkit.plan import fingerprint
 
         hydra_cfg = HydraConfig.get()
         multirun = hydra_cfg.mode.name == "MULTIRUN"
@@ -116,7 +114,7 @@ def _train_app(argv: list[str]) -> None:
         total = os.environ.get(environment.SWEEP_SIZE, "0")
         prefix = f"[job {hydra_cfg.job.num + 1}/{total if total != '0' else '?'}] " if multirun else ""
         overrides = list(hydra_cfg.overrides.task)
-        return _run_job(lambda: planned.get(fingerprint(cfg)) or cfg, overrides, prefix, multirun)
+        return _run_job(lambda: _plan_of(cfg), overrides, prefix, multirun)
 
     # Hydra reads sys.argv; DDP re-runs it for the other processes, so the program keeps its real path.
     sys.argv = [sys.argv[0] if Path(sys.argv[0]).is_file() else "dlkit", *argv]
@@ -130,6 +128,19 @@ def _train_app(argv: list[str]) -> None:
         sweep.close_abandoned(interrupted)
     if sweep.outcome is not None and sweep.outcome.status == "FAILED":
         sys.exit(1)
+
+
+# Each job's plan, by fingerprint: a job is planned once, before any starts. Kept here, not in the job function that a
+# parallel launcher pickles for its workers: a project plugin's classes in a plan cannot be unpickled there before the
+# worker has loaded its plugins (a worker plans its jobs again, after loading them).
+_planned: dict[str, object] = {}
+
+
+def _plan_of(cfg):
+    """The job's plan, if this process planned it; else its config, to plan."""
+    from dlkit.plan import fingerprint
+
+    return _planned.get(fingerprint(cfg)) or cfg
 
 
 def _run_job(source, overrides: list[str], prefix: str, multirun: bool, callbacks=()) -> float:

@@ -1,12 +1,15 @@
 """The callbacks group: early stopping (where it stops, what the run records of its best epoch), the monitor checked
 before training, and a plugin's own Lightning callback chosen from YAML."""
 
+import itertools
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 import dlkit
-from conftest import all_runs
+from conftest import all_runs, dlkit_cli
 from dlkit.errors import ConfigError
 
 PATIENCE = 2
@@ -90,3 +93,88 @@ def test_the_monitor_defaults_to_the_objective_and_its_direction_to_the_metrics(
     made = spec()
     assert (key, made.monitor, made.mode, made.patience, made.min_delta) == ("early_stopping", "val/acc", "max", 3, 0)
     assert dlkit.plan_for([]).callbacks == ()  # callbacks=none, the default
+
+
+ECHO = '''
+"""A user's own Lightning callback: logs each epoch the value of a metric as Lightning's callbacks read it."""
+from pytorch_lightning import Callback
+
+from dlkit.registry import register
+
+
+@register("callback", "echo")
+class Echo(Callback):
+    def __init__(self, metric: str = "val/loss"):
+        self.metric = metric
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        pl_module.log(f"echo/{self.metric}", trainer.callback_metrics[self.metric])
+'''
+
+
+def summary_rows(stdout: str, header: str) -> list[list[str]]:
+    """The sweep's closing table under its title, each row split at two or more spaces."""
+    lines = stdout[stdout.index("Sweep summary: ") :].splitlines()[1:]
+    table = list(itertools.takewhile(lambda line: not line.startswith(("Sweep ", "Best of ")), lines))
+    assert re.split(r"\s{2,}", table[0]) == header.split("|")
+    return [re.split(r"\s{2,}", line) for line in table[1:]]
+
+
+def test_a_parallel_sweep_with_a_plugins_callback_and_early_stopping(tmp_path):
+    """A project's plugin registers a callback that its YAML selects beside early_stopping; two jobs end in two worker
+    processes: each says how far the sweep is, the sweep ends with a table of its jobs, the report shows how many
+    epochs each run trained, and the sweep's best is an early-stopped job's best epoch."""
+    from mlflow.tracking import MlflowClient
+
+    from dlkit import report
+
+    (tmp_path / "plugins/echo/conf/callbacks").mkdir(parents=True)
+    (tmp_path / "plugins/echo/__init__.py").write_text(ECHO)
+    (tmp_path / "plugins/echo/conf/callbacks/echo.yaml").write_text("echo:\n  name: echo\n  metric: val/loss\n")
+    outputs = tmp_path / "outputs"
+    done = dlkit_cli(
+        "-m",
+        "hydra/launcher=parallel",
+        "hydra.launcher.n_jobs=2",
+        "optimizer.lr=0.01,0.05",
+        "callbacks=[early_stopping,echo]",
+        "callbacks.early_stopping.patience=1",
+        "data.limit=48",
+        "trainer.max_epochs=12",
+        f"paths.output_dir={outputs}",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    client = MlflowClient(f"sqlite:///{outputs}/mlflow.db")
+    runs = all_runs(client)
+    (parent,) = [r for r in runs if r.data.tags.get("dlkit.sweep") == "parent"]
+    children = {r.data.tags["factor.optimizer.lr"]: r for r in runs if r is not parent}
+    for child in children.values():  # the plugin's callback ran every epoch and read what dlkit logged
+        echoed = {m.step: m.value for m in client.get_metric_history(child.info.run_id, "echo/val/loss")}
+        logged = {m.step: m.value for m in client.get_metric_history(child.info.run_id, "val/loss")}
+        assert echoed == pytest.approx(logged) and len(logged) == int(child.data.tags["dlkit.stopped_epoch"]) + 1
+        assert "echo (plugins/echo)" in child.data.tags["dlkit.plugins"]
+    best = min(children.values(), key=lambda c: c.data.metrics["best/val/loss"])
+    assert parent.data.tags["dlkit.best_run_id"] == best.info.run_id
+    assert parent.data.metrics["best/val/loss"] == best.data.metrics["best/val/loss"] < best.data.metrics["val/loss"]
+
+    ended = re.findall(
+        r"^\[sweep\] (\d) of 2 jobs done; \d:\d\d:\d\d elapsed(, about \d:\d\d:\d\d left)?$", done.stdout, re.M
+    )
+    assert [n for n, _ in ended] == ["1", "2"] and ended[0][1] and not ended[1][1]
+    rows = summary_rows(done.stdout, "job|optimizer.lr|val/loss|status|epochs")
+    assert done.stdout.count("Sweep summary: 2 of 2 jobs ran, 2 finished, 0 failed, in 0:") == 1
+    assert sorted(rows) == sorted(
+        [
+            f"{job}/2",
+            lr,
+            f"{children[lr].data.metrics['best/val/loss']:.4f}",
+            "FINISHED",
+            f"early stopping at epoch {len(client.get_metric_history(children[lr].info.run_id, 'val/loss'))}",
+        ]
+        for job, lr in ((1, "0.01"), (2, "0.05"))
+    )
+    shown = report.markdown(report.load(f"sqlite:///{outputs}/mlflow.db"))
+    for lr, child in children.items():
+        acc, epochs = child.data.metrics["test/acc"], int(child.data.tags["dlkit.stopped_epoch"]) + 1
+        assert f"| optimizer.lr={lr} | FINISHED | {acc:.4f} | early stopping at epoch {epochs} |" in shown
