@@ -305,7 +305,8 @@ def help_text(overrides: Sequence[str]) -> str:
     cfg = compose(overrides, with_hydra=True)
     # A group the defaults list does not select (study) is added with Hydra's append syntax: +study=NAME.
     groups = "\n".join(
-        f"{'' if name in cfg else '+'}{name}: {', '.join(options)}" for name, options in group_options().items()
+        f"{'' if name in cfg.hydra.runtime.choices else '+'}{name}: {', '.join(options)}"
+        for name, options in group_options().items()
     )
     body = OmegaConf.to_yaml({k: v for k, v in cfg.items() if k != "hydra"})
     return str(cfg.hydra.help.template).replace("$APP_CONFIG_GROUPS", groups).replace("$CONFIG", body)

@@ -178,3 +178,62 @@ def test_a_parallel_sweep_with_a_plugins_callback_and_early_stopping(tmp_path):
     for lr, child in children.items():
         acc, epochs = child.data.metrics["test/acc"], int(child.data.tags["dlkit.stopped_epoch"]) + 1
         assert f"| optimizer.lr={lr} | FINISHED | {acc:.4f} | early stopping at epoch {epochs} |" in shown
+
+
+def test_a_searchs_trials_stop_early_or_are_pruned_and_count_as_their_best_epoch(tmp_path):
+    """Early stopping under hydra/sweeper=optuna's pruning: a trial that early-stops completes with its best epoch's
+    objective; one the pruner stops (the same epoch as early stopping, or not) is pruned and says so."""
+    import optuna
+    from mlflow.tracking import MlflowClient
+    from optuna.trial import TrialState
+
+    from dlkit import report
+    from dlkit.tracking.tags import trained
+
+    outputs = tmp_path / "outputs"
+    done = dlkit_cli(
+        "-m",
+        "hydra/sweeper=optuna",
+        "hydra.sweeper.seed=0",
+        "hydra.sweeper.n_trials=4",
+        "hydra.sweeper.startup_trials=1",
+        "optimizer.lr=tag(log,interval(0.0001,0.3))",
+        "callbacks=early_stopping",
+        "callbacks.early_stopping.patience=1",
+        "data.limit=48",
+        "trainer.max_epochs=10",
+        f"paths.output_dir={outputs}",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    url = f"sqlite:///{outputs}/optuna.db"
+    study = optuna.load_study(study_name=optuna.get_all_study_names(url)[0], storage=url)
+    assert {t.state for t in study.trials} == {TrialState.COMPLETE, TrialState.PRUNED}  # this seed's search has both
+    client = MlflowClient(f"sqlite:///{outputs}/mlflow.db")
+    runs = {r.data.tags.get("dlkit.trial.number"): r for r in all_runs(client)}
+    shown = report.markdown(report.load(f"sqlite:///{outputs}/mlflow.db"))
+    expected = []
+    for trial in study.trials:
+        run = runs[str(trial.number)]
+        val = [m.value for m in sorted(client.get_metric_history(run.info.run_id, "val/loss"), key=lambda m: m.step)]
+        reason = run.data.tags["dlkit.stopped_reason"]
+        assert run.data.tags["dlkit.stopped_epoch"] == str(len(val) - 1) and run.data.metrics["best/val/loss"] == min(
+            val
+        )
+        if trial.state == TrialState.PRUNED:  # the pruner's word, when early stopping stopped it the same epoch too
+            assert reason.startswith("pruned: ") and run.data.tags["dlkit.trial.pruned_epoch"] == str(len(val) - 1)
+        else:  # the study holds its best epoch's objective
+            assert reason.startswith("early stopping: val/loss did not improve in 1 validations")
+            assert trial.value == min(val) < val[-1]
+        (row,) = [line for line in shown.splitlines() if line.startswith(f"| {trial.number} |")]
+        assert row.endswith(f"| {trained(len(val), 10, reason)} |")
+        expected.append(
+            [
+                f"#{trial.number}",
+                run.data.tags["factor.optimizer.lr"],
+                f"{min(val):.4f}",
+                "FINISHED",
+                trained(len(val), 10, reason),
+            ]
+        )
+    assert summary_rows(done.stdout, "trial|optimizer.lr|val/loss|status|epochs") == expected
+    assert re.search(r"^\[sweep\] 4 of 4 trials done; \d:\d\d:\d\d elapsed$", done.stdout, re.M)
