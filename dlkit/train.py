@@ -110,7 +110,7 @@ def train(
     best = BestWeights(stopper.monitor, stopper.mode == "max") if stopper else BestWeights()  # its best epoch
     logger, checkpoint_io = EpochLogger(), MemoryCheckpointIO()
     snapshot = Snapshot(experiment.loaders["train"], logger, checkpoint_io)
-    given = [*callbacks, *experiment.callbacks]  # the caller's first: a search's pruning says why over early stopping
+    may_stop = [*callbacks, *experiment.callbacks]  # the caller's first: a search's pruning says why, not the config's
     callbacks = [EpochProgress(progress_prefix), best, *experiment.callbacks, snapshot, *callbacks, StopTogether()]
     trainer = _trainer(plan, logger, callbacks, checkpoint_io)
     if trainer.strategy.root_device.type != "cpu":  # in-memory data lives on the GPU: no copy per batch
@@ -128,7 +128,7 @@ def train(
                 log.info("%sresuming run %s %s", progress_prefix, job.resume, how)
             run.set_tags({**device_tags(trainer), tag.CONFIG_HASH: plan.fingerprint})
             _fit(trainer, experiment, plan, last)
-        stopped = _record_stop(run, trainer, given, progress_prefix)
+        stopped = _record_stop(run, trainer, may_stop, progress_prefix)
         best_epoch = _restore_best(run, best, logger, experiment, progress_prefix) if stopper else {}
         trainer.test(experiment.task, [experiment.loaders["test"], experiment.loaders["train_eval"]], verbose=False)
         # The task's own metrics, and any a plugin task logged through Lightning's self.log.
