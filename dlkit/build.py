@@ -1,8 +1,8 @@
 """From a Plan to the things Lightning trains: data, model, loss, optimizer, task, batches.
 
 The plan has checked every name and parameter; what only the data can reveal (a task that does not
-fit the data, a model that cannot read the inputs, an image size for non-images) fails here, still
-before any run is created.
+fit the data, a model that cannot read the inputs, an image size for non-images, a callback that monitors a metric
+the run never logs) fails here, still before any run is created.
 """
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytorch_lightning as pl
 from torch import nn
 
 from dlkit.data import Dataset, TensorBatches
 from dlkit.data.tensors import resize_images
-from dlkit.errors import ConfigError
+from dlkit.errors import ConfigError, did_you_mean
 from dlkit.models.parts import LayerParts
 from dlkit.plan import Plan
 from dlkit.registry import Spec, registry
@@ -32,6 +32,7 @@ class Experiment:
     task: pl.LightningModule
     loaders: dict[str, TensorBatches]
     batch_size: int  # the training batch size in effect (the whole training set for full-batch gd)
+    callbacks: list[pl.Callback] = field(default_factory=list)  # the config's (callbacks=...), made for this run
 
 
 def build(plan: Plan) -> Experiment:
@@ -66,7 +67,37 @@ def build(plan: Plan) -> Experiment:
         "test": TensorBatches(dataset.test, eval_batch),
         "train_eval": TensorBatches(dataset.train, eval_batch),  # training accuracy without dropout
     }
-    return Experiment(dataset, task, loaders, batch_size)
+    callbacks = [spec() for _, spec in plan.callbacks]
+    if any(isinstance(getattr(c, "monitor", None), str) for c in callbacks):
+        _check_monitors(plan, callbacks, epoch_metrics(task, dataset, plan))
+    return Experiment(dataset, task, loaders, batch_size, callbacks)
+
+
+def epoch_metrics(task, dataset: Dataset, plan: Plan) -> list[str]:
+    """The metrics a run of this task logs every epoch: the task's own on two samples (the model in eval mode, which
+    changes nothing), per stage that runs (no validation with trainer.limit_val_batches=0), and the learning rate,
+    the epoch's seconds and (task.grad_norms) each weight's gradient norm."""
+    model, training = task.model, task.model.training
+    model.eval()
+    try:
+        names = list(task.evaluate(model, dataset.train.x[:2], dataset.train.y[:2]))
+    finally:
+        model.train(training)
+    stages = ["train"] + (["val"] if plan.trainer.limit_val_batches != 0 else [])
+    logged = [f"{stage}/{name}" for stage in stages for name in names] + ["train/lr", "train/epoch_seconds"]
+    if task.grad_norms:
+        logged += [f"grad_norm/{name}" for name, _ in task.watched]
+    return logged
+
+
+def _check_monitors(plan: Plan, callbacks: list[pl.Callback], logged: list[str]) -> None:
+    for (key, _), callback in zip(plan.callbacks, callbacks):
+        monitor = getattr(callback, "monitor", None)
+        if isinstance(monitor, str) and monitor not in logged:
+            raise ConfigError(
+                f"callbacks.{key} monitors '{monitor}', which this run never logs;{did_you_mean(monitor, logged)}"
+                f" it logs every epoch: {', '.join(logged)}."
+            )
 
 
 def _smallest_batch(model: nn.Module, batch_size: int, n: int) -> int:

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from lightning_utilities.core.apply_func import apply_to_collection
 from pytorch_lightning import Callback
-from pytorch_lightning.callbacks import Checkpoint
+from pytorch_lightning.callbacks import Checkpoint, EarlyStopping
 from pytorch_lightning.loggers.logger import Logger
 from pytorch_lightning.plugins import TorchCheckpointIO
 from pytorch_lightning.utilities.rank_zero import rank_zero_only
@@ -161,29 +161,37 @@ class EpochLogger(Logger):
                 self.history[key].append((step, float(value)))
 
 
-class BestWeights(Callback):
-    """Remembers the model's weights at its lowest validation loss (a copy in memory: no file per epoch)."""
+class BestWeights(Checkpoint):  # a Checkpoint runs after the module's epoch-end hook: this epoch's train/* are there
+    """Remembers the model's weights at its best epoch (a copy in memory: no file per epoch): its lowest val/loss, or
+    by an early stopper's monitor and direction (train() says which)."""
 
-    def __init__(self, monitor: str = "val/loss"):
-        self.monitor = monitor
+    def __init__(self, monitor: str = "val/loss", higher: bool = False):
+        self.monitor, self.higher = monitor, higher
         self.best: float | None = None
         self.epoch: int | None = None
+        self.val_loss: float | None = None  # the best epoch's, whatever the monitor
         self.state: dict[str, torch.Tensor] | None = None
 
-    def on_validation_end(self, trainer, pl_module) -> None:
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
         value = pl_module.metrics.get(self.monitor)
-        if value is None or trainer.sanity_checking:
+        if value is None:
             return
         value = float(value)
-        if self.best is None or value < self.best:
-            self.best, self.epoch = value, trainer.current_epoch
+        if self.best is None or (value > self.best if self.higher else value < self.best):
+            self.best, self.epoch, self.val_loss = value, trainer.current_epoch, pl_module.metrics.get("val/loss")
             self.state = copy.deepcopy({k: v.detach().cpu() for k, v in pl_module.model.state_dict().items()})
 
     def state_dict(self) -> dict:  # kept in the checkpoint, so a resumed run knows its best epoch so far
-        return {"best": self.best, "epoch": self.epoch, "state": self.state}
+        return {"best": self.best, "epoch": self.epoch, "state": self.state, "val_loss": self.val_loss}
 
     def load_state_dict(self, state: dict) -> None:
         self.best, self.epoch, self.state = state["best"], state["epoch"], state["state"]
+        self.val_loss = state.get("val_loss", self.best if self.monitor == "val/loss" else None)
+
+    def restore(self, model: nn.Module) -> None:
+        """Put the best epoch's weights back into `model` (what an early-stopped run is tested and logged with)."""
+        if self.state is not None:
+            model.load_state_dict(self.state)
 
     def model(self, like: nn.Module) -> nn.Module | None:
         """A copy of `like` holding the best epoch's weights, on the CPU, in eval mode (None before any epoch)."""
@@ -200,7 +208,21 @@ class BestWeights(Callback):
         buffer = io.BytesIO()
         torch.save(self.state, buffer)
         run.log_bytes(buffer.getvalue(), "best.pt")  # the recorder writes it while this process goes on
-        run.set_tags({tags.BEST_EPOCH: str(self.epoch), tags.BEST_VAL_LOSS: f"{self.best:.6g}"})
+        loss = {tags.BEST_VAL_LOSS: f"{self.val_loss:.6g}"} if self.val_loss is not None else {}
+        run.set_tags({tags.BEST_EPOCH: str(self.epoch), **loss})
+
+
+def stop_reason(callbacks) -> str:
+    """Why a callback stopped the run before its max_epochs, as 'how: why' ('early stopping: val/loss did not ...',
+    'pruned: ...'); '' when none did. A callback says so in its own `stop_reason` (dlkit's early stopping, a search's
+    pruning); a Lightning EarlyStopping (a plugin's) in its message."""
+    for callback in callbacks:
+        reason = getattr(callback, "stop_reason", "")
+        if not reason and isinstance(callback, EarlyStopping) and callback.stopping_reason_message:
+            reason = f"early stopping: {callback.stopping_reason_message}"
+        if reason:
+            return reason
+    return ""
 
 
 class MemoryCheckpointIO(TorchCheckpointIO):

@@ -104,16 +104,14 @@ def _train_app(argv: list[str]) -> None:
         plugins.load_all()
         config.store_registered_options()
     only_prints = args.help or args.hydra_help or args.info or args.shell_completion or args.cfg
-    planned: dict[str, object] = {}  # each job's plan, by fingerprint: a job is planned once, before any starts
     if not only_prints and args.config_name is None and args.config_dir is None:
         plans = _plan_jobs(args.overrides, args.multirun)
-        planned = {plan.fingerprint: plan for plan in plans}
+        _planned.update({plan.fingerprint: plan for plan in plans})
         os.environ[environment.SWEEP_SIZE] = str(len(plans))  # an environment variable reaches parallel workers too
 
     @hydra.main(config_path=str(config.CONF_DIR), config_name=config.CONFIG_NAME, version_base="1.3")
     def job(cfg) -> float | None:
         from dlkit import plugins
-        from dlkit.plan import fingerprint
 
         hydra_cfg = HydraConfig.get()
         multirun = hydra_cfg.mode.name == "MULTIRUN"
@@ -123,7 +121,7 @@ def _train_app(argv: list[str]) -> None:
         total = os.environ.get(environment.SWEEP_SIZE, "0")
         prefix = f"[job {hydra_cfg.job.num + 1}/{total if total != '0' else '?'}] " if multirun else ""
         overrides = list(hydra_cfg.overrides.task)
-        return _run_job(lambda: planned.get(fingerprint(cfg)) or cfg, overrides, prefix, multirun)
+        return _run_job(lambda: _plan_of(cfg), overrides, prefix, multirun)
 
     # Hydra reads sys.argv; DDP re-runs it for the other processes, so the program keeps its real path.
     sys.argv = [sys.argv[0] if Path(sys.argv[0]).is_file() else "dlkit", *argv]
@@ -139,18 +137,32 @@ def _train_app(argv: list[str]) -> None:
         sys.exit(1)
 
 
+# Each job's plan, by fingerprint: a job is planned once, before any starts. Kept here, not in the job function that a
+# parallel launcher pickles for its workers: a project plugin's classes in a plan cannot be unpickled there before the
+# worker has loaded its plugins (a worker plans its jobs again, after loading them).
+_planned: dict[str, object] = {}
+
+
+def _plan_of(cfg):
+    """The job's plan, if this process planned it; else its config, to plan."""
+    from dlkit.plan import fingerprint
+
+    return _planned.get(fingerprint(cfg)) or cfg
+
+
 def _run_job(source, overrides: list[str], prefix: str, multirun: bool, callbacks=()) -> float:
     """Train one job of the command, a sweep's or a search's trial, and return its objective (what an optimizing
     sweeper minimizes or maximizes); nan when it failed. source() gives its Plan, or the config to plan. In a sweep
     a failure is one line and the other jobs go on; alone, it ends the command."""
-    from dlkit import sweep
+    from dlkit import progress, sweep
     from dlkit.plan import Plan
     from dlkit.train import train
 
     this_sweep = sweep.current()
+    plan = result = None
     try:
-        plan = source()
-        plan = plan if isinstance(plan, Plan) else Plan.from_config(plan)
+        given = source()
+        plan = given if isinstance(given, Plan) else Plan.from_config(given)
         result = train(plan, overrides, sweep=this_sweep, progress_prefix=prefix, callbacks=callbacks)
     except (ConfigError, Diverged) as exc:  # here, or Hydra would print it as a crash
         if not multirun:
@@ -158,7 +170,6 @@ def _run_job(source, overrides: list[str], prefix: str, multirun: bool, callback
         log.error("%sdlkit: error: %s", prefix, exc)  # in a sweep the other jobs go on
         if isinstance(exc, ConfigError) and this_sweep is not None:  # no run records it: the parent does
             this_sweep.job_failed_early(overrides, str(exc))
-        return math.nan
     except StoreLost as exc:  # the recorder said which runs stay RUNNING; no other job could record anything
         print(f"dlkit: {exc}", file=sys.stderr)
         sys.exit(1)
@@ -172,9 +183,11 @@ def _run_job(source, overrides: list[str], prefix: str, multirun: bool, callback
         if not multirun:
             raise
         log.exception("%sthe job failed (its run is FAILED); the other jobs go on", prefix)
-        return math.nan
-    _report(result, plan, prefix)
-    return result.metrics.get(plan.objective, math.nan)
+    if result is not None:
+        _report(result, plan, prefix)
+    if multirun:
+        progress.job_ended(prefix.strip(" []"), overrides, result, plan.trainer.max_epochs if plan else None)
+    return result.metrics.get(plan.objective, math.nan) if result is not None else math.nan
 
 
 def _search_worker(hydra_cfg, cfg) -> int:
@@ -309,7 +322,7 @@ def list_command(argv: list[str]) -> None:
     parser.add_argument("kind", nargs="?", help="one of: " + ", ".join(_kinds()))
     args = parser.parse_args(argv)
     from dlkit import plan, plugins  # noqa: F401  (importing plan registers the built-ins)
-    from dlkit.registry import registry
+    from dlkit.registry import group, registry
 
     plugins.load_all()
     kinds = [registry(args.kind).kind] if args.kind else _kinds()
@@ -317,12 +330,12 @@ def list_command(argv: list[str]) -> None:
     for kind in kinds:
         rows = []
         entries = {entry.name: entry for entry in registry(kind).entries()}
-        for option in options.get(kind, []):
-            name = config.option_component(kind, option)
-            source = entries[name].source if name in entries else "?"
-            rows.append((f"{kind}={option}", name, source))
+        for option in options.get(group(kind), []):
+            name = config.option_component(group(kind), option)
+            source = entries[name].source if name in entries else "?" if name else ""
+            rows.append((f"{group(kind)}={option}", name or "(nothing)", source))
         selected = {name for _, name, _ in rows}
-        rows += [(f"{kind}={e.name}", e.name, e.source) for e in entries.values() if e.name not in selected]
+        rows += [(f"{group(kind)}={e.name}", e.name, e.source) for e in entries.values() if e.name not in selected]
         width = max(len(r[0]) for r in rows) + 2 if rows else 0
         named = max(len(r[1]) for r in rows) + 2 if rows else 0
         print(f"{kind}:")

@@ -235,7 +235,7 @@ def needs_registered_options(overrides: Sequence[str]) -> bool:
     plugins are loaded before Hydra composes (otherwise later: importing them costs torch's import)."""
     options = group_options()
     return any(
-        key in options and any(v.strip() not in options[key] for v in value.split(",") if v.strip())
+        key in options and any(v.strip() not in options[key] for v in value.strip("[]").split(",") if v.strip())
         for key, value in override_pairs(overrides).items()
     )
 
@@ -248,12 +248,12 @@ def store_registered_options() -> int:
 
     from hydra.core.config_store import ConfigStore
 
-    from dlkit.registry import KINDS, registry
+    from dlkit.registry import GROUPS, KINDS, group, registry
 
     options, stored = group_options(), 0
     for kind in KINDS:
         for entry in registry(kind).entries():
-            if entry.name in options.get(kind, []):
+            if entry.name in options.get(group(kind), []):
                 continue
             defaults = {
                 name: param.default
@@ -261,19 +261,27 @@ def store_registered_options() -> int:
                 if param.default is not inspect.Parameter.empty
                 and isinstance(param.default, int | float | str | bool | type(None))
             }
-            ConfigStore.instance().store(group=kind, name=entry.name, node={"name": entry.name, **defaults})
+            node = {"name": entry.name, **defaults}
+            keyed = kind in GROUPS  # an option of callbacks holds its entries by name: callbacks.<name>.<parameter>
+            ConfigStore.instance().store(group=group(kind), name=entry.name, node={entry.name: node} if keyed else node)
             stored += 1
     return stored
 
 
 def option_component(group: str, option: str) -> str:
-    """The registry name an option's YAML selects: its `name:`, or that of the option its defaults list extends."""
+    """The registry name an option's YAML selects: its `name:`, or that of the option its defaults list extends; ''
+    for an option that selects nothing (callbacks=none)."""
     import yaml
 
     for folder in _conf_folders():
         path = folder / group / f"{option}.yaml"
         if path.is_file():
             data = yaml.safe_load(path.read_text()) or {}
+            if not data:
+                return ""
+            entries = [v for v in data.values() if isinstance(v, dict) and "name" in v]
+            if "name" not in data and len(entries) == 1:  # an option of callbacks: {early_stopping: {name: ...}}
+                data = entries[0]
             if "name" in data:
                 return str(data["name"])
             extends = [d for d in data.get("defaults", []) if isinstance(d, str) and d != "_self_"]
@@ -297,7 +305,8 @@ def help_text(overrides: Sequence[str]) -> str:
     cfg = compose(overrides, with_hydra=True)
     # A group the defaults list does not select (study) is added with Hydra's append syntax: +study=NAME.
     groups = "\n".join(
-        f"{'' if name in cfg else '+'}{name}: {', '.join(options)}" for name, options in group_options().items()
+        f"{'' if name in cfg.hydra.runtime.choices else '+'}{name}: {', '.join(options)}"
+        for name, options in group_options().items()
     )
     body = OmegaConf.to_yaml({k: v for k, v in cfg.items() if k != "hydra"})
     return str(cfg.hydra.help.template).replace("$APP_CONFIG_GROUPS", groups).replace("$CONFIG", body)

@@ -24,6 +24,8 @@ LOGGED, DIFFERENCE, EPOCHS_TO = "logged", "difference", "epochs_to"
 LOWER = ("loss", "mse", "mae", "error", "perplexity")  # a logged metric whose name holds one of these: lower is better
 HIGHER = ("acc", "recall", "precision", "f1", "r2", "auc")
 
+EPOCH_STAGES = ("train/", "val/")  # the metrics a run logs every epoch; test/* and train_eval/* once, after training
+BEST = "best/"  # a run that restores its best epoch (early stopping) logs that epoch's train/* and val/* under it
 _NAME = r"[\w./-]+"  # a logged metric's name: val/acc, train_eval/recall_min, grad_norm/model.0
 _CONDITION = re.compile(r"^(?P<metric>.+?)\s*(?P<op>>=|<=)\s*(?P<value>\S+)$")
 _EXAMPLES = "val/acc, train_eval/acc - test/acc or epochs_to:val/acc>=0.9"
@@ -85,6 +87,12 @@ class Metric:
         assert self.target is not None
         reached = [step + 1 for step, value in sorted(history) if self.target.holds(value)]
         return float(reached[0]) if reached else math.inf
+
+
+def run_outcome(logged: Mapping[str, float]) -> dict[str, float]:
+    """A run's logged metrics as its outcome: where it restored its best epoch (early stopping), that epoch's values
+    (best/val/loss) in place of the last epoch's (val/loss), as its test metrics and logged model are."""
+    return {**logged, **{k[len(BEST) :]: v for k, v in logged.items() if k.startswith(BEST)}}
 
 
 @functools.lru_cache(maxsize=256)

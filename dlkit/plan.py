@@ -18,7 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
-from dlkit import components, data, models, tasks  # noqa: F401  (importing registers the built-ins)
+from dlkit import components, data, early_stopping, models, tasks  # noqa: F401  (importing registers the built-ins)
 from dlkit.errors import ConfigError, did_you_mean
 from dlkit.metrics import LOGGED, parse
 from dlkit.models.parts import LayerParts
@@ -113,6 +113,7 @@ class Plan:
     output_dir: str
     trainer: TrainerPlan
     tracking: TrackingPlan
+    callbacks: tuple[tuple[str, Spec], ...]  # callbacks=...: each chosen Lightning callback by its config key
     config_yaml: str = field(repr=False)  # the resolved config: what a run logs, and how it is known again
     fingerprint: str = ""
     _params: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -159,6 +160,7 @@ def plan(cfg: DictConfig) -> Plan:
         output_dir=str(cfg.paths.output_dir),
         trainer=trainer,
         tracking=TrackingPlan(enabled=False) if trainer.dev_run else _tracking(resolved),
+        callbacks=_callbacks(resolved.get("callbacks") or {}),
         config_yaml=yaml,
         fingerprint=fingerprint(cfg),
         _params=dict(_flatten(resolved)),
@@ -211,6 +213,25 @@ def _objective(text: Any) -> str:
             " (a derived metric is for dlkit report --metric)."
         )
     return objective.text
+
+
+def _callbacks(chosen: dict[str, Any]) -> tuple[tuple[str, Spec], ...]:
+    """The callbacks group's choices (callbacks=early_stopping, callbacks=[early_stopping,mine]): each a registered
+    callback's name and parameters, checked, and made once, so that what only its constructor checks (early
+    stopping's mode) fails here. A run makes its own (build.build)."""
+    specs = []
+    for key, section in chosen.items():
+        if not isinstance(section, dict):
+            raise ConfigError(
+                f"callbacks.{key} must be a mapping with a 'name' key (a registered callback), got {section!r}."
+            )
+        spec = registry("callback").spec(section, where=f"callbacks.{key}")
+        try:
+            spec()
+        except ConfigError as exc:
+            raise ConfigError(f"callbacks.{key}: {exc}") from None
+        specs.append((key, spec))
+    return tuple(specs)
 
 
 def _compile_mode(mode: Any) -> str | None:

@@ -19,7 +19,23 @@ from typing import Any
 from dlkit.errors import ConfigError, did_you_mean, unknown
 from dlkit.schema import check_value, hints
 
-KINDS = ("model", "activation", "norm", "dropout", "residual", "loss", "optimizer", "scheduler", "data", "task")
+KINDS = (
+    "model",
+    "activation",
+    "norm",
+    "dropout",
+    "residual",
+    "loss",
+    "optimizer",
+    "scheduler",
+    "data",
+    "task",
+    "callback",
+)
+# The config group that selects a kind's entries, where it is not the kind's own name: `callbacks`, whose options are
+# each a mapping of named callbacks, several chosen at once (callbacks=[early_stopping,mine]), as lightning-hydra-
+# template's users know it.
+GROUPS = {"callback": "callbacks"}
 
 # Where entries registered right now come from; the plugin loader sets it while importing a plugin.
 _current_source: str | None = None
@@ -76,15 +92,16 @@ class Registry:
             raise unknown(self.kind, name, self._entries, "".join(hint() for hint in unknown_name_hints))
         return self._entries[name].obj
 
-    def spec(self, cfg: Mapping[str, Any], context: Iterable[str] = ()) -> Spec:
+    def spec(self, cfg: Mapping[str, Any], context: Iterable[str] = (), where: str | None = None) -> Spec:
         """Check cfg ({'name': ..., parameters...}) against the entry; `context`: the arguments dlkit passes
-        when it builds the component, which the config may not set and which need not be given now."""
+        when it builds the component, which the config may not set and which need not be given now; `where`: the
+        config key that holds cfg, as messages name a parameter (default: the kind, as in optimizer.lr)."""
         params = copy.deepcopy(dict(cfg))
         name = params.pop("name", None)
         if name is None:
             raise ConfigError(f"the {self.kind} config has no 'name' key; it needs one of: {', '.join(self.names())}.")
         factory = self.get(name)
-        _check_params(self.kind, name, factory, params, tuple(context))
+        _check_params(self.kind, name, factory, params, tuple(context), where or self.kind)
         return Spec(self.kind, name, params, factory)
 
     def build(self, cfg: Mapping[str, Any], **context: Any) -> Any:
@@ -98,7 +115,7 @@ class Registry:
         return [self._entries[n] for n in self.names()]
 
 
-def _check_params(kind: str, name: str, factory: Callable, params: dict, context: tuple[str, ...]) -> None:
+def _check_params(kind: str, name: str, factory: Callable, params: dict, context: tuple[str, ...], where: str) -> None:
     """Reject a misspelled, missing or dlkit-owned parameter, or a value of the wrong type or range."""
     what = f"{kind} '{name}'"
     signature = inspect.signature(factory)
@@ -127,10 +144,15 @@ def _check_params(kind: str, name: str, factory: Callable, params: dict, context
     annotations = hints(factory)
     for key, value in params.items():
         if key in annotations:
-            check_value(f"{kind}.{key}", value, annotations[key])
+            check_value(f"{where}.{key}", value, annotations[key])
 
 
 REGISTRIES: dict[str, Registry] = {kind: Registry(kind) for kind in KINDS}
+
+
+def group(kind: str) -> str:
+    """The config group whose options select the entries of `kind`."""
+    return GROUPS.get(kind, kind)
 
 
 def registry(kind: str) -> Registry:

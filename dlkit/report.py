@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlkit.errors import ConfigError
-from dlkit.metrics import DIFFERENCE, EPOCHS_TO, condition, parse
+from dlkit.metrics import DIFFERENCE, EPOCHS_TO, condition, parse, run_outcome
 from dlkit.plots import pyplot
 from dlkit.stats import p_cell
 from dlkit.tracking import tags as tag
@@ -42,6 +42,9 @@ class Run:
     failure: str = ""  # dlkit.failure: diverged, recording, an exception's type
     pruned_epoch: int | None = None  # a search's trial its pruner stopped: the epoch (from 0)
     trial: str = ""  # a search's trial: Optuna's number
+    epochs: int = 0  # the epochs it trained, from its history
+    max_epochs: str = "?"  # trainer.max_epochs
+    stopped: str = ""  # why it was stopped before max_epochs (tags.STOPPED_REASON): early stopping, pruned
 
     def counts(self, metric: str) -> bool:
         """Whether the run is an outcome for `metric`: it finished, or it diverged and where a diverged run stands on
@@ -49,6 +52,9 @@ class Run:
         if self.status == "FINISHED":
             return metric in self.metrics
         return self.failure == "diverged" and parse(metric).direction is not None
+
+    def trained(self) -> str:
+        return tag.trained(self.epochs, self.max_epochs, self.stopped)
 
     def value(self, metric: str) -> float:
         if self.status == "FINISHED":
@@ -221,12 +227,15 @@ def load(
             r.info.run_name,
             r.info.status + (f" ({r.data.tags[tag.FAILURE]})" if tag.FAILURE in r.data.tags else ""),
             {k[len(tag.FACTOR_PREFIX) :]: v for k, v in r.data.tags.items() if k.startswith(tag.FACTOR_PREFIX)},
-            dict(r.data.metrics),
+            run_outcome(r.data.metrics),  # an early-stopped run's best epoch's
             f"{r.data.tags.get('device.accelerator', '?')}: {r.data.tags.get('device.name', '?')}",
             r.info.start_time,
             r.data.tags.get(tag.FAILURE, "") if r.info.status == "FAILED" else "",
             int(r.data.tags[tag.PRUNED_EPOCH]) if tag.PRUNED_EPOCH in r.data.tags else None,
             r.data.tags.get(tag.TRIAL_NUMBER, ""),
+            len({m.step for m in client.get_metric_history(r.info.run_id, "train/loss")}),
+            r.data.params.get("trainer.max_epochs", "?"),
+            r.data.tags.get(tag.STOPPED_REASON, "pruned" if tag.PRUNED_EPOCH in r.data.tags else ""),
         )
         for r in found
     ]
@@ -321,6 +330,8 @@ def markdown(report: Report, figures: Sequence[str] = ()) -> str:
         if len(report.factors) >= 2:
             lines += ["", f"### {' × '.join(report.factors[:2])}", ""]
             lines += _markdown_table(*_grid(report))
+        lines += ["", "### Runs", ""]
+        lines += _markdown_table(*_run_table(report))
     devices = report.devices()
     if len(devices) > 1:
         lines += ["", "### Devices", "", "| device | runs | mean ± std | s/epoch |", "|---|---|---|---|"]
@@ -397,9 +408,24 @@ def _trial_table(report: Report) -> tuple[list[str], list[list[str]]]:
             run.trial or run.name,
             *(_short(run.factors.get(f, "–")) for f in report.factors),
             f"{run.metrics[report.metric]:.4f}",
-            "to the end" if run.pruned_epoch is None else f"pruned at epoch {run.pruned_epoch + 1}",
+            run.trained(),
         ]
         for run in report.trials()
+    ]
+    return header, rows
+
+
+def _run_table(report: Report) -> tuple[list[str], list[list[str]]]:
+    """Each run: its status, the deciding metric and the epochs it trained (an early-stopped one's fewer)."""
+    header = ["run", "status", report.metric, "trained"]
+    rows = [
+        [
+            run.name,
+            run.status,
+            f"{run.metrics[report.metric]:.4f}" if report.metric in run.metrics else "–",
+            run.trained(),
+        ]
+        for run in sorted(report.runs, key=lambda r: r.start)
     ]
     return header, rows
 
@@ -626,6 +652,7 @@ def print_tables(report: Report) -> None:
             )
         if len(report.factors) >= 2:
             table(f"{' × '.join(report.factors[:2])}: {report.metric}", *_grid(report))
+        table("runs", *_run_table(report))
     for run in report.left_out():
         console.print(f"left out: {run.name} {run.status}")
     for name, link in view_links(report):

@@ -399,6 +399,7 @@ def pruning(trial: Any, objective: str, log_pruned_models: bool = False) -> Any:
         def __init__(self):
             self.pruned_epoch: int | None = None
             self.model_skipped = ""  # read by train(): a pruned trial's model is logged only when asked
+            self.stop_reason = ""  # read by train(): why the run stopped early, once pruned
 
         def on_fit_start(self, trainer, pl_module) -> None:
             trainer.logger.experiment.set_tags({tag.TRIAL_NUMBER: str(trial.number), tag.TRIAL_STATE: "RUNNING"})
@@ -417,6 +418,7 @@ def pruning(trial: Any, objective: str, log_pruned_models: bool = False) -> Any:
             trial.report(float(value), trainer.current_epoch)
             if trial.should_prune() and trainer.current_epoch + 1 < trainer.max_epochs:
                 self.pruned_epoch = trainer.current_epoch
+                self.stop_reason = f"pruned: the search's pruner stopped it ({objective} {float(value):.6g})"
                 if not log_pruned_models:
                     self.model_skipped = "a pruned trial (hydra.sweeper.log_pruned_models=true logs its model)"
                 trainer.should_stop = True

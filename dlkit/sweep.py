@@ -20,7 +20,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from dlkit import environment
+from dlkit import environment, progress
 from dlkit.overrides import key as override_key
 from dlkit.tracking import tags as tag
 from dlkit.tracking.sweeps import Outcome, Sweep
@@ -55,8 +55,13 @@ class SweepCallback(Callback):
         self.sweep: Sweep | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from dlkit import config as configs
+
         if str(config.hydra.launcher.get("_target_")).startswith("hydra_plugins.dlkit_slurm."):
             _check_slurm_request(config.hydra.launcher)  # before the parent exists
+        if not configs.is_search(config.hydra.sweeper):  # a search counts its trials itself, once it knows them
+            size = int(os.environ.get(environment.SWEEP_SIZE, "0"))
+            progress.start(config.hydra.sweep.dir, size, _factors(config), str(config.objective))
         if not config.tracking.enabled:
             return
         self.sweep = _open_parent(config)
@@ -75,6 +80,9 @@ class SweepCallback(Callback):
         _current = None
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        summary = progress.finish()
+        if summary:
+            print(summary)
         if self.sweep is not None:
             ended = close(self.sweep)
             print(
@@ -110,9 +118,7 @@ def _open_parent(config: DictConfig) -> Sweep:
 
     tracking = config.tracking
     overrides = list(config.hydra.overrides.task)
-    params = config.hydra.sweeper.get("params")
-    params = OmegaConf.to_container(params, resolve=False) if isinstance(params, DictConfig) else {}
-    factors = swept_keys(overrides, params)
+    factors = _factors(config)
     fixed = [o for o in overrides if override_key(o) not in factors]
     maximize = str(config.hydra.sweeper.get("direction", "minimize")).endswith("maximize")
     tags = {
@@ -149,6 +155,13 @@ def _open_parent(config: DictConfig) -> Sweep:
             " (tracking.resume=false starts afresh)"
         )
     return Sweep(run_id, tracking.uri, factors, str(config.objective), maximize, via_recorder, attempts or {})
+
+
+def _factors(config: DictConfig) -> tuple[str, ...]:
+    """The keys the sweep being launched varies."""
+    params = config.hydra.sweeper.get("params")
+    params = OmegaConf.to_container(params, resolve=False) if isinstance(params, DictConfig) else {}
+    return swept_keys(list(config.hydra.overrides.task), params)
 
 
 def _tag_text(value) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 import yaml
+from pytorch_lightning.callbacks import EarlyStopping
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from dlkit import ddp, plugins
@@ -37,9 +38,11 @@ from dlkit.callbacks import (
     StepBar,
     StopTogether,
     confusion,
+    stop_reason,
 )
 from dlkit.data.tensors import Chunks
 from dlkit.errors import ConfigError, Diverged, Interrupted, RecorderGone, StoreLost
+from dlkit.metrics import BEST, EPOCH_STAGES, run_outcome
 from dlkit.plan import Plan
 from dlkit.tracking import tags as tag
 from dlkit.tracking.provenance import device_tags, run_tags
@@ -67,6 +70,8 @@ class Result:
     run: Run | RunIds = field(default_factory=NoRun, repr=False)
     warning: str = ""  # the test metrics are no better than a predictor that ignores its input
     rank: int = 0  # > 0: a DDP process beside rank 0 (which reports and records)
+    epochs: int | None = None  # the epochs it trained (None: a relaunched sweep's job that had finished)
+    stopped: str = ""  # why a callback stopped it before trainer.max_epochs (early stopping, a search's pruner)
 
     # Asked of the run when read: a sweep's job, whose run the recorder creates while it trains, never waits for them.
     @property
@@ -98,14 +103,25 @@ def train(
     if job.finished is not None:
         done = job.finished
         log.info("%salready finished in run %s: skipped", progress_prefix, done.run_id)
-        return Result(done.metrics, RunIds(done.run_id, done.experiment_id, sweep.uri))
+        return Result(run_outcome(done.metrics), RunIds(done.run_id, done.experiment_id, sweep.uri))
     if plan.threads:
         torch.set_num_threads(plan.threads)
     pl.seed_everything(plan.seed, verbose=False)
     experiment = build(plan)
-    logger, best, checkpoint_io = EpochLogger(), BestWeights(), MemoryCheckpointIO()
+    stopper = next((c for c in experiment.callbacks if isinstance(c, EarlyStopping)), None)
+    best = BestWeights(stopper.monitor, stopper.mode == "max") if stopper else BestWeights()  # its best epoch
+    logger, checkpoint_io = EpochLogger(), MemoryCheckpointIO()
     snapshot = Snapshot(experiment.loaders["train"], logger, checkpoint_io)
-    callbacks = [EpochProgress(progress_prefix), *_bar(plan, sweep), best, snapshot, *callbacks, StopTogether()]
+    may_stop = [*callbacks, *experiment.callbacks]  # the caller's first: a search's pruning says why, not the config's
+    callbacks = [
+        EpochProgress(progress_prefix),
+        *_bar(plan, sweep),
+        best,
+        *experiment.callbacks,
+        snapshot,
+        *callbacks,
+        StopTogether(),
+    ]
     trainer = _trainer(plan, logger, callbacks, checkpoint_io)
     if trainer.strategy.root_device.type != "cpu":  # in-memory data lives on the GPU: no copy per batch
         for loader in experiment.loaders.values():
@@ -122,6 +138,8 @@ def train(
                 log.info("%sresuming run %s %s", progress_prefix, job.resume, how)
             run.set_tags({**device_tags(trainer), tag.CONFIG_HASH: plan.fingerprint})
             _fit(trainer, experiment, plan, last)
+        stopped = _record_stop(run, trainer, may_stop, progress_prefix)
+        best_epoch = _restore_best(run, best, logger, experiment, progress_prefix) if stopper else {}
         trainer.test(experiment.task, [experiment.loaders["test"], experiment.loaders["train_eval"]], verbose=False)
         # The task's own metrics, and any a plugin task logged through Lightning's self.log.
         metrics = {**{k: float(v) for k, v in trainer.callback_metrics.items()}, **experiment.task.metrics}
@@ -135,7 +153,14 @@ def train(
             run.set_tags({tag.MODEL_SKIPPED: skipped})
         elif plan.tracking.log_model and run.records:
             _log_model(run, best, experiment)
-    return Result(metrics, run, warning=warning, rank=job.rank)
+    return Result(
+        run_outcome({**metrics, **best_epoch}),
+        run,
+        warning=warning,
+        rank=job.rank,
+        epochs=trainer.current_epoch,
+        stopped=stopped,
+    )
 
 
 @dataclass(frozen=True)
@@ -223,6 +248,34 @@ def _ends_with_status(run: Run, snapshot: Snapshot) -> Iterator[Run]:
     finally:
         if status not in ("LOST", "GONE"):
             run.finish(status)
+
+
+def _record_stop(run: Run, trainer: pl.Trainer, callbacks: Sequence[pl.Callback], prefix: str) -> str:
+    """Why a callback stopped the run before trainer.max_epochs (early stopping, a search's pruner), tagged with the
+    last epoch it trained (from 0, as MLflow's steps); '' when it ran to the end."""
+    reason = stop_reason(callbacks)
+    if reason:
+        run.set_tags({tag.STOPPED_EPOCH: str(trainer.current_epoch - 1), tag.STOPPED_REASON: reason[: tag.MAX_REASON]})
+        log.info("%sstopped after epoch %d of %d: %s", prefix, trainer.current_epoch, trainer.max_epochs, reason)
+    return reason
+
+
+def _restore_best(run: Run, best: BestWeights, logger: EpochLogger, experiment: Experiment, prefix: str) -> dict:
+    """A run with an early stopper ends as of its best epoch by the stopper's monitor: those weights back in the model
+    (tested, saved as best.pt and logged as its model), and that epoch's train/* and val/* logged as best/*."""
+    if best.epoch is None:
+        return {}
+    best.restore(experiment.task.model)
+    values = {
+        BEST + key: value
+        for key, points in logger.history.items()
+        if key.startswith(EPOCH_STAGES)
+        for step, value in points
+        if step == best.epoch
+    }
+    run.log_metrics(values, step=best.epoch)
+    log.info("%sthe best epoch, %d (%s %.4f), is tested and logged", prefix, best.epoch + 1, best.monitor, best.best)
+    return values
 
 
 def _log_artifacts(run: Run, logger: EpochLogger, best: BestWeights, experiment: Experiment) -> None:

@@ -274,9 +274,11 @@ class Supervised(pl.LightningModule):
             self._publish({f"grad_norm/{name}": value / steps for (name, _), value in zip(self.watched, norms)})
 
     def _publish(self, values: dict[str, float]) -> None:
-        """Keep the epoch's metrics in `self.metrics` (what the console, the callbacks and train() read) and hand
-        them to the logger with step = epoch. Lightning's self.log costs about a millisecond per key, per epoch."""
+        """Keep the epoch's metrics in `self.metrics` (what the console, the callbacks and train() read) and in
+        `trainer.callback_metrics` (what Lightning's callbacks read: EarlyStopping, a plugin's own), and hand them to
+        the logger with step = epoch. Lightning's self.log costs about a millisecond per key, per epoch."""
         self.metrics.update(values)
+        self.trainer.callback_metrics.update({k: torch.tensor(v) for k, v in values.items()})
         if self.logger is not None:
             self.logger.log_metrics(values, step=self.current_epoch)
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dlkit.metrics import BEST, run_outcome
 from dlkit.tracking import store
 from dlkit.tracking import tags as tag
 from dlkit.tracking.delivery import SENT, WAITS, delivered
@@ -112,18 +113,18 @@ def close_parent(
     if missing > 0:  # runs never written (a recorder that died with them queued): the sweep is not whole
         outcome.status = status or "FAILED"
         outcome.failures.append(f"{missing} of {expected} jobs have no run; launch the sweep again to run them")
-    scored = [
-        c
+    scored = [  # an early-stopped child's outcome is its best epoch's
+        (c, run_outcome(c.data.metrics)[objective])
         for c in children
         if c.info.status == "FINISHED"
         and objective in c.data.metrics
         and c.data.tags.get(tag.TRIAL_STATE) != "PRUNED"  # a search's trial stopped early: not a candidate
     ]
     if scored:  # the best job, recorded on the parent (for an optimizing sweeper: the best trial)
-        best = (max if maximize else min)(scored, key=lambda c: c.data.metrics[objective])
+        best, value = (max if maximize else min)(scored, key=lambda pair: pair[1])
         client.set_tag(parent, tag.BEST_RUN_ID, best.info.run_id)
         client.set_tag(parent, tag.BEST_RUN_NAME, best.info.run_name)
-        client.log_metric(parent, f"best/{objective}", best.data.metrics[objective])
+        client.log_metric(parent, f"{BEST}{objective}", value)
     outcome.views, outcome.warning = publish_views(client, run, children)
     if run.info.status == "RUNNING":
         client.set_terminated(parent, status=outcome.status)

@@ -52,11 +52,19 @@ BEST_EPOCH = "dlkit.best_epoch"
 MODEL_ID = "dlkit.model_id"  # the run's logged MLflow model: models:/<model_id>
 MODEL_SKIPPED = "dlkit.model_skipped"  # why the run has no logged model, when it could not be logged
 BEST_VAL_LOSS = "dlkit.best_val_loss"
+STOPPED_EPOCH = "dlkit.stopped_epoch"  # a run a callback stopped before trainer.max_epochs: its last epoch (from 0)
+STOPPED_REASON = "dlkit.stopped_reason"  # and why, as 'how: why' ('early stopping: val/loss did not ...')
 
 
 def failure(kind: str, reason: str) -> dict[str, str]:
     """The tags of a run that failed: what kind of failure, and the message (cut to what a tag holds)."""
     return {FAILURE: kind, FAILURE_REASON: reason[:MAX_REASON]}
+
+
+def trained(epochs: int, max_epochs: object, stopped: str) -> str:
+    """How far a run trained, as tables show it (stopped: its STOPPED_REASON, or just how): '30 of 30 epochs',
+    'early stopping at epoch 8', 'pruned at epoch 4'."""
+    return f"{stopped.partition(':')[0]} at epoch {epochs}" if stopped else f"{epochs} of {max_epochs} epochs"
 
 
 def plugin_label(name: str, origin: str) -> str:

@@ -26,7 +26,7 @@ class OptunaSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> Any:
         from omegaconf import OmegaConf
 
-        from dlkit import config, environment, search, sweep
+        from dlkit import config, environment, progress, search, sweep
 
         settings = search.Settings.read(OmegaConf.to_container(self.config.hydra.sweeper, resolve=True))
         space = config.search_space(arguments, self.settings.get("params"))
@@ -42,6 +42,8 @@ class OptunaSweeper(Sweeper):
             f"Study '{name}' in {url}: {done.done} of {trials} trials done;"
             f" {workers} worker{'s' if workers > 1 else ''}"
         )
+        searched = [d.name for d in space.dimensions]
+        progress.start(self.config.hydra.sweep.dir, trials - done.done, searched, str(self.config.objective), "trials")
         told = [f"hydra.sweeper.study_name={name}", f"hydra.sweeper.storage='{url}'"]
         os.environ[environment.SWEEP_SIZE] = str(workers)  # the jobs launched are the workers: "[job 1/2]"
         returns = self.launcher.launch([[*space.fixed, *told]] * workers, initial_job_idx=0)
