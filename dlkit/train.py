@@ -15,10 +15,12 @@ import logging
 import signal
 import sys
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -41,7 +43,7 @@ from dlkit.callbacks import (
     stop_reason,
 )
 from dlkit.data.tensors import Chunks
-from dlkit.errors import ConfigError, Diverged, Interrupted, RecorderGone, StoreLost
+from dlkit.errors import ConfigError, Diverged, Interrupted, RecorderGone, StoreLost, did_you_mean
 from dlkit.metrics import BEST, EPOCH_STAGES, run_outcome
 from dlkit.plan import Plan
 from dlkit.tracking import tags as tag
@@ -141,6 +143,7 @@ def train(
         stopped = _record_stop(run, trainer, may_stop, progress_prefix)
         best_epoch = _restore_best(run, best, logger, experiment, progress_prefix) if stopper else {}
         trainer.test(experiment.task, [experiment.loaders["test"], experiment.loaders["train_eval"]], verbose=False)
+        _log_profile(run, trainer, progress_prefix)
         # The task's own metrics, and any a plugin task logged through Lightning's self.log.
         metrics = {**{k: float(v) for k, v in trainer.callback_metrics.items()}, **experiment.task.metrics}
         warning = experiment.task.chance_level(metrics, experiment.loaders["test"].split.y)
@@ -341,6 +344,8 @@ def _trainer(
 
     options = plan.trainer.options
     plugins_given = options.pop("plugins", None) or []
+    if isinstance(options.get("profiler"), str):
+        options["profiler"] = _profiler(options["profiler"], plan.output_dir)
     try:
         return pl.Trainer(
             **options,
@@ -359,3 +364,31 @@ def _trainer(
         ValueError,
     ) as exc:  # a trainer value Lightning rejects: a user error, in one line
         raise ConfigError(f"trainer: {str(exc).strip().splitlines()[0]}") from None
+
+
+PROFILERS = ("simple", "advanced", "pytorch")
+
+
+def _profiler(name: str, output_dir: str) -> Any:
+    """trainer.profiler=NAME as Lightning makes it, but writing its report to a file: Lightning would log it at
+    INFO, which dlkit's console does not show. The files go to <output_dir>/profiles/<time>/ and into the run."""
+    from pytorch_lightning import profilers
+
+    if name not in PROFILERS:
+        raise ConfigError(
+            f"trainer.profiler={name!r} is not a Lightning profiler;{did_you_mean(name, PROFILERS)}"
+            f" use one of {', '.join(PROFILERS)}."
+        )
+    folder = Path(output_dir) / "profiles" / time.strftime("%Y-%m-%d_%H-%M-%S")
+    made = {"simple": profilers.SimpleProfiler, "advanced": profilers.AdvancedProfiler}.get(name)
+    return (made or profilers.PyTorchProfiler)(dirpath=str(folder), filename="profile")
+
+
+def _log_profile(run: Run, trainer: pl.Trainer, prefix: str) -> None:
+    """A profiler's report files, into the run (artifacts profiler/) and named on the console."""
+    folder = getattr(trainer.profiler, "dirpath", None)
+    if not folder or not Path(folder).is_dir():
+        return
+    for path in sorted(Path(folder).iterdir()):
+        run.log_artifact(path, "profiler")
+    log.info("%sprofiler report: %s", prefix, folder)

@@ -168,3 +168,64 @@ def test_the_progress_bar_counts_the_epochs_optimizer_steps_and_is_off_where_std
     assert {epoch for epoch, *_ in bars} == {"1", "2"} and {total for *_, total in bars} == {"20"}
     assert drawn.count("\r\x1b[K") == 2  # cleared before each epoch's line
     assert "\r" not in stderr()  # by default only on a terminal
+
+
+@register("callback", "probe")
+class Probe(pl.Callback):
+    """What a kept Trainer argument acts on, seen from inside the run: epochs, validation passes, test batches, and
+    torch's switches while training and testing."""
+
+    seen: dict = {}
+
+    def __init__(self):
+        Probe.seen = {"epochs": 0, "validations": 0, "test_batches": 0, "switches": set()}
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        Probe.seen["epochs"] += 1
+        Probe.seen["switches"] |= {
+            ("deterministic", torch.are_deterministic_algorithms_enabled()),
+            ("anomaly", torch.is_anomaly_enabled()),
+            ("cudnn_benchmark", torch.backends.cudnn.benchmark),
+        }
+
+    def on_validation_epoch_end(self, trainer, pl_module):
+        if not trainer.sanity_checking:
+            Probe.seen["validations"] += 1
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        Probe.seen["test_batches"] += 1
+        Probe.seen["switches"].add(("inference_mode", torch.is_inference_mode_enabled()))
+
+
+def probed(*overrides: str) -> dict:
+    dlkit.run(["callbacks=probe", "tracking=none", "trainer.max_epochs=4", *overrides])
+    return Probe.seen
+
+
+def test_kept_arguments_act_as_lightning_documents_them():
+    """Each kept argument's effect, seen by a callback: none of them may quietly stop meaning what it says."""
+    default = probed()
+    assert default["epochs"] == default["validations"] == 4 and default["test_batches"] > 2
+    assert probed("+trainer.check_val_every_n_epoch=2")["validations"] == 2
+    assert probed("+trainer.min_epochs=3", "+trainer.max_time=00:00:00:00")["epochs"] == 3  # asked to stop at once
+    assert probed("trainer.limit_test_batches=1")["test_batches"] == 2  # one from each test loader
+    assert probed("trainer.limit_test_batches=0")["test_batches"] == 0
+    switched = probed("trainer.deterministic=true", "+trainer.detect_anomaly=true", "+trainer.benchmark=true")[
+        "switches"
+    ]
+    assert {("deterministic", True), ("anomaly", True)} <= switched
+    assert ("cudnn_benchmark", True) in probed("+trainer.benchmark=true")["switches"]
+    assert ("inference_mode", True) in default["switches"]
+    assert ("inference_mode", False) in probed("+trainer.inference_mode=false")["switches"]
+    assert {("deterministic", False), ("anomaly", False)} <= default["switches"]
+
+
+def test_the_profilers_report_is_written_where_the_user_sees_it(tmp_path):
+    # Lightning logs it at INFO, which dlkit's console does not show: dlkit has it written to a file
+    dlkit.run(["tracking=none", "trainer.max_epochs=1", "+trainer.profiler=simple", f"paths.output_dir={tmp_path}"])
+    (report,) = tmp_path.glob("profiles/*/fit-profile.txt")
+    assert report.read_text().startswith("FIT Profiler Report")
+    with pytest.raises(
+        ConfigError, match="trainer.profiler='simpel' is not a Lightning profiler; did you mean 'simple'"
+    ):
+        dlkit.run(["tracking=none", "+trainer.profiler=simpel", f"paths.output_dir={tmp_path}"])
