@@ -429,6 +429,15 @@ def pruning(trial: Any, objective: str, log_pruned_models: bool = False) -> Any:
     return _Pruning()
 
 
+def _twin(study: Any, trial: Any) -> Any:
+    """The earliest finished trial (complete or pruned) with this trial's values, if any: running the same job again
+    would only find its run and report its last metrics, a pruned one's as if it had completed."""
+    from optuna.trial import TrialState
+
+    finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    return next((t for t in finished if t.number != trial.number and t.params == trial.params), None)
+
+
 class Claim:
     """Held by a worker from counting the study's trials to asking for one, so that two workers never both take the
     last of n_trials (Optuna's own MaxTrialsCallback may overshoot): a lock file beside a sqlite or journal file (the
@@ -496,6 +505,12 @@ def work(
         trial.set_user_attr(WORKER_ATTR, worker)
         overrides = space.trial_overrides(trial)
         prefix = f"[trial #{trial.number}] "  # Optuna's number, as the run's tag, the report and optuna-dashboard
+        twin = _twin(study, trial)
+        if twin is not None:  # the sampler repeated a finished trial (a choice space): its outcome, not a rerun
+            log.info("%sthe values of trial #%d: %s again", prefix, twin.number, twin.state.name.lower())
+            if twin.state == TrialState.PRUNED:
+                raise optuna.TrialPruned(f"as trial #{twin.number}")
+            return twin.value
         callback = pruning(trial, objective_name, settings.log_pruned_models)
         try:
             value = run_trial(overrides, [callback], prefix)

@@ -311,3 +311,33 @@ def test_workers_racing_for_the_last_trials_run_exactly_n_trials(storage, tmp_pa
     where = {"sqlite": [], "journal": [f"hydra.sweeper.storage=journal:{tmp_path}/study.log"]}[storage]
     trials = race(tmp_path, *where)
     assert len(trials) == 12 and {t.state for t in trials} == {TrialState.COMPLETE}
+
+
+def test_a_trial_that_repeats_a_finished_ones_values_takes_its_outcome_without_running(tmp_path):
+    """A choice space makes a sampler repeat values: a repeat of a pruned trial is pruned (not told its last epoch's
+    value as complete), a repeat of a complete one has its value; neither trains again."""
+    space = config.search_space(["activation=relu,tanh"])
+    chosen = ["hydra/sweeper=optuna", "hydra.sweeper.n_trials=6", "hydra.sweeper.seed=0", "hydra.sweeper.pruner=none"]
+    settings = search.Settings.read(config.sweeper_config(chosen))
+    url = search.storage_url(settings.storage, str(tmp_path))
+    study = search.create(settings, space, "twins", url)
+    distributions = {"activation": space.dimensions[0].distribution}
+    for value, state, objective in (("relu", TrialState.PRUNED, None), ("tanh", TrialState.COMPLETE, 0.25)):
+        made = optuna.trial.create_trial(
+            params={"activation": value}, distributions=distributions, state=state, value=objective
+        )
+        study.add_trial(made)
+    ran = []
+
+    def run_trial(overrides, callbacks, prefix):
+        ran.append(overrides)
+        return 0.5
+
+    settings = dataclasses.replace(settings, study_name="twins", storage=url)
+    study, _ = search.join(settings, worker=0, max_epochs=1, read_space=config.search_space)
+    search.work(study, settings, space, "val/loss", run_trial)
+    outcome = {t.params["activation"]: (t.state, t.value) for t in study.trials[:2]}
+    for t in study.trials[2:]:
+        assert (t.state, t.value) == outcome[t.params["activation"]]
+    assert ran == []  # both values had finished trials: nothing trained again
+    assert {t.state for t in study.trials[2:]} == {TrialState.PRUNED, TrialState.COMPLETE}
