@@ -35,13 +35,13 @@ LAYERS = [
     ("verdict", ["dlkit.verdict"]),  # a study's declaration and decisions: statistics over values, no framework
     ("components and data", ["dlkit.components", "dlkit.data"]),
     ("models", ["dlkit.models"]),
-    ("tasks", ["dlkit.tasks"]),
+    ("tasks", ["dlkit.tasks", "dlkit.early_stopping"]),  # Lightning modules, and Lightning's early stopping
     ("plugins", ["dlkit.plugins"]),
     ("plan", ["dlkit.plan"]),
     ("build", ["dlkit.build"]),
     ("config", ["dlkit.search", "dlkit.config"]),  # a search's space, study and workers; composing configs
     ("training", ["dlkit.callbacks", "dlkit.ddp", "dlkit.train"]),
-    ("sweep", ["dlkit.sweep", "dlkit.slurm"]),  # a sweep's parent and children; SLURM's launcher
+    ("sweep", ["dlkit.sweep", "dlkit.slurm", "dlkit.progress"]),  # a sweep's parent, children, progress; SLURM
     ("commands", ["dlkit.check", "dlkit.report", "dlkit.studies"]),
     ("cli", ["dlkit.cli", "dlkit.__main__"]),
     ("api", ["dlkit"]),  # dlkit/__init__.py: dlkit.run, dlkit.plan_for; nothing inside the package imports it
