@@ -304,12 +304,11 @@ def race(folder, *where: str, workers: int = 4, n_trials: int = 12) -> list:
     return trials
 
 
-@pytest.mark.parametrize("storage", ["sqlite", "journal"])
-def test_workers_racing_for_the_last_trials_run_exactly_n_trials(storage, tmp_path):
+def test_workers_racing_for_the_last_trials_run_exactly_n_trials(tmp_path):
     """Four workers race to ask for the last trials: the claim held from counting to asking keeps the study at
-    exactly n_trials (without it, two workers both take the last one). PostgreSQL's: test_postgres.py."""
-    where = {"sqlite": [], "journal": [f"hydra.sweeper.storage=journal:{tmp_path}/study.log"]}[storage]
-    trials = race(tmp_path, *where)
+    exactly n_trials (without it, two workers both take the last one). The lock file is the same beside a journal
+    file; PostgreSQL's advisory lock: test_postgres.py."""
+    trials = race(tmp_path)
     assert len(trials) == 12 and {t.state for t in trials} == {TrialState.COMPLETE}
 
 
