@@ -177,7 +177,9 @@ def _run_job(source, overrides: list[str], prefix: str, multirun: bool, callback
         if not multirun:
             print(f"dlkit: {_recording_failed(exc)}", file=sys.stderr)
             sys.exit(1)
-        log.error("%sdlkit: %s The other jobs go on.", prefix, _recording_failed(exc))
+        run_id = getattr(exc, "run_id", None)
+        again = f"run {run_id} is KILLED: {exc}; launching the sweep again resumes it" if run_id else str(exc)
+        log.error("%sdlkit: %s. The other jobs go on.", prefix, again)
         return math.nan
     except Exception:
         if not multirun:

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,12 +129,16 @@ def train(
         for loader in experiment.loaders.values():
             loader.to(trainer.strategy.root_device)
 
-    with ddp.job_scope(), _ends_with_status(job.open_run(plan, overrides, sweep), snapshot) as run:
+    def log_config(run: Run) -> None:
+        _log_config(run, plan, overrides, experiment, trainer.world_size)
+
+    config = log_config if job.fresh else None
+    with ddp.job_scope(), _ends_with_status(job.open_run(plan, overrides, sweep), snapshot, config) as run:
         logger.run = run
         with tempfile.TemporaryDirectory() as tmp:
             last = job.checkpoint(run, plan, trainer.world_size, Path(tmp))
-            if job.fresh:
-                _log_config(run, plan, overrides, experiment, trainer.world_size)
+            if config:
+                config(run)
             elif job.resume:
                 how = "from its checkpoint" if last else "from the start (no epoch had ended)"
                 log.info("%sresuming run %s %s", progress_prefix, job.resume, how)
@@ -220,9 +224,10 @@ class Job:
 
 
 @contextlib.contextmanager
-def _ends_with_status(run: Run, snapshot: Snapshot) -> Iterator[Run]:
+def _ends_with_status(run: Run, snapshot: Snapshot, log_config: Callable[[Run], None] | None) -> Iterator[Run]:
     """The run ends FINISHED; FAILED, tagged with the reason (a diverged loss, an error); KILLED on Ctrl-C/SIGTERM,
-    its last snapshot written for `dlkit resume`; or, when the tracking server is lost, stays RUNNING there."""
+    its last snapshot written for `dlkit resume`; or, when the tracking server is lost, stays RUNNING there.
+    log_config: a fresh run's config, written again from here when the recorder died with it unwritten."""
     status = "FAILED"
     try:
         yield run
@@ -238,11 +243,12 @@ def _ends_with_status(run: Run, snapshot: Snapshot) -> Iterator[Run]:
     except RecorderGone as exc:  # the store is there, its writer is not: this process ends the run, resumable
         status = "GONE"
         direct = run.reopened()
-        if direct is not None:
-            snapshot.save(direct)
-            direct.set_tags({tag.KILLED_REASON: str(exc)})
-            direct.finish("KILLED")
-        exc.run_id = direct and direct.run_id
+        if log_config:  # what the recorder had not written when it died is lost: a resume needs config.yaml
+            log_config(direct)
+        snapshot.save(direct)
+        direct.set_tags({tag.KILLED_REASON: str(exc)})
+        direct.finish("KILLED")
+        exc.run_id = direct.run_id
         raise
     except Exception as exc:
         exc.run_id = run.run_id  # for the one-line message that names the FAILED run

@@ -93,6 +93,25 @@ def test_a_recorder_that_died_is_named_and_the_next_run_gets_a_new_one(settings,
     assert store().get_run(fresh.run_id).info.status == "FINISHED"
 
 
+def test_a_run_the_recorder_died_before_creating_is_created_from_this_process_with_its_name_and_tags(settings, store):
+    import os
+    import signal
+
+    stopped = recorder.start()
+    os.kill(stopped.process.pid, signal.SIGSTOP)  # it reads nothing more: the run's "open" is never handled
+    run = recorder.RecordedRun(settings, "seed=0", {"factor.seed": "0"}, detached=True)
+    assert run.recorder is stopped
+    stopped.process.kill()
+    stopped.process.wait()
+    with pytest.raises(RecorderGone):
+        run.finish("FINISHED")
+    direct = run.reopened()
+    direct.finish("KILLED")
+    made = store().get_run(direct.run_id)
+    assert made.info.run_name == "seed=0" and made.data.tags["factor.seed"] == "0"
+    assert made.info.status == "KILLED"
+
+
 def test_a_training_process_killed_outright_leaves_its_run_killed_not_running(outputs, store):
     job = start_dlkit("data.limit=48", "trainer.max_epochs=5000", f"paths.output_dir={outputs}")
     try:

@@ -147,7 +147,8 @@ class RecordedRun:
         self._ids: tuple[str, str] | None = None
         self._settings, self._attempt = plain(settings), uuid.uuid4().hex
         tags = {**tags, tag.ATTEMPT: self._attempt}
-        self.recorder.send("open", (self.handle, self._settings, str(run_name), plain(tags), run_id))
+        self._opening = (str(run_name), plain(tags), run_id)
+        self.recorder.send("open", (self.handle, self._settings, *self._opening))
         if not detached:
             self._resolve()
 
@@ -164,19 +165,22 @@ class RecordedRun:
     def experiment_id(self) -> str:
         return self._resolve()[1]
 
-    def reopened(self) -> StoreRun | None:
+    def reopened(self) -> StoreRun:
         """This run written from this process, as tracking.recorder=false would: the recorder died with it open.
-        Found by its id, or by this opening's tag when the recorder never said it; None when it was never created."""
+        Found by its id, or by this opening's tag when the recorder never said it; created here (with the same name
+        and tags) when the recorder died before it created it."""
         run_id = self._ids[0] if self._ids else None
+        settings = self._settings
         if run_id is None:
             writer = store.client(self.uri)
-            experiment = writer.get_experiment_by_name(self._settings["experiment"])
+            experiment = writer.get_experiment_by_name(settings["experiment"])
             found = experiment and writer.search_runs(
                 [experiment.experiment_id], f"tags.`{tag.ATTEMPT}` = '{self._attempt}'", max_results=1
             )
             run_id = found[0].info.run_id if found else None
-        settings = self._settings
-        return run_id and StoreRun(settings["uri"], settings["experiment"], None, "", {}, run_id=run_id)
+        if run_id is None:
+            return StoreRun(settings["uri"], settings["experiment"], settings["artifact_root"], *self._opening)
+        return StoreRun(settings["uri"], settings["experiment"], None, "", {}, run_id=run_id)
 
     def __getattr__(self, name: str) -> Callable:
         """StoreRun's method `name`: run here (HERE), or a message about this run, waited for or not."""
