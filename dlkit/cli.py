@@ -315,14 +315,18 @@ def whole_number(low: int, high: int | None = None, why: str = ""):
     return parse
 
 
-def list_command(argv: list[str]) -> None:
+def _list_parser() -> Parser:
     parser = Parser(
         prog="dlkit list",
         description="What each config group offers on the command line (group=option), the component each option"
         " selects and where it comes from; registered components without an option of their own are listed too.",
     )
     parser.add_argument("kind", nargs="?", help="one of: " + ", ".join(_kinds()))
-    args = parser.parse_args(argv)
+    return parser
+
+
+def list_command(argv: list[str]) -> None:
+    args = _list_parser().parse_args(argv)
     from dlkit import plan, plugins  # noqa: F401  (importing plan registers the built-ins)
     from dlkit.registry import group, registry
 
@@ -354,7 +358,7 @@ def _kinds() -> list[str]:
     return list(KINDS)
 
 
-def ui_command(argv: list[str]) -> None:
+def _ui_parser() -> Parser:
     parser = Parser(prog="dlkit ui", description="Start the MLflow UI on dlkit's tracking store.")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=whole_number(1, 65535), default=5000, help="port to listen on (default 5000)")
@@ -373,7 +377,11 @@ def ui_command(argv: list[str]) -> None:
     parser.add_argument(
         "overrides", nargs="*", help="config overrides that pick the store, e.g. paths.output_dir=elsewhere"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def ui_command(argv: list[str]) -> None:
+    args = _ui_parser().parse_args(argv)
     tracking = _store_config(args.overrides).tracking
     from dlkit.tracking import store
 
@@ -445,9 +453,7 @@ def check_command(argv: list[str]) -> None:
     print(check(Plan.from_config(config.compose(argv))))
 
 
-def report_command(argv: list[str]) -> None:
-    from dlkit import report
-
+def _report_parser() -> Parser:
     parser = Parser(
         prog="dlkit report", description="The ablation report of a sweep (default: the latest), from MLflow."
     )
@@ -460,7 +466,13 @@ def report_command(argv: list[str]) -> None:
     parser.add_argument(
         "overrides", nargs="*", help="config overrides that pick the store, e.g. paths.output_dir=elsewhere"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def report_command(argv: list[str]) -> None:
+    from dlkit import report
+
+    args = _report_parser().parse_args(argv)
     cfg = _store_config(args.overrides)
     built = report.load(cfg.tracking.uri, args.sweep, args.experiment, args.metric)
     folder = Path(args.out or Path(cfg.paths.output_dir) / "reports" / (built.parent_run_id or args.experiment))
@@ -473,12 +485,7 @@ def report_command(argv: list[str]) -> None:
     )
 
 
-def resume_command(argv: list[str]) -> None:
-    import tempfile
-
-    import yaml
-    from omegaconf import OmegaConf
-
+def _resume_parser() -> Parser:
     parser = Parser(
         prog="dlkit resume",
         description="Continue an interrupted run from its last checkpoint, in the same MLflow run, with the config it"
@@ -488,6 +495,16 @@ def resume_command(argv: list[str]) -> None:
     parser.add_argument(
         "overrides", nargs="*", help="config overrides that pick the store, e.g. paths.output_dir=elsewhere"
     )
+    return parser
+
+
+def resume_command(argv: list[str]) -> None:
+    import tempfile
+
+    import yaml
+    from omegaconf import OmegaConf
+
+    parser = _resume_parser()
     if all(a.startswith("-") for a in argv) and not {"-h", "--help"} & set(argv):  # argparse: "overrides required"
         parser.error("which run? give its id: dlkit resume RUN_ID (printed when it was interrupted; dlkit ui shows it)")
     args = parser.parse_args(argv)
@@ -529,7 +546,7 @@ def resume_command(argv: list[str]) -> None:
     _report(train(plan, overrides, resume=args.run_id), plan, "")
 
 
-def studies_command(argv: list[str]) -> None:
+def _studies_parser() -> Parser:
     from dlkit import studies
 
     parser = Parser(prog="dlkit studies", description="Run the chapter's studies and write one document of verdicts.")
@@ -542,7 +559,13 @@ def studies_command(argv: list[str]) -> None:
     )
     parser.add_argument("--only", metavar="A,B", help=f"a comma-separated choice of: {', '.join(studies.names())}")
     parser.add_argument("overrides", nargs="*", help="overrides for every study, e.g. paths.output_dir=elsewhere")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def studies_command(argv: list[str]) -> None:
+    from dlkit import studies
+
+    args = _studies_parser().parse_args(argv)
     chosen = args.only.split(",") if args.only else studies.names()
     for name in chosen:
         if name not in studies.names():
@@ -560,4 +583,12 @@ SUBCOMMANDS = {
     "report": report_command,
     "studies": studies_command,
     "resume": resume_command,
+}
+# Each subcommand's flags, read before it does anything (tests/test_properties.py draws them).
+PARSERS = {
+    "list": _list_parser,
+    "ui": _ui_parser,
+    "report": _report_parser,
+    "studies": _studies_parser,
+    "resume": _resume_parser,
 }

@@ -13,11 +13,20 @@ USER_ERROR = 2  # the exit code of a mistake in what the user asked for (as argp
 class ConfigError(Exception):
     """A user error: printed as one line, without a traceback, and the process exits non-zero."""
 
+    def __init__(self, message: str = "") -> None:
+        super().__init__(one_line(message))
+
+
+def one_line(text: str) -> str:
+    """text with what a user typed that is not printable (a newline in a value, a tab) shown escaped, as Python
+    writes it: the message stays one line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text).strip())
+
 
 def stop(message: str) -> NoReturn:
     """Print `dlkit: error: <message>` and exit with USER_ERROR, from anywhere: SystemExit passes Hydra's error
     report, which would print a traceback for an exception."""
-    print(f"dlkit: error: {message}", file=sys.stderr)
+    print(f"dlkit: error: {one_line(message)}", file=sys.stderr)
     sys.exit(USER_ERROR)
 
 

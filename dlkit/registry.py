@@ -88,6 +88,8 @@ class Registry:
         return add
 
     def get(self, name: str) -> Callable[..., Any]:
+        if not isinstance(name, str):  # activation.name=[] composes; a name is text
+            raise ConfigError(f"{group(self.kind)}.name is {name!r}: give a name, one of: {', '.join(self.names())}.")
         if name not in self._entries:
             raise unknown(self.kind, name, self._entries, "".join(hint() for hint in unknown_name_hints))
         return self._entries[name].obj
