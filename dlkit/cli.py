@@ -170,8 +170,11 @@ def _run_job(source, overrides: list[str], prefix: str, multirun: bool, callback
         log.error("%sdlkit: error: %s", prefix, exc)  # in a sweep the other jobs go on
         if isinstance(exc, ConfigError) and this_sweep is not None:  # no run records it: the parent does
             this_sweep.job_failed_early(overrides, str(exc))
-    except StoreLost as exc:  # the recorder said which runs stay RUNNING; no other job could record anything
-        print(f"dlkit: {exc}", file=sys.stderr)
+    except StoreLost as exc:  # it names the runs that stay RUNNING; no other job could record anything
+        from dlkit import sweep
+
+        sweep.store_lost()
+        print(f"{prefix}dlkit: {exc}", file=sys.stderr)
         sys.exit(1)
     except RecorderGone as exc:  # its run ended KILLED from here; in a sweep the next job starts a new recorder
         if not multirun:

@@ -51,7 +51,8 @@ class RecorderError(RuntimeError):
 
 
 class StoreLost(RecorderError):
-    """The tracking server stopped answering: the recorder said which runs stay RUNNING there, and exited."""
+    """The store can no longer be written (a tracking server gone, a full disk, a folder made read-only, a store file
+    overwritten): the recorder exited, saying why, which runs stay RUNNING there and how to go on."""
 
 
 class RecorderGone(RecorderError):

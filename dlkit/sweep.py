@@ -179,12 +179,18 @@ def sweep_key(experiment: str, overrides: Sequence[str]) -> str:
 
 
 def close(sweep: Sweep, failed: bool = False, status: str | None = None) -> Outcome:
-    """Close the parent once the recorder has written and ended the runs of the jobs that ran in this process."""
+    """Close the parent once the recorder has written and ended the runs of the jobs that ran in this process. A store
+    that can no longer be written ends the command (exit 1), the parent left as it is there: a relaunch reopens it."""
     global outcome
+    from dlkit.errors import StoreLost
     from dlkit.tracking import recorder
 
     try:
         recorder.flush()
+    except StoreLost as exc:
+        store_lost()
+        print(f"dlkit: {exc}", file=sys.stderr)
+        sys.exit(1)
     except recorder.RecorderError as exc:
         print(f"dlkit: {exc}", file=sys.stderr)  # those runs ended FAILED, with the reason: counted below
     outcome = sweep.close(failed, status)
@@ -193,13 +199,18 @@ def close(sweep: Sweep, failed: bool = False, status: str | None = None) -> Outc
     return outcome
 
 
+def store_lost() -> None:
+    """The store can no longer be written: the open parents stay as they are there (a relaunch reopens them)."""
+    _opened.clear()
+
+
 def close_abandoned(interrupted: bool = False) -> None:
     """Close the parents Hydra left open (it skips on_multirun_end when a job raises or on Ctrl-C)."""
-    from dlkit.errors import RecorderError
+    from dlkit.errors import RecorderError, one_line
 
     for sweep in list(_opened):
         try:
             close(sweep, failed=True, status="KILLED" if interrupted else None)
         except RecorderError as exc:  # the store is gone too (a tracking server that stopped): the parent stays open
             _opened.remove(sweep)
-            print(f"dlkit: sweep {sweep.parent_run_id} could not be closed: {exc}", file=sys.stderr)
+            print(f"dlkit: sweep {sweep.parent_run_id} could not be closed: {one_line(exc)}", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -69,22 +70,39 @@ def without_model(args: tuple[str, ...]) -> tuple[str, ...]:
     return (*args, NO_MODEL)
 
 
+# Root, without the capabilities that let it write where a folder's mode says no: how a test run as root (as CI runs)
+# sees a read-only folder as a user does. Empty where the suite is not root, or setpriv (util-linux) is missing.
+AS_A_USER = (
+    ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search"]
+    if os.geteuid() == 0 and shutil.which("setpriv")
+    else []
+)
+FOLDER_MODES_HOLD = os.geteuid() != 0 or bool(AS_A_USER)
+
+
 def dlkit_cli(
-    *args: str, cwd: Path = REPO, env: dict | None = None, timeout: float = 300, model: bool = False
+    *args: str,
+    cwd: Path = REPO,
+    env: dict | None = None,
+    timeout: float = 300,
+    model: bool = False,
+    as_a_user: bool = False,
 ) -> subprocess.CompletedProcess:
-    """Run the installed `dlkit` command as a user would, in a fresh process (model: see without_model)."""
+    """Run the installed `dlkit` command as a user would, in a fresh process (model: see without_model; as_a_user:
+    folder modes apply, even to root)."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DLKIT_")}
     environment.update({"PYTHONUNBUFFERED": "1", **(env or {})})
     command = [sys.executable, "-m", "dlkit", *(args if model else without_model(args))]
+    command = [*AS_A_USER, *command] if as_a_user else command
     return subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout)
 
 
-def start_dlkit(*args: str, model: bool = False, env: dict | None = None) -> subprocess.Popen:
+def start_dlkit(*args: str, model: bool = False, env: dict | None = None, as_a_user: bool = False) -> subprocess.Popen:
     """Start `dlkit` to signal it later. SIGINT is reset to its default: a shell that runs the suite in the
     background starts it with SIGINT ignored, and Python would then never raise KeyboardInterrupt."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DLKIT_")}
     return subprocess.Popen(
-        [sys.executable, "-m", "dlkit", *(args if model else without_model(args))],
+        [*(AS_A_USER if as_a_user else []), sys.executable, "-m", "dlkit", *(args if model else without_model(args))],
         cwd=REPO,
         env={**environment, "PYTHONUNBUFFERED": "1", **(env or {})},
         stdout=subprocess.PIPE,

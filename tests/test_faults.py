@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import dlkit_cli, free_port
+from conftest import FOLDER_MODES_HOLD, dlkit_cli, free_port
 from dlkit import config
 from dlkit.errors import ConfigError
 from dlkit.plan import Plan
@@ -85,7 +85,7 @@ def test_config_text_that_cannot_be_used_is_one_line_before_anything_runs(overri
         pytest.param(
             "read_only/outputs",
             "paths.output_dir=read_only/outputs cannot be written: {tmp}/read_only: Permission denied",
-            marks=pytest.mark.skipif(os.geteuid() == 0, reason="root writes to a read-only folder"),
+            marks=pytest.mark.skipif(not FOLDER_MODES_HOLD, reason="root writes to a read-only folder (no setpriv)"),
         ),
     ],
 )
@@ -94,7 +94,9 @@ def test_an_output_folder_that_cannot_be_written_is_named_before_training(folder
     (tmp_path / "read_only").mkdir(mode=0o555)
     before = sorted(tmp_path.rglob("*"))
     for multirun in ((), ("-m", "seed=0,1")):
-        done = dlkit_cli(*multirun, f"paths.output_dir={folder}", "data.limit=8", cwd=tmp_path, timeout=120)
+        done = dlkit_cli(
+            *multirun, f"paths.output_dir={folder}", "data.limit=8", cwd=tmp_path, timeout=120, as_a_user=True
+        )
         assert done.returncode == 2, done.stderr[-2000:]
         expected = message.format(tmp=tmp_path) + "; choose one you can write: paths.output_dir=<folder>."
         assert done.stderr.strip() == f"dlkit: error: {expected}"
@@ -201,3 +203,39 @@ def test_the_python_api_checks_the_folder_and_the_store_as_the_command_does(tmp_
     with pytest.raises(ConfigError, match="is not an SQLite database"):
         dlkit.run([f"paths.output_dir={outputs}", "data.limit=8"])
     assert (outputs / "mlflow.db").read_bytes() == b"not a database" * 100
+
+
+def read_only(folder) -> None:
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod(path.stat().st_mode & ~0o222)
+
+
+def writable(folder) -> None:
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod(path.stat().st_mode | 0o200)
+
+
+@pytest.mark.skipif(not FOLDER_MODES_HOLD, reason="root writes to a read-only folder (no setpriv)")
+def test_an_output_folder_made_read_only_mid_sweep_stops_it_in_one_line_and_a_relaunch_runs_the_rest(outputs, store):
+    """The folder that holds the store and the jobs' folders made read-only after a sweep's first job: the sweep
+    stops with a line that names the folder and the reason (the job's folder, or the store's, whichever is written
+    first), no traceback; made writable again, the same command finishes the sweep, each job one run."""
+    from conftest import all_runs, start_dlkit
+
+    command = ["-m", "seed=0,1,2", "trainer.max_epochs=100", "data.limit=96", f"paths.output_dir={outputs}"]
+    sweep = start_dlkit(*command, as_a_user=True)
+    try:
+        next(line for line in sweep.stdout if "1 of 3 jobs done" in line)
+        read_only(outputs)
+        output, _ = sweep.communicate(timeout=300)
+    finally:
+        sweep.kill()
+        writable(outputs)
+    assert sweep.returncode == 1 and "Traceback" not in output and "HYDRA_FULL_ERROR" not in output, output[-3000:]
+    said = [line for line in output.splitlines() if "dlkit: " in line]
+    assert said and all(f"{outputs}" in line and "(Permission denied)" in line for line in said), said
+    assert "launch the same command again" in said[0]
+    again = dlkit_cli(*command, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    statuses = sorted((r.info.run_name, r.info.status) for r in all_runs(store()))
+    assert statuses == [(n, "FINISHED") for n in ("seed=0", "seed=1", "seed=2", "sweep seed=0,1,2")]

@@ -26,6 +26,7 @@ import atexit
 import contextlib
 import gc
 import itertools
+import logging
 import os
 import queue
 import signal
@@ -41,18 +42,19 @@ from pathlib import Path
 from types import MethodType
 from typing import Any
 
-from dlkit.errors import ConfigError, RecorderError, RecorderGone, StoreLost
+from dlkit.errors import RecorderError, RecorderGone, StoreLost
 from dlkit.tracking import store, sweep_store
 from dlkit.tracking import tags as tag
 from dlkit.tracking.delivery import ENDS, HERE, WAITS, delivery
-from dlkit.tracking.store import StoreRun, check_reachable
+from dlkit.tracking.store import StoreRun
 
 WRITE_EVERY_S = 1.0  # how late a metric may reach the store (the MLflow UI) while a run trains
 PAUSE_S = 0.05  # a pause this long in the messages writes the metrics gathered so far
 LOST_REASON = "the training process ended without closing its run (killed outright, e.g. SIGKILL or out of memory)"
 
 
-EXIT_LOST = 75  # the recorder's exit code when the tracking server stopped answering (EX_TEMPFAIL)
+EXIT_LOST = 75  # the recorder's exit code when the store can no longer be written (EX_TEMPFAIL)
+LOST = "lost"  # its last message then: why, and what to do
 
 
 class Recorder:
@@ -88,6 +90,9 @@ class Recorder:
             ok, value = self.connection.recv()
         except (OSError, EOFError):
             raise self._gone() from None
+        if ok == LOST:
+            self.process.wait(timeout=5)
+            raise StoreLost(value)
         if not ok:
             raise RecorderError(value)
         return value
@@ -95,7 +100,12 @@ class Recorder:
     def _gone(self) -> RecorderError:
         code = self.process.wait(timeout=5)
         if code == EXIT_LOST:
-            return StoreLost("the MLflow tracking server stopped answering (above: which runs and how to go on)")
+            why = "the MLflow store can no longer be written"
+            with contextlib.suppress(OSError, EOFError):
+                while self.connection.poll():  # answers not read yet, then why the store was lost
+                    message = self.connection.recv()
+                    why = message[1] if message[0] == LOST else why
+            return StoreLost(why)
         if code < 0:
             return RecorderGone(f"the MLflow recorder process was killed by {signal.Signals(-code).name}")
         return RecorderGone(f"the MLflow recorder process ended (exit code {code}); its message, if any, is above")
@@ -262,7 +272,9 @@ def flush() -> None:
 class Service:
     """The runs of one training process, by handle, and what is still to be written to them."""
 
-    def __init__(self):
+    def __init__(self, connection: Connection):
+        self.connection = connection  # to the training process: its answers, and why the store was lost
+        self.uris: set[str] = set()  # the stores it was asked to prepare: a sweep's parent writes there too
         self.runs: dict[int, StoreRun] = {}
         self.ended: dict[int, tuple[str, str]] = {}  # the ids of runs ended (a sweep's job may ask for them later)
         self.metrics: dict[int, list] = {}  # points not yet written
@@ -322,6 +334,7 @@ class Service:
             self.prepare_model()
 
     def make_store_ready(self, uri: str) -> None:
+        self.uris.add(uri)
         with contextlib.suppress(Exception):  # a hint: if it fails, the store is made where it is first used
             store.make_ready(uri)
 
@@ -344,22 +357,18 @@ class Service:
 
     def failed(self, handle: int | None, exc: Exception) -> None:
         self.errors.setdefault(handle, []).append(f"{type(exc).__name__}: {exc}")
-        self.exit_if_lost()
+        self.exit_if_lost(exc)
 
-    def exit_if_lost(self) -> None:
-        """After a failed write: if a tracking server no longer answers, nothing more can be recorded. Say which
-        runs stay RUNNING there and how to go on, and exit: the training process stops at its next message."""
-        for uri in {run.uri for run in self.runs.values()}:
-            try:
-                check_reachable(uri)
-            except ConfigError as exc:
-                ids = ", ".join(run.run_id for run in self.runs.values() if run.uri == uri)
-                print(
-                    f"dlkit: {exc}\ndlkit: run {ids} stays RUNNING there; once the server is back, continue it with"
-                    f" dlkit resume {ids.split(',')[0]} (a sweep: launch the same command again)",
-                    file=sys.stderr,
-                    flush=True,
-                )
+    def exit_if_lost(self, failure: Exception) -> None:
+        """After a failed write: if the store can no longer be written (a tracking server gone, a full disk, a folder
+        made read-only, a store file overwritten), nothing more can be recorded. Tell the training process why, in
+        one line that names the runs left RUNNING and how to go on, and exit: it stops at its next message."""
+        runs = list(self.runs.values())
+        for uri in {run.uri for run in runs} or set(self.uris):
+            why = store.lost(uri, failure, [run.run_id for run in runs if run.uri == uri])
+            if why:
+                with contextlib.suppress(OSError):
+                    self.connection.send((LOST, why))
                 os._exit(EXIT_LOST)
 
     def answer(self, op: str, handle: int | None, value: Any) -> tuple[bool, Any]:
@@ -408,13 +417,16 @@ def serve(connection: Connection) -> None:
     import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
     import mlflow.tracking  # noqa: F401
 
+    # MLflow logs each failed database write with its traceback; dlkit says what failed, once, in its own words.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+
     from dlkit.plots import pyplot
 
     pyplot()
 
     inbox: queue.SimpleQueue = queue.SimpleQueue()
     threading.Thread(target=_read, args=(connection, inbox), daemon=True).start()
-    service = Service()
+    service = Service(connection)
     while True:
         message = service.next_message(inbox)
         if message is None:

@@ -3,6 +3,7 @@ and `StoreRun`, a run written directly through the client."""
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import logging
@@ -52,6 +53,41 @@ def check_reachable(uri: str) -> None:
         _check_server(uri)
     elif uri.split("+")[0].split(":")[0] in DATABASE_PORTS:
         _check_database(uri)
+
+
+def lost(uri: str, failure: Exception, run_ids: Sequence[str]) -> str | None:
+    """Why nothing more can be written to the store at uri after a write failed with `failure`, as one line that
+    names the runs left RUNNING there and how to go on; None when the store can still be written (the write itself
+    was refused). A tracking server that stopped answering; a full disk; a sqlite store whose folder can no longer
+    be written (SQLite writes its journal there); a sqlite file that is no SQLite database any more."""
+    path = sqlite_path(uri)
+    if path is not None and path.is_file():
+        with path.open("rb") as file:
+            if file.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+                return (
+                    f"the tracking store {path} is no longer an SQLite database: something overwrote it while"
+                    f" {len(run_ids)} run(s) trained (it is left as it is); restore it from a copy, or move it aside"
+                    " and start again"
+                )
+    first = run_ids[0] if run_ids else ""
+    go_on = f"continue it with: dlkit resume {first} (a sweep: launch the same command again)"
+    left = f"run {', '.join(run_ids)} stays RUNNING there" if run_ids else "the sweep's runs stay as they are"
+    try:
+        check_reachable(uri)
+    except ConfigError as exc:
+        return f"{str(exc).rstrip('.')}; {left}; once the server is back, {go_on}"
+    if "disk is full" in str(failure) or getattr(failure, "errno", None) == errno.ENOSPC:
+        return f"the disk that holds the tracking store {path or uri} is full; {left}; once there is space, {go_on}"
+    if path is not None:
+        try:
+            descriptor, made = tempfile.mkstemp(prefix=".dlkit-write-check-", dir=path.parent)
+            os.close(descriptor)
+            os.remove(made)
+        except OSError as exc:
+            reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror
+            where = f"the tracking store's folder {path.parent}"
+            return f"{where} can no longer be written ({reason}); {left}; once it can, {go_on}"
+    return None
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file

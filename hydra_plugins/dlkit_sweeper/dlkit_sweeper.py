@@ -15,3 +15,17 @@ class DlkitSweeper(basic_sweeper()):
             config_loader=ComposedOnce(hydra_context.config_loader), callbacks=hydra_context.callbacks
         )
         super().setup(hydra_context=composing_once, task_function=task_function, config=config)
+
+    def sweep(self, arguments):
+        try:
+            return super().sweep(arguments)
+        except OSError as exc:  # Hydra makes each job's folder before it runs: one that cannot be made stops it
+            import sys
+
+            where = f" {exc.filename}" if exc.filename else ""
+            print(
+                f"dlkit: a job's folder{where} cannot be made ({exc.strerror}): the sweep stops; once it can be"
+                " written, launch the same command again to run the jobs left",
+                file=sys.stderr,
+            )
+            sys.exit(1)
