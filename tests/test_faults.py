@@ -3,6 +3,7 @@ the fix, exit 2 for what the user typed, no traceback, nothing written or overwr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -239,3 +240,76 @@ def test_an_output_folder_made_read_only_mid_sweep_stops_it_in_one_line_and_a_re
     assert again.returncode == 0, again.stderr[-3000:]
     statuses = sorted((r.info.run_name, r.info.status) for r in all_runs(store()))
     assert statuses == [(n, "FINISHED") for n in ("seed=0", "seed=1", "seed=2", "sweep seed=0,1,2")]
+
+
+def stop_mid_run(outputs, fault) -> tuple[int, str]:
+    """A run started, `fault()` done once its first epoch is printed; its exit code and what it printed."""
+    from conftest import start_dlkit
+
+    job = start_dlkit("trainer.max_epochs=400", "data.limit=96", f"paths.output_dir={outputs}")
+    try:
+        next(line for line in job.stdout if "epoch 1/" in line)
+        fault()
+        output, _ = job.communicate(timeout=120)
+    finally:
+        job.kill()
+    return job.returncode, output
+
+
+def test_a_store_file_overwritten_mid_run_is_named_in_one_line_and_left_as_it_is(outputs):
+    database = outputs / "mlflow.db"
+    junk = bytes(range(256)) * 4096
+
+    def overwrite():
+        database.write_bytes(junk)
+
+    code, output = stop_mid_run(outputs, overwrite)
+    assert code == 1 and "Traceback" not in output, output[-3000:]
+    assert (
+        output.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"dlkit: the tracking store {database} is no longer an SQLite database: something overwrote it while run "
+        )
+    )
+    assert database.read_bytes() == junk
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 40 MB tmpfs: a disk this test can fill (mounting one needs root; skipped where it cannot)."""
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=40m", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("needs root to mount a small tmpfs")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def test_a_disk_that_fills_mid_run_stops_it_in_one_line_and_the_run_resumes_once_there_is_space(small_disk):
+    from mlflow.tracking import MlflowClient
+
+    from conftest import all_runs
+
+    outputs, filler = small_disk / "outputs", small_disk / "filler"
+
+    def fill():
+        with filler.open("wb") as file, contextlib.suppress(OSError):
+            while True:
+                file.write(bytes(1 << 16))
+                file.flush()
+
+    code, output = stop_mid_run(outputs, fill)
+    assert code == 1 and "Traceback" not in output, output[-3000:]
+    (line,) = [line for line in output.splitlines() if line.startswith("dlkit: ")]
+    assert line.startswith(f"dlkit: the disk that holds the tracking store {outputs}/mlflow.db is full; run ")
+    assert "stays RUNNING there; once there is space, continue it with: dlkit resume " in line
+    filler.unlink()
+    resumed = dlkit_cli("resume", line.split("dlkit resume ")[1].split()[0], f"paths.output_dir={outputs}")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    (run,) = all_runs(MlflowClient(f"sqlite:///{outputs}/mlflow.db"))
+    assert run.info.status == "FINISHED" and "test/acc" in run.data.metrics

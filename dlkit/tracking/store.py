@@ -64,10 +64,10 @@ def lost(uri: str, failure: Exception, run_ids: Sequence[str]) -> str | None:
     if path is not None and path.is_file():
         with path.open("rb") as file:
             if file.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+                when = f" while run {', '.join(run_ids)} trained" if run_ids else ""
                 return (
-                    f"the tracking store {path} is no longer an SQLite database: something overwrote it while"
-                    f" {len(run_ids)} run(s) trained (it is left as it is); restore it from a copy, or move it aside"
-                    " and start again"
+                    f"the tracking store {path} is no longer an SQLite database: something overwrote it{when} (it is"
+                    " left as it is); restore it from a copy, or move it aside and start again"
                 )
     first = run_ids[0] if run_ids else ""
     go_on = f"continue it with: dlkit resume {first} (a sweep: launch the same command again)"
