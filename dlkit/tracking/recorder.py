@@ -272,8 +272,8 @@ def flush() -> None:
 class Service:
     """The runs of one training process, by handle, and what is still to be written to them."""
 
-    def __init__(self, connection: Connection):
-        self.connection = connection  # to the training process: its answers, and why the store was lost
+    def __init__(self, connection: Connection | None = None):
+        self.connection = connection  # to the training process: why the store was lost
         self.uris: set[str] = set()  # the stores it was asked to prepare: a sweep's parent writes there too
         self.runs: dict[int, StoreRun] = {}
         self.ended: dict[int, tuple[str, str]] = {}  # the ids of runs ended (a sweep's job may ask for them later)
@@ -367,7 +367,7 @@ class Service:
         for uri in {run.uri for run in runs} or set(self.uris):
             why = store.lost(uri, failure, [run.run_id for run in runs if run.uri == uri])
             if why:
-                with contextlib.suppress(OSError):
+                with contextlib.suppress(OSError, AttributeError):
                     self.connection.send((LOST, why))
                 os._exit(EXIT_LOST)
 
