@@ -491,16 +491,17 @@ def report_command(argv: list[str]) -> None:
     files = report.write(built, folder)
     report.attach(built, files)
     report.print_tables(built)
-    if chromium:
-        try:
-            files.append(screenshot.attach(cfg.tracking.uri, built.parent_run_id, folder / "view.png", chromium))
-        except screenshot.ScreenshotFailed as exc:  # the report stands, attached: only the picture is missing
-            print(f"dlkit: no screenshot: {exc}", file=sys.stderr)
-            sys.exit(1)
     print(
         f"Written: {', '.join(str(f) for f in files)}"
         + (f"; attached to run {built.parent_run_id}" if built.parent_run_id else "")
     )
+    if chromium:
+        try:
+            shot = screenshot.attach(cfg.tracking.uri, built.parent_run_id, folder / "view.png", chromium)
+        except screenshot.ScreenshotFailed as exc:  # the report stands, attached: only the picture is missing
+            print(f"dlkit: no screenshot: {exc}", file=sys.stderr)
+            sys.exit(1)
+        print(f"Screenshot of the view: {shot}; attached to run {built.parent_run_id} as report/{shot.name}")
 
 
 def _resume_parser() -> Parser:
