@@ -36,6 +36,7 @@ def ui(tmp_path_factory):
     assert swept.returncode == 0, swept.stderr[-3000:]
     reported = dlkit_cli("report", "--screenshot", f"paths.output_dir={folder}")
     assert reported.returncode == 0, reported.stderr[-3000:]
+    assert "Screenshot of the view: " in reported.stdout and "as report/view.png" in reported.stdout
     port = free_port()
     # `dlkit ui` as a user starts it, on another loopback address than its default: --host is what it binds
     server = subprocess.Popen(
