@@ -467,6 +467,11 @@ def _report_parser() -> Parser:
         "--out", help="folder for report.md, report.csv and the plots (default: outputs/reports/<sweep>)"
     )
     parser.add_argument(
+        "--screenshot",
+        action="store_true",
+        help="also attach a picture of the sweep's first saved view in MLflow's UI (report/view.png); needs Chromium",
+    )
+    parser.add_argument(
         "overrides", nargs="*", help="config overrides that pick the store, e.g. paths.output_dir=elsewhere"
     )
     return parser
@@ -476,8 +481,15 @@ def report_command(argv: list[str]) -> None:
     from dlkit import report
 
     args = _report_parser().parse_args(argv)
+    chromium = None
+    if args.screenshot:
+        from dlkit.tracking import screenshot
+
+        chromium = screenshot.browser()  # before the store is read: without a browser nothing changes
     cfg = _store_config(args.overrides)
     built = report.load(cfg.tracking.uri, args.sweep, args.experiment, args.metric)
+    if chromium and built.parent_run_id is None:
+        raise ConfigError("--screenshot shows a sweep's saved view: leave out --experiment, or name a --sweep.")
     folder = Path(args.out or Path(cfg.paths.output_dir) / "reports" / (built.parent_run_id or args.experiment))
     files = report.write(built, folder)
     report.attach(built, files)
@@ -486,6 +498,13 @@ def report_command(argv: list[str]) -> None:
         f"Written: {', '.join(str(f) for f in files)}"
         + (f"; attached to run {built.parent_run_id}" if built.parent_run_id else "")
     )
+    if chromium:
+        try:
+            shot = screenshot.attach(cfg.tracking.uri, built.parent_run_id, folder / "view.png", chromium)
+        except screenshot.ScreenshotFailed as exc:  # the report stands, attached: only the picture is missing
+            print(f"dlkit: no screenshot: {exc}", file=sys.stderr)
+            sys.exit(1)
+        print(f"Screenshot of the view: {shot}; attached to run {built.parent_run_id} as report/{shot.name}")
 
 
 def _resume_parser() -> Parser:

@@ -2,8 +2,10 @@
 pages rendered by headless Chromium (Debian's chromium and chromium-driver; skipped when they are absent)."""
 
 import shutil
+import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +23,8 @@ WAIT_S = 60  # for a page to render: the first load of the UI's scripts is slow 
 
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory):
-    """A two-job sweep with its report, served by `mlflow server`; a headless browser; the store's client."""
+    """A two-job sweep with its report and the screenshot of its view, served by `mlflow server`; a headless browser;
+    the store's client."""
     from mlflow.tracking import MlflowClient
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -31,8 +34,9 @@ def ui(tmp_path_factory):
         "-m", "activation=relu,tanh", "trainer.max_epochs=2", "data.limit=48", f"paths.output_dir={folder}", model=True
     )
     assert swept.returncode == 0, swept.stderr[-3000:]
-    reported = dlkit_cli("report", f"paths.output_dir={folder}")
+    reported = dlkit_cli("report", "--screenshot", f"paths.output_dir={folder}")
     assert reported.returncode == 0, reported.stderr[-3000:]
+    assert "Screenshot of the view: " in reported.stdout and "as report/view.png" in reported.stdout
     port = free_port()
     # `dlkit ui` as a user starts it, on another loopback address than its default: --host is what it binds
     server = subprocess.Popen(
@@ -146,3 +150,46 @@ def test_a_sweeps_saved_view_opens_grouped_by_its_factor_with_a_line_per_group(u
         assert f"Group: {level}\n1" in text  # one group per level, one run in each
         assert f"{level} (val/loss)" in text  # the per-epoch chart: a line per group
     assert f"{len(children)} matching runs" in text  # the children only: the parent is not among them
+
+
+def test_the_parents_page_shows_its_description_the_factors_and_the_means(ui):
+    """The Markdown note the sweep wrote on its parent (mlflow.note.content), rendered: the factor and its levels, the
+    table of the objective's means per level (each child's value here: one run per level), the view's link."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from dlkit.tracking.store import ui_link
+
+    browser, base, client = ui
+    parent, children = sweep_runs(client)
+    page_text(browser, ui_link(base, parent.info.experiment_id, parent.info.run_id), "Show more")
+    browser.find_element(By.XPATH, "//*[normalize-space(text())='Show more']").click()  # the whole description
+    WebDriverWait(browser, WAIT_S).until(lambda b: "Show less" in b.find_element(By.TAG_NAME, "body").text)
+    text = browser.find_element(By.TAG_NAME, "body").text
+    description = text.split("\nDescription\n", 1)[1].split("Show less")[0]
+    assert "Sweep of 2 runs; objective val/loss (lower is better)" in description
+    assert "\nactivation: relu, tanh\n" in description  # the factor and its levels, "**activation**" in Markdown
+    assert "\nactivation mean val/loss runs\n" in description  # the table's header row, as a table
+    for child in children:
+        level = child.data.tags["factor.activation"]
+        assert f"\n{level} {child.data.metrics['val/loss']:.4g} 1\n" in description
+    assert "sweep activation=relu,tanh: by activation" in description  # the view's link
+
+
+def test_the_report_attaches_a_screenshot_of_the_sweeps_view(ui, tmp_path):
+    """`dlkit report --screenshot` (in the fixture): report/view.png on the parent, the view as Chromium drew it."""
+    from PIL import Image
+
+    _, _, client = ui
+    parent, _ = sweep_runs(client)
+    assert "report/view.png" in {f.path for f in client.list_artifacts(parent.info.run_id, "report")}
+    path = Path(client.download_artifacts(parent.info.run_id, "report/view.png", str(tmp_path)))
+    png = path.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
+    assert struct.unpack(">II", png[16:24]) == (1600, 1000)  # the window's size
+    colours = Image.open(path).convert("RGB").getcolors(1600 * 1000)
+    assert len(colours) > 500  # text, lines and fills: a blank page has one colour
+    # the charts' coloured lines and bars; a page whose charts are still loading has some 5,000 such pixels (its
+    # buttons and the groups' dots), the drawn view some 60,000 or more
+    vivid = sum(n for n, (r, g, b) in colours if max(r, g, b) - min(r, g, b) > 100)
+    assert vivid > 30_000, vivid

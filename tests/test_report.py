@@ -1,6 +1,7 @@
 """`dlkit report` and the studies: numbers checked against a hand computation from the stored metrics."""
 
 import math
+import shutil
 import statistics
 
 import pytest
@@ -263,3 +264,21 @@ def test_report_flags_pick_the_sweep_the_metric_the_experiment_and_the_folder(sw
     assert whole.returncode == 0 and "experiment dlkit" in (tmp_path / "e" / "report.md").read_text()
     wrong = dlkit_cli("report", "--experiment", "dlkt", f"paths.output_dir={outputs}")
     assert wrong.returncode == 2 and "experiment 'dlkt' is unknown; did you mean 'dlkit'?" in wrong.stderr
+
+
+def test_a_screenshot_without_chromium_or_of_no_sweep_is_refused_in_one_line_and_changes_nothing(swept, tmp_path):
+    """`dlkit report --screenshot` (drawn in tests/test_browser.py) needs a browser: without one on PATH, one line that
+    says how to install it, before the store is read; and a sweep's view: --experiment has none."""
+    outputs, _ = swept
+    before = sorted(outputs.rglob("*"))
+    bare = dlkit_cli("report", "--screenshot", f"paths.output_dir={outputs}", env={"PATH": str(tmp_path)})
+    assert bare.returncode == 2 and not bare.stdout, bare.stderr[-2000:]
+    (line,) = bare.stderr.strip().splitlines()
+    assert line.startswith("dlkit: error: --screenshot needs Chromium") and "apt-get install chromium" in line
+    if shutil.which("chromium"):
+        whole = dlkit_cli("report", "--screenshot", "--experiment", "dlkit", f"paths.output_dir={outputs}")
+        assert whole.returncode == 2 and not whole.stdout, whole.stderr[-2000:]
+        assert whole.stderr.strip() == (
+            "dlkit: error: --screenshot shows a sweep's saved view: leave out --experiment, or name a --sweep."
+        )
+    assert sorted(outputs.rglob("*")) == before  # no report written

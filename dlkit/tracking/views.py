@@ -106,8 +106,10 @@ def _view(sweep: Sweep, what: str, name: str, group: Sequence[str], extra: Seque
     return View(view_id, name, value, notes)  # the store will refuse it: a warning, the sweep stands
 
 
-def saved(experiment_id: str, experiment_tags: Mapping[str, str], parent_id: str) -> list[tuple[str, str]]:
-    """The names and links of the views a sweep saved, read back from its experiment's tags."""
+def saved(
+    experiment_id: str, experiment_tags: Mapping[str, str], parent_id: str, base: str = UI
+) -> list[tuple[str, str]]:
+    """The names and links (to the UI at base) of the views a sweep saved, read back from its experiment's tags."""
     filter_ = f"tags.`{tag.PARENT}` = '{parent_id}'"
     found = {}
     for key, value in experiment_tags.items():
@@ -117,7 +119,7 @@ def saved(experiment_id: str, experiment_tags: Mapping[str, str], parent_id: str
             except (ValueError, KeyError, TypeError, AttributeError, zlib.error):  # a view saved in another form
                 continue
     return sorted(
-        (view["name"], link(experiment_id, view_id))
+        (view["name"], link(experiment_id, view_id, base))
         for view_id, view in found.items()
         if isinstance(view["state"], dict) and view["state"].get("searchFilter") == filter_
     )
