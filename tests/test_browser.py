@@ -30,8 +30,16 @@ def ui(tmp_path_factory):
     from selenium.webdriver.chrome.service import Service
 
     folder = tmp_path_factory.mktemp("ui")
+    # A study's sweep (its claim and verdict go to the parent's description), on the digits, one seed: two runs
+    study = ["+study=activation_quick", "study.control=tanh", "study.treatment=relu", "data=digits", "seed=0"]
     swept = dlkit_cli(
-        "-m", "activation=relu,tanh", "trainer.max_epochs=2", "data.limit=48", f"paths.output_dir={folder}", model=True
+        "-m",
+        "activation=relu,tanh",
+        *study,
+        "trainer.max_epochs=2",
+        "data.limit=48",
+        f"paths.output_dir={folder}",
+        model=True,
     )
     assert swept.returncode == 0, swept.stderr[-3000:]
     reported = dlkit_cli("report", "--screenshot", f"paths.output_dir={folder}")
@@ -94,7 +102,7 @@ def test_the_runs_table_shows_the_sweep_its_children_their_data_and_models(ui):
     browser.find_element(By.CSS_SELECTOR, ".ag-row button").click()  # unfold the sweep's children
     WebDriverWait(browser, WAIT_S).until(lambda b: "activation=tanh" in b.find_element(By.TAG_NAME, "body").text)
     text = browser.find_element(By.TAG_NAME, "body").text
-    assert [c.info.run_name for c in children] == ["activation=relu", "activation=tanh"]
+    assert [c.info.run_name for c in children] == ["activation=relu,seed=0", "activation=tanh,seed=0"]
     assert all(c.info.run_name in text for c in children)
     train = next(d.dataset for d in children[0].inputs.dataset_inputs if d.dataset.name == "digits/train")
     assert text.count(f"digits/train ({train.digest})") == 2  # each child's Dataset cell: the same data
@@ -152,9 +160,10 @@ def test_a_sweeps_saved_view_opens_grouped_by_its_factor_with_a_line_per_group(u
     assert f"{len(children)} matching runs" in text  # the children only: the parent is not among them
 
 
-def test_the_parents_page_shows_its_description_the_factors_and_the_means(ui):
+def test_the_parents_page_shows_its_description_the_factors_the_means_and_the_verdict(ui):
     """The Markdown note the sweep wrote on its parent (mlflow.note.content), rendered: the factor and its levels, the
-    table of the objective's means per level (each child's value here: one run per level), the view's link."""
+    table of the objective's means per level (each child's value here: one run per level), the view's link, and the
+    study's claim and verdict that `dlkit report` added."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -173,7 +182,9 @@ def test_the_parents_page_shows_its_description_the_factors_and_the_means(ui):
     for child in children:
         level = child.data.tags["factor.activation"]
         assert f"\n{level} {child.data.metrics['val/loss']:.4g} 1\n" in description
-    assert "sweep activation=relu,tanh: by activation" in description  # the view's link
+    assert "study activation: by activation" in description  # the view's link
+    verdict = description.split("The study's verdict", 1)[1]  # added by dlkit report: the claim and the verdict
+    assert "cannot separate the spirals" in verdict and "activation=relu vs activation=tanh: smoke test" in verdict
 
 
 def test_the_report_attaches_a_screenshot_of_the_sweeps_view(ui, tmp_path):
