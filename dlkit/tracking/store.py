@@ -69,8 +69,11 @@ def lost(uri: str, failure: Exception, run_ids: Sequence[str]) -> str | None:
                     f"the tracking store {path} is no longer an SQLite database: something overwrote it{when} (it is"
                     " left as it is); restore it from a copy, or move it aside and start again"
                 )
-    first = run_ids[0] if run_ids else ""
-    go_on = f"continue it with: dlkit resume {first} (a sweep: launch the same command again)"
+    go_on = (
+        f"continue it with: dlkit resume {run_ids[0]} (a sweep: launch the same command again)"
+        if run_ids
+        else "launch the same command again"
+    )
     left = f"run {', '.join(run_ids)} stays RUNNING there" if run_ids else "the sweep's runs stay as they are"
     try:
         check_reachable(uri)
