@@ -143,6 +143,29 @@ def _train_app(argv: list[str]) -> None:
 _planned: dict[str, object] = {}
 
 
+# The nearest folder of each output folder that was there before this command: what it makes below them (Hydra, its
+# run folders) a run refused before it started removes again.
+_there: set[Path] = set()
+
+
+def _discard_run_folder() -> None:
+    """Hydra's run folder for a run refused inside its job (what only the data reveals, a model too large): it holds
+    only Hydra's record of the config and the log of the refusal, which was printed. Removed, with the empty folders
+    above it that were not there before the command."""
+    import shutil
+
+    from hydra.core.hydra_config import HydraConfig
+
+    folder = Path(HydraConfig.get().runtime.output_dir)
+    if not folder.is_dir() or any(p.name != ".hydra" and p.suffix != ".log" for p in folder.iterdir()):
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    for above in folder.parents:
+        if any(above.iterdir()) or not any(there in above.parents for there in _there):
+            break  # not empty, or not made by this command
+        above.rmdir()
+
+
 def _plan_of(cfg):
     """The job's plan, if this process planned it; else its config, to plan."""
     from dlkit.plan import fingerprint
@@ -166,6 +189,8 @@ def _run_job(source, overrides: list[str], prefix: str, multirun: bool, callback
         result = train(plan, overrides, sweep=this_sweep, progress_prefix=prefix, callbacks=callbacks)
     except (ConfigError, Diverged) as exc:  # here, or Hydra would print it as a crash
         if not multirun:
+            if isinstance(exc, ConfigError):  # refused before any run: nothing of it is left behind
+                _discard_run_folder()
             _user_error(exc)
         log.error("%sdlkit: error: %s", prefix, exc)  # in a sweep the other jobs go on
         if isinstance(exc, ConfigError) and this_sweep is not None:  # no run records it: the parent does
@@ -239,6 +264,8 @@ def _plan_jobs(overrides: Sequence[str], multirun: bool) -> list:
     plans = config.plan_jobs(composed)
     for folder in dict.fromkeys(plan.output_dir for plan in plans):  # before Hydra makes its run folder there
         folders.check_writable(folder)
+        path = Path(folder).absolute()
+        _there.add(next(p for p in (path, *path.parents) if p.exists()))
     tracking = plans[0].tracking if plans else None
     if multirun and recording and tracking is not None and tracking.enabled and tracking.recorder:
         recorder.prepare(tracking.uri, tracking.experiment, tracking.artifact_root)

@@ -47,8 +47,11 @@ def test_a_layer_of_width_zero_is_refused_before_anything_runs(tmp_path):
 
 
 def test_a_model_too_large_for_memory_is_refused_with_its_size_before_any_is_allocated(tmp_path):
-    done = dlkit_cli("model.hidden=[1000000000,100]", f"paths.output_dir={tmp_path / 'outputs'}", timeout=120)
-    assert done.returncode == 2 and "Traceback" not in done.stderr
+    (tmp_path / "kept").mkdir()  # an output folder that was there: it stays; what the command made below it goes
+    for outputs in (tmp_path / "new" / "outputs", tmp_path / "kept"):
+        done = dlkit_cli("model.hidden=[1000000000,100]", f"paths.output_dir={outputs}", timeout=120)
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert [p.name for p in tmp_path.rglob("*")] == ["kept"]  # no run folder, no store: nothing ran
     assert re.fullmatch(
         r"dlkit: error: model 'mlp' has 165,000,001,110 parameters: its weights and their gradients alone need"
         r" 1229\.3 GiB, and this machine has \d+\.\d GiB free; choose a smaller model"
