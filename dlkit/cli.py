@@ -17,7 +17,16 @@ from typing import NoReturn
 
 from dlkit import config, ddp, environment, folders
 from dlkit import overrides as overrides_text
-from dlkit.errors import ConfigError, Diverged, Interrupted, RecorderError, RecorderGone, StoreLost, stop
+from dlkit.errors import (
+    ConfigError,
+    Diverged,
+    Interrupted,
+    RecorderError,
+    RecorderGone,
+    StoreLost,
+    one_line,
+    stop,
+)
 
 log = logging.getLogger("dlkit")
 
@@ -208,6 +217,12 @@ def _run_job(source, overrides: list[str], prefix: str, multirun: bool, callback
         run_id = getattr(exc, "run_id", None)
         again = f"run {run_id} is KILLED: {exc}; launching the sweep again resumes it" if run_id else str(exc)
         log.error("%sdlkit: %s. The other jobs go on.", prefix, again)
+        return math.nan
+    except RecorderError as exc:  # the store refused a write: the run is FAILED with why, where it could be written
+        if not multirun:
+            print(f"dlkit: {one_line(str(exc).splitlines()[0])}", file=sys.stderr)
+            sys.exit(1)
+        log.error("%sdlkit: %s; the other jobs go on", prefix, one_line(str(exc).splitlines()[0]))
         return math.nan
     except Exception:
         if not multirun:

@@ -63,12 +63,15 @@ def lost(uri: str, failure: Exception, run_ids: Sequence[str]) -> str | None:
     path = sqlite_path(uri)
     if path is not None and path.is_file():
         with path.open("rb") as file:
-            if file.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
-                when = f" while run {', '.join(run_ids)} trained" if run_ids else ""
-                return (
-                    f"the tracking store {path} is no longer an SQLite database: something overwrote it{when} (it is"
-                    " left as it is); restore it from a copy, or move it aside and start again"
-                )
+            overwritten = file.read(len(SQLITE_HEADER)) != SQLITE_HEADER
+        damaged = next((d for d in SQLITE_DAMAGED if d in str(failure)), None)
+        if overwritten or damaged:
+            what = "is no longer an SQLite database" if overwritten else f"is damaged ({damaged})"
+            when = f" while run {', '.join(run_ids)} trained" if run_ids else ""
+            return (
+                f"the tracking store {path} {what}: something overwrote it{when} (dlkit leaves it as it is);"
+                " restore it from a copy, or move it aside and start again"
+            )
     go_on = (
         f"continue it with: dlkit resume {run_ids[0]} (a sweep: launch the same command again)"
         if run_ids
@@ -93,6 +96,7 @@ def lost(uri: str, failure: Exception, run_ids: Sequence[str]) -> str | None:
     return None
 
 
+SQLITE_DAMAGED = ("database disk image is malformed", "file is not a database")  # SQLite's words, as MLflow relays
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 DATABASE_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}  # MLflow's database stores, default ports
 
