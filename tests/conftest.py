@@ -141,3 +141,12 @@ def uninterrupted(tmp_path_factory) -> dict[str, float]:
     assert full.returncode == 0, full.stderr[-2000:]
     (run,) = all_runs(MlflowClient(f"sqlite:///{outputs}/mlflow.db"))
     return final_metrics(run)
+
+
+# The modules whose tests take the longest (real servers, clusters, browsers, killed processes) go first: pytest-xdist
+# then spreads them over its workers early, instead of one worker finishing them alone while the other is idle.
+SLOW_FIRST = ("test_postgres", "test_server", "test_browser", "test_slurm", "test_faults", "test_robustness")
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: item.module.__name__ not in SLOW_FIRST)  # stable: the order within each part stays
