@@ -150,9 +150,3 @@ SLOW_FIRST = ("test_postgres", "test_server", "test_browser", "test_slurm", "tes
 
 def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: item.module.__name__ not in SLOW_FIRST)  # stable: the order within each part stays
-
-
-def pytest_xdist_auto_num_workers(config):
-    """-n auto: one worker more than the cores. Many tests wait on real processes (servers, a browser, SLURM, a dlkit
-    starting up): on 2 cores the suite kept them busy about 1.25 cores' worth with a worker per core."""
-    return (os.cpu_count() or 1) + 1
