@@ -19,8 +19,17 @@ def check_writable(folder: str, key: str = "paths.output_dir") -> None:
     fix = f"choose one you can write: {key}=<folder>"
     if not existing.is_dir():
         raise ConfigError(f"{key}={folder} cannot be made: {existing} is a file, not a folder; {fix}.")
+    refused = write_refused(existing)
+    if refused is not None:  # ENOENT in a folder that exists: a virtual file system (/proc)
+        reason = "it takes no new folders" if refused.errno == errno.ENOENT else refused.strerror
+        raise ConfigError(f"{key}={folder} cannot be written: {existing}: {reason}; {fix}.")
+
+
+def write_refused(folder: Path) -> OSError | None:
+    """Why a new folder cannot be made (and removed again) in `folder`, which exists; None when it can. Nothing is
+    left behind."""
     try:
-        os.rmdir(tempfile.mkdtemp(prefix=".dlkit-write-check-", dir=existing))
-    except OSError as exc:  # ENOENT in a folder that exists: a virtual file system (/proc)
-        reason = "it takes no new folders" if exc.errno == errno.ENOENT else exc.strerror
-        raise ConfigError(f"{key}={folder} cannot be written: {existing}: {reason}; {fix}.") from None
+        os.rmdir(tempfile.mkdtemp(prefix=".dlkit-write-check-", dir=folder))
+    except OSError as exc:
+        return exc
+    return None

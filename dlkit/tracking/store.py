@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dlkit.errors import ConfigError
+from dlkit.folders import write_refused
 from dlkit.tracking import tags as tag
 from dlkit.tracking.delivery import BATCHED, ENDS, HERE, SENT, WAITS, delivered
 
@@ -84,15 +85,11 @@ def lost(uri: str, failure: Exception, run_ids: Sequence[str]) -> str | None:
         return f"{str(exc).rstrip('.')}; {left}; once the server is back, {go_on}"
     if "disk is full" in str(failure) or getattr(failure, "errno", None) == errno.ENOSPC:
         return f"the disk that holds the tracking store {path or uri} is full; {left}; once there is space, {go_on}"
-    if path is not None:
-        try:
-            descriptor, made = tempfile.mkstemp(prefix=".dlkit-write-check-", dir=path.parent)
-            os.close(descriptor)
-            os.remove(made)
-        except OSError as exc:
-            reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror
-            where = f"the tracking store's folder {path.parent}"
-            return f"{where} can no longer be written ({reason}); {left}; once it can, {go_on}"
+    refused = write_refused(path.parent) if path is not None else None
+    if refused is not None:
+        reason = "the disk is full" if refused.errno == errno.ENOSPC else refused.strerror
+        where = f"the tracking store's folder {path.parent}"
+        return f"{where} can no longer be written ({reason}); {left}; once it can, {go_on}"
     return None
 
 

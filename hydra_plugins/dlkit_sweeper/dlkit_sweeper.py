@@ -21,11 +21,14 @@ class DlkitSweeper(basic_sweeper()):
             return super().sweep(arguments)
         except OSError as exc:  # Hydra makes each job's folder before it runs: one that cannot be made stops it
             import sys
+            from pathlib import Path
 
-            where = f" {exc.filename}" if exc.filename else ""
+            folder = Path(self.config.hydra.sweep.dir).absolute()
+            if not exc.filename or not Path(exc.filename).absolute().is_relative_to(folder):
+                raise  # not the sweep's folders: another fault, reported as it is
             print(
-                f"dlkit: a job's folder{where} cannot be made ({exc.strerror}): the sweep stops; once it can be"
-                " written, launch the same command again to run the jobs left",
+                f"dlkit: a job's folder {exc.filename} cannot be made ({exc.strerror}): the sweep stops; once it can"
+                " be written, launch the same command again to run the jobs left",
                 file=sys.stderr,
             )
             sys.exit(1)
