@@ -61,7 +61,7 @@ def test_a_sweep_through_a_server_on_postgresql_from_two_processes_at_once(postg
             f"paths.output_dir={tmp_path / 'outputs'}",
             model=True,
         )
-        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         assert not (tmp_path / "outputs" / "mlflow.db").exists()  # nothing went to a local store
         client = MlflowClient(uri)
         runs = all_runs(client)
@@ -99,3 +99,36 @@ def test_search_workers_on_postgresql_run_exactly_n_trials(postgres, tmp_path):
     url = postgres.replace("postgresql://", "postgresql+psycopg://")  # SQLAlchemy's name for the psycopg 3 driver
     trials = race(tmp_path, f"hydra.sweeper.storage={url}")
     assert len(trials) == 12 and {t.state.name for t in trials} == {"COMPLETE"}
+
+
+def test_runs_logging_the_same_data_sets_at_once_all_record_them(postgres, tmp_path):
+    """MLflow's SQL store looks a data set up, then inserts it: runs of a parallel sweep logging the same splits at
+    once race for its unique key (a CI failure of the sweep above). Each run still records all three."""
+    import threading
+
+    from dlkit.tracking.store import StoreRun
+
+    url = postgres.replace("postgresql://", "postgresql+psycopg://")
+    splits = [
+        {"name": f"digits/{s}", "digest": "d1", "source": "{}", "rows": "10", "context": s}
+        for s in ("train", "val", "test")
+    ]
+    failures, runs = [], []
+    for round_ in range(4):
+        batch = [StoreRun(url, "race", str(tmp_path), f"r{round_}.{i}", {}) for i in range(4)]
+        datasets = [{**splits[0], "digest": f"d{round_}"}, *splits[1:]]  # a new data set each round races again
+
+        def log(run, datasets=datasets):
+            try:
+                run.log_inputs(datasets)
+            except Exception as failure:  # noqa: BLE001 (the test reports what failed)
+                failures.append(repr(failure)[-300:])
+
+        threads = [threading.Thread(target=log, args=(run,)) for run in batch]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        runs += batch
+    assert not failures, failures[0]
+    for run in runs:
+        logged = run.client.get_run(run.run_id).inputs.dataset_inputs
+        assert sorted(d.dataset.name for d in logged) == ["digits/test", "digits/train", "digits/val"]

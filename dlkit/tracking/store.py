@@ -247,6 +247,23 @@ def experiment_id(mlflow_client, name: str, artifact_root: str | Path | None) ->
         return found.experiment_id
 
 
+# MLflow's SQL store looks a data set up, then inserts it: the jobs of a parallel sweep logging the same splits at once
+# (on PostgreSQL, which unlike SQLite lets them write together) can both insert it, and one fails on its unique key.
+# Once the other has committed, the same call finds the data set and succeeds.
+RACE_RETRIES = 5
+LOST_RACE = ("IntegrityError", "UniqueViolation", "duplicate key")
+
+
+def _retry_lost_race(call) -> None:
+    for attempt in range(RACE_RETRIES):
+        try:
+            return call()
+        except Exception as failure:
+            if attempt == RACE_RETRIES - 1 or not any(s in str(failure) for s in LOST_RACE):
+                raise
+            time.sleep(0.05 * 2**attempt)
+
+
 class StoreRun:
     """A run written synchronously through MlflowClient: by the recorder process, or by the training
     process itself when tracking.recorder=false. Not the fluent API or Lightning's MLFlowLogger: no global
@@ -321,18 +338,14 @@ class StoreRun:
         """Each split as an MLflow dataset input, with its context: the run page's and runs table's Datasets."""
         from mlflow.entities import Dataset, DatasetInput, InputTag
 
-        self.client.log_inputs(
-            self.run_id,
-            datasets=[
-                DatasetInput(
-                    Dataset(
-                        d["name"], d["digest"], "dlkit", d["source"], profile=json.dumps({"num_rows": int(d["rows"])})
-                    ),
-                    tags=[InputTag("mlflow.data.context", d["context"])],
-                )
-                for d in datasets
-            ],
-        )
+        datasets = [
+            DatasetInput(
+                Dataset(d["name"], d["digest"], "dlkit", d["source"], profile=json.dumps({"num_rows": int(d["rows"])})),
+                tags=[InputTag("mlflow.data.context", d["context"])],
+            )
+            for d in datasets
+        ]
+        _retry_lost_race(lambda: self.client.log_inputs(self.run_id, datasets=datasets))
 
     @delivered(WAITS)  # the file may be temporary
     def log_artifact(self, path, artifact_path: str | None = None) -> None:
