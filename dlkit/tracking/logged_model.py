@@ -27,16 +27,25 @@ class NotLoadable(Exception):
 
 def prepare() -> None:
     """What logging a model costs once per process, paid ahead: importing torch and mlflow.pytorch (without the
-    Lightning it would import for nothing), and torch.export's first trace (it imports TorchDynamo): about 3 s in
-    all. The recorder runs this in a thread as soon as a command's config asks for a model, so that the cost
-    falls while the training process imports, plans and trains, on the other core."""
+    Lightning it would import for nothing), torch.export's first trace (it imports TorchDynamo), and MLflow's check
+    of the requirements against what is installed (its first call maps every installed package's files: 1.2 s
+    here): about 4 s in all. The recorder runs this in a thread as soon as a command's config asks for a model, so
+    that the cost falls while the training process imports, plans and trains, on the other core."""
     try:
         import_mlflow_pytorch_without_lightning()
         import torch
+        from mlflow.utils.requirements_utils import warn_dependency_requirement_mismatches
 
         torch.export.export(torch.nn.Linear(2, 1), (torch.zeros(2, 2),), dynamic_shapes=[{0: torch.export.Dim.AUTO}])
+        warn_dependency_requirement_mismatches([torch_requirement()])  # the call log_model makes; its map is kept
     except Exception:  # nothing is lost: log_model meets the same problem, and reports it
         pass
+
+
+def torch_requirement() -> str:
+    import torch
+
+    return f"torch=={torch.__version__.split('+')[0]}"
 
 
 def import_mlflow_pytorch_without_lightning() -> None:
@@ -87,10 +96,9 @@ def log_model(
         signature = infer_signature(example, module(torch.as_tensor(example)).numpy())
     mlflow.set_tracking_uri(client.tracking_uri)  # the flavour writes through the process's tracking URI
     params = client.get_run(run_id).data.params
-    torch_requirement = f"torch=={torch.__version__.split('+')[0]}"
     for form, requirements in (
-        ("pt2", [torch_requirement]),
-        ("pickle", [torch_requirement, f"dlkit=={version('dlkit')}"]),
+        ("pt2", [torch_requirement()]),
+        ("pickle", [torch_requirement(), f"dlkit=={version('dlkit')}"]),
     ):
         logged = client.create_logged_model(
             experiment_id, NAME, source_run_id=run_id, params=params, model_type="dlkit"
