@@ -239,7 +239,7 @@ def _search_worker(hydra_cfg, cfg) -> int:
     """A worker of a search (hydra/sweeper=optuna): trials from the shared study until n_trials are done."""
     from omegaconf import OmegaConf
 
-    from dlkit import search
+    from dlkit import search, sweep
 
     settings = search.Settings.read(OmegaConf.to_container(hydra_cfg.sweeper, resolve=True))
     study, space = search.join(settings, hydra_cfg.job.num, int(cfg.trainer.max_epochs), config.search_space)
@@ -248,7 +248,8 @@ def _search_worker(hydra_cfg, cfg) -> int:
     def run_trial(overrides: list[str], callbacks: list, prefix: str) -> float:
         return _run_job(lambda: composer(overrides), overrides, prefix, True, callbacks)
 
-    return search.work(study, settings, space, str(cfg.objective), run_trial, hydra_cfg.job.num)
+    with sweep.worker_flushes():
+        return search.work(study, settings, space, str(cfg.objective), run_trial, hydra_cfg.job.num)
 
 
 def _plan_jobs(overrides: Sequence[str], multirun: bool) -> list:

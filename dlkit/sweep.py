@@ -10,11 +10,12 @@ Hydra skips `on_multirun_end` (KILLED when the sweep was interrupted).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from hydra.experimental.callback import Callback
@@ -22,6 +23,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from dlkit import environment, progress
 from dlkit.overrides import key as override_key
+from dlkit.tracking import sweeps
 from dlkit.tracking import tags as tag
 from dlkit.tracking.sweeps import Outcome, Sweep
 
@@ -182,6 +184,16 @@ def close(sweep: Sweep, failed: bool = False, status: str | None = None) -> Outc
     """Close the parent once the recorder has written and ended the runs of the jobs that ran in this process. A store
     that can no longer be written ends the command (exit 1), the parent left as it is there: a relaunch reopens it."""
     global outcome
+    _flush()
+    outcome = sweep.close(failed, status)
+    if sweep in _opened:
+        _opened.remove(sweep)
+    return outcome
+
+
+def _flush() -> None:
+    """Wait until the recorder has written and ended this process's runs. A store that can no longer be written ends
+    the command (exit 1); a write it refused ended its run FAILED with the reason, and is said here."""
     from dlkit.errors import StoreLost
     from dlkit.tracking import recorder
 
@@ -192,11 +204,20 @@ def close(sweep: Sweep, failed: bool = False, status: str | None = None) -> Outc
         print(f"dlkit: {exc}", file=sys.stderr)
         sys.exit(1)
     except recorder.RecorderError as exc:
-        print(f"dlkit: {exc}", file=sys.stderr)  # those runs ended FAILED, with the reason: counted below
-    outcome = sweep.close(failed, status)
-    if sweep in _opened:
-        _opened.remove(sweep)
-    return outcome
+        print(f"dlkit: {exc}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def worker_flushes() -> Iterator[None]:
+    """A search's worker, in a process of its own (hydra/launcher=parallel or slurm): each trial's run is left to the
+    recorder to finish while the next trial trains, as in the sweep's own process, and the recorder is flushed before
+    the worker returns (its first trial's figures and model no longer hold the second one up by seconds)."""
+    sweeps.worker_flushes(True)
+    try:
+        yield
+    finally:
+        sweeps.worker_flushes(False)
+        _flush()
 
 
 def store_lost() -> None:

@@ -205,10 +205,32 @@ def test_two_parallel_workers_share_one_study_without_repeating_a_suggestion(out
     assert len({tuple(sorted(t.params.items())) for t in trials}) == 4
     children = [r for r in all_runs(store()) if "mlflow.parentRunId" in r.data.tags]
     assert sorted(int(c.data.tags["dlkit.trial.number"]) for c in children) == list(range(4))
+    # A worker's trial leaves its run to the recorder while the next trains; the worker flushes it before it returns
+    for child in children:
+        assert child.info.status == "FINISHED"
+        assert "learning_curves.png" in {f.path for f in store().list_artifacts(child.info.run_id)}
     # A maximized objective: the parent's best is the highest val/acc, the study's best
     (parent,) = [r for r in all_runs(store()) if r.data.tags.get("dlkit.sweep") == "parent"]
     accuracies = sorted(c.data.metrics["val/acc"] for c in children)
     assert accuracies[0] < accuracies[-1] == parent.data.metrics["best/val/acc"] == study_of(outputs).best_value
+
+
+def test_a_worker_in_a_process_of_its_own_leaves_its_trials_runs_to_the_recorder_until_it_returns():
+    from dlkit import sweep
+    from dlkit.tracking.sweeps import Sweep
+
+    opened_elsewhere = Sweep("p" * 32, "sqlite:///x.db", (), opened_in="another-host:1")
+    assert not opened_elsewhere.runs_here  # a parallel sweep's job waits for its run to be written
+    with sweep.worker_flushes():  # no recorder was started here: the flush on leaving has nothing to wait for
+        assert opened_elsewhere.runs_here
+    assert not opened_elsewhere.runs_here
+
+
+def test_a_search_without_tracking_runs_its_trials_and_records_nothing(outputs):
+    done = dlkit_cli(*search_command(outputs, LR, "hydra.sweeper.n_trials=2", "trainer.max_epochs=2", "tracking=none"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [t.state for t in study_of(outputs).trials] == [TrialState.COMPLETE] * 2
+    assert not (outputs / "mlflow.db").exists()
 
 
 def test_an_interrupted_trial_runs_again_on_relaunch_and_resumes_its_run(outputs, store):

@@ -22,6 +22,13 @@ from dlkit import overrides as override_text
 from dlkit.tracking import tags as tag
 from dlkit.tracking.sweep_store import Attempt, Outcome
 
+_worker_flushes = False  # set while a search's worker runs its trials: see Sweep.runs_here
+
+
+def worker_flushes(flushes: bool) -> None:
+    global _worker_flushes
+    _worker_flushes = flushes
+
 
 def _this_process() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"  # a SLURM job's process runs on another machine
@@ -41,9 +48,10 @@ class Sweep:
 
     @property
     def runs_here(self) -> bool:
-        """Whether this job runs in the process that opened the sweep (Hydra's basic launcher), which flushes the
-        recorder before it closes the sweep, and so can leave its runs' last writes to the recorder until then."""
-        return _this_process() == self.opened_in
+        """Whether this job's process flushes its recorder once its jobs are done, and so can leave its runs' last
+        writes to the recorder until then: the process that opened the sweep (Hydra's basic launcher), before it
+        closes the sweep, or a search's worker (dlkit.sweep.worker_flushes), before it returns."""
+        return _worker_flushes or _this_process() == self.opened_in
 
     def child_tags(self, overrides: Sequence[str]) -> dict[str, str]:
         values = factor_values(overrides, self.factors)

@@ -30,7 +30,7 @@ class OptunaSweeper(Sweeper):
 
         settings = search.Settings.read(OmegaConf.to_container(self.config.hydra.sweeper, resolve=True))
         space = config.search_space(arguments, self.settings.get("params"))
-        experiment = self.config.tracking.experiment
+        experiment = OmegaConf.select(self.config, "tracking.experiment", default="dlkit")  # tracking=none has none
         name = settings.study_name or f"{experiment}-{sweep.sweep_key(experiment, arguments)}"
         url = search.storage_url(settings.storage, self.config.paths.output_dir)
         study = search.create(settings, space, name, url)
