@@ -249,7 +249,11 @@ def _search_worker(hydra_cfg, cfg) -> int:
         return _run_job(lambda: composer(overrides), overrides, prefix, True, callbacks)
 
     with sweep.worker_flushes():
-        return search.work(study, settings, space, str(cfg.objective), run_trial, hydra_cfg.job.num)
+        ran = search.work(study, settings, space, str(cfg.objective), run_trial, hydra_cfg.job.num)
+    # Done: a worker in a process of its own is torn down next, and the garbage collection of its teardown (every
+    # object torch and Lightning made) held the launcher's return up by seconds; the memory goes back anyway.
+    gc.freeze()
+    return ran
 
 
 def _plan_jobs(overrides: Sequence[str], multirun: bool) -> list:
