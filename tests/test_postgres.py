@@ -17,10 +17,10 @@ BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse
 pytestmark = pytest.mark.skipif(BIN is None, reason="needs PostgreSQL: apt-get install postgresql")
 
 
-@pytest.fixture
-def postgres():
-    """A PostgreSQL cluster in a temporary folder, on 127.0.0.1 only, with a database `mlflow` that the user
-    `mlflow` owns; stopped and removed afterwards. PostgreSQL refuses to run as root: as root, its user runs it."""
+@pytest.fixture(scope="module")
+def cluster():
+    """A PostgreSQL cluster in a temporary folder, on 127.0.0.1 only, whose superuser is `mlflow`; stopped and removed
+    after the module's tests. PostgreSQL refuses to run as root: as root, its user runs it. Yields run(command)."""
     folder = Path(tempfile.mkdtemp(prefix="dlkit-pg-"))  # not under pytest's root-only temporary folder
     as_owner = []
     if os.getuid() == 0:
@@ -28,19 +28,27 @@ def postgres():
         as_owner = ["runuser", "-u", "postgres", "--"]
     bin_dir, port, data = BIN.parent, free_port(), folder / "data"
 
-    def run(*command: str) -> None:
-        done = subprocess.run([*as_owner, *command], capture_output=True, text=True, timeout=120)
+    def run(command: str, *args: str) -> None:
+        done = subprocess.run([*as_owner, str(bin_dir / command), *args], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
 
-    run(str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "mlflow")
-    start = [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w"]
-    run(*start, "-o", f"-h 127.0.0.1 -p {port} -k {folder}", "start")
+    run("initdb", "-D", str(data), "-A", "trust", "-U", "mlflow")
+    start = ["-D", str(data), "-l", str(folder / "log"), "-w"]
+    run("pg_ctl", *start, "-o", f"-h 127.0.0.1 -p {port} -k {folder}", "start")
     try:
-        run(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mlflow", "mlflow")
-        yield f"postgresql://mlflow@127.0.0.1:{port}/mlflow"
+        yield lambda command, *args: run(command, *args, "-h", "127.0.0.1", "-p", str(port), "-U", "mlflow"), port
     finally:
-        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
+        run("pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop")
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres(cluster, request):
+    """A database of its own for each test, in the module's cluster, owned by `mlflow`: its URI."""
+    run, port = cluster
+    name = "mlflow_" + request.node.name.removeprefix("test_")[:40]
+    run("createdb", name)
+    return f"postgresql://mlflow@127.0.0.1:{port}/{name}"
 
 
 def test_a_sweep_through_a_server_on_postgresql_from_two_processes_at_once(postgres, tmp_path):

@@ -67,7 +67,10 @@ def test_on_the_cpu_divergence_is_caught_at_the_step_not_at_the_end_of_the_epoch
     assert "train/loss became nan in epoch 1" in line and steps < 9, line  # the epoch-end check would say 10
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+# SIGTERM's resume to the same metrics is also test_slurm.py's pre-empted job (scancel --signal=TERM): slow here
+@pytest.mark.parametrize(
+    "signum", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)], ids=["SIGINT", "SIGTERM"]
+)
 def test_an_interrupted_run_resumes_to_the_same_metrics_as_an_uninterrupted_one(outputs, store, signum, uninterrupted):
 
     code, output = _signal_after(
