@@ -217,7 +217,7 @@ def worker_flushes() -> Iterator[None]:
         yield
     finally:
         sweeps.worker_flushes(False)
-        _flush()
+    _flush()  # cut short instead (Ctrl-C), the recorder writes the rest as the process exits
 
 
 def store_lost() -> None:
