@@ -398,7 +398,7 @@ def pruning(trial: Any, objective: str, log_pruned_models: bool = False) -> Any:
     class _Pruning(Callback):
         def __init__(self):
             self.pruned_epoch: int | None = None
-            self.model_skipped = ""  # read by train(): a pruned trial's model is logged only when asked
+            self.files_skipped = ""  # read by train(): a pruned trial's figures and model are logged only when asked
             self.stop_reason = ""  # read by train(): why the run stopped early, once pruned
 
         def on_fit_start(self, trainer, pl_module) -> None:
@@ -420,7 +420,7 @@ def pruning(trial: Any, objective: str, log_pruned_models: bool = False) -> Any:
                 self.pruned_epoch = trainer.current_epoch
                 self.stop_reason = f"pruned: the search's pruner stopped it ({objective} {float(value):.6g})"
                 if not log_pruned_models:
-                    self.model_skipped = "a pruned trial (hydra.sweeper.log_pruned_models=true logs its model)"
+                    self.files_skipped = "a pruned trial (hydra.sweeper.log_pruned_models=true logs its files)"
                 trainer.should_stop = True
                 trainer.logger.experiment.set_tags(
                     {tag.TRIAL_STATE: "PRUNED", tag.PRUNED_EPOCH: str(trainer.current_epoch)}

@@ -100,7 +100,8 @@ def train(
 ) -> Result:
     """sweep: the sweep this job belongs to (its run is a child of the sweep's parent); resume: the id of an
     interrupted run to continue from its last checkpoint; callbacks: more Lightning callbacks for the trainer (one
-    whose `model_skipped` names a reason once it has trained keeps the run's model from being logged)."""
+    whose `files_skipped` names a reason once it has trained keeps the run's files, its figures, best weights and
+    model, from being written: a pruned trial's, which nobody reads)."""
     job = Job.of(plan, sweep, resume)
     if job.finished is not None:
         done = job.finished
@@ -153,10 +154,10 @@ def train(
         warning = experiment.task.chance_level(metrics, experiment.loaders["test"].split.y)
         if warning:
             run.set_tags({tag.WARNING: "chance_level", tag.WARNING_REASON: warning})
-        if plan.tracking.artifacts and run.records:
+        skipped = next((c.files_skipped for c in callbacks if getattr(c, "files_skipped", "")), "")
+        if plan.tracking.artifacts and run.records and not skipped:
             _log_artifacts(run, logger, best, experiment)
-        skipped = next((c.model_skipped for c in callbacks if getattr(c, "model_skipped", "")), "")
-        if plan.tracking.log_model and run.records and skipped:  # a callback's say: a pruned trial's model
+        if plan.tracking.log_model and run.records and skipped:  # a callback's say: a pruned trial's
             run.set_tags({tag.MODEL_SKIPPED: skipped})
         elif plan.tracking.log_model and run.records:
             _log_model(run, best, experiment)

@@ -138,9 +138,11 @@ def test_a_pruned_search_records_every_trial_and_a_relaunch_runs_nothing_new(out
             assert epochs == list(range(stopped + 1)) and stopped == max(trial.intermediate_values) < 5
             assert f"[trial #{trial.number}] pruned at epoch {stopped + 1}" in done.stdout
             assert "dlkit.model_id" not in run.data.tags and "pruned trial" in run.data.tags["dlkit.model_skipped"]
+            assert "learning_curves.png" not in {a.path for a in store().list_artifacts(run.info.run_id)}  # nor files
         else:
             assert epochs == list(range(6)) and trial.value == run.data.metrics["val/loss"]
             assert "dlkit.model_id" in run.data.tags  # a trial that ran to its end has its model
+            assert {"learning_curves.png", "best.pt"} <= {a.path for a in store().list_artifacts(run.info.run_id)}
     # The parent's best is the study's: a trial that ran to the end, never a pruned one.
     assert runs[str(study.best_trial.number)].info.run_id == parent.data.tags["dlkit.best_run_id"]
     assert parent.data.metrics["best/val/loss"] == study.best_value
