@@ -238,7 +238,7 @@ def test_a_search_without_tracking_runs_its_trials_and_records_nothing(outputs):
 def test_an_interrupted_trial_runs_again_on_relaunch_and_resumes_its_run(outputs, store):
     """Ctrl-C in a trial: the trial FAILs and is queued again with its parameters; the same command launched again
     runs it, in the same MLflow run, from its checkpoint."""
-    command = search_command(outputs, LR, "hydra.sweeper.n_trials=1", "trainer.max_epochs=400", "data.limit=48")
+    command = search_command(outputs, LR, "hydra.sweeper.n_trials=1", "trainer.max_epochs=150", "data.limit=48")
     job = start_dlkit(*command)
     signal_after_first_epoch(job, signal.SIGINT)
     assert job.returncode == 128 + signal.SIGINT
@@ -260,7 +260,7 @@ def test_an_interrupted_trial_runs_again_on_relaunch_and_resumes_its_run(outputs
 def test_a_killed_workers_trial_is_failed_by_its_heartbeat_and_run_again(outputs, store):
     """SIGKILL (out of memory, a node lost): the trial stays RUNNING until its heartbeat is stale; the relaunched
     search fails it then, and runs it again with the same parameters."""
-    command = search_command(outputs, LR, "hydra.sweeper.n_trials=1", "trainer.max_epochs=400", "data.limit=48")
+    command = search_command(outputs, LR, "hydra.sweeper.n_trials=1", "trainer.max_epochs=150", "data.limit=48")
     signal_after_first_epoch(start_dlkit(*command), signal.SIGKILL)
     assert [t.state for t in study_of(outputs).trials] == [TrialState.RUNNING]
 

@@ -122,16 +122,18 @@ def test_a_server_that_stops_mid_run_ends_the_run_process_and_the_run_resumes_la
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
     server = start_server(tmp_path, port)
-    # 48 samples an epoch: long enough to stop the server mid-run, short for the resume to finish
+    # 48 samples an epoch: the training process is paused at its first epoch (its recorder goes on writing) and the
+    # server stopped meanwhile, so the run is cut mid-run however fast it trains, and its resume is short
     job = start_dlkit(
         "tracking=server",
         f"tracking.uri={uri}",
         "data.limit=48",
-        "trainer.max_epochs=400",
+        "trainer.max_epochs=100",
         f"paths.output_dir={tmp_path}",
     )
     try:
         next(line for line in job.stdout if line.startswith("epoch "))
+        job.send_signal(signal.SIGSTOP)
         client, deadline = MlflowClient(uri), time.time() + 60
         while time.time() < deadline:  # the run's config.yaml is on the server: what a resume needs
             runs = all_runs(client)
@@ -139,6 +141,7 @@ def test_a_server_that_stops_mid_run_ends_the_run_process_and_the_run_resumes_la
                 break
             time.sleep(0.2)
         stop_server(server)
+        job.send_signal(signal.SIGCONT)
         stopped = time.monotonic()
         output, _ = job.communicate(timeout=120)
     finally:
