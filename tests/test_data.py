@@ -80,9 +80,32 @@ def test_the_split_helper_by_hand():
 
 
 def test_mnist1d_is_generated_offline_and_cached(tmp_path):
-    d = data("mnist1d", cache_dir=str(tmp_path))
+    """Cached whole or not at all: parallel jobs on a fresh output folder each generate it, and one may read the cache
+    while another writes it (read as it is written, the file was seen half-written 21 times in one generation)."""
+    import threading
+
+    import numpy as np
+
+    cache, written, half_read = tmp_path / "mnist1d-seed42.npz", threading.Event(), []
+
+    def read_while_written():
+        while not written.is_set():
+            if cache.exists():
+                try:
+                    with np.load(cache) as arrays:
+                        [arrays[key] for key in arrays.files]
+                except Exception as failure:  # noqa: BLE001 (any failure to read it is the finding)
+                    half_read.append(repr(failure))
+
+    reader = threading.Thread(target=read_while_written)
+    reader.start()
+    try:
+        d = data("mnist1d", cache_dir=str(tmp_path))
+    finally:
+        written.set()
+        reader.join()
+    assert half_read == [] and [p.name for p in tmp_path.iterdir()] == [cache.name]
     assert (len(d.train), len(d.val), len(d.test)) == (3600, 400, 1000) and d.input_shape == (1, 40)
-    assert (tmp_path / "mnist1d-seed42.npz").is_file()
     again = data("mnist1d", cache_dir=str(tmp_path))
     assert torch.equal(again.train.x, d.train.x)
 
