@@ -219,10 +219,11 @@ def _run_job(source, overrides: list[str], prefix: str, multirun: bool, callback
         log.error("%sdlkit: %s. The other jobs go on.", prefix, again)
         return math.nan
     except RecorderError as exc:  # the store refused a write: the run is FAILED with why, where it could be written
+        why = one_line(str(exc).splitlines()[0])
         if not multirun:
-            print(f"dlkit: {one_line(str(exc).splitlines()[0])}", file=sys.stderr)
+            print(f"dlkit: {why}", file=sys.stderr)
             sys.exit(1)
-        log.error("%sdlkit: %s; the other jobs go on", prefix, one_line(str(exc).splitlines()[0]))
+        log.error("%sdlkit: %s; the other jobs go on", prefix, why)
         return math.nan
     except Exception:
         if not multirun:

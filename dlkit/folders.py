@@ -3,9 +3,11 @@ reason, and nothing is created."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from dlkit.errors import ConfigError
@@ -33,3 +35,16 @@ def write_refused(folder: Path) -> OSError | None:
     except OSError as exc:
         return exc
     return None
+
+
+@contextlib.contextmanager
+def written_whole(target: Path) -> Iterator[Path]:
+    """A file beside `target` to write in the block, renamed to `target` when the block ends and removed if it fails:
+    `target` appears whole or not at all. Named for this process, so that parallel jobs writing the same file (a
+    download, a cache) never write into one another's."""
+    partial = target.with_name(f"{target.stem}.{os.getpid()}.part{target.suffix}")  # the suffix stays: np.savez
+    try:
+        yield partial
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)

@@ -16,6 +16,7 @@ import numpy as np
 
 from dlkit.data.tensors import Dataset, split
 from dlkit.errors import ConfigError
+from dlkit.folders import written_whole
 from dlkit.registry import register
 from dlkit.schema import PositiveInt, SplitFraction
 
@@ -61,13 +62,11 @@ def _find(root: Path, stem: str, name: str, download: bool, mirror: str | None) 
     if download:
         root.mkdir(parents=True, exist_ok=True)
         target, url = root / f"{stem}.gz", f"{(mirror or MIRRORS[name]).rstrip('/')}/{stem}.gz"
-        partial = target.with_name(target.name + ".part")  # renamed when whole: a cut download leaves no .gz
-        try:
-            with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response, open(partial, "wb") as out:
-                shutil.copyfileobj(response, out)
-            partial.replace(target)
+        try:  # a cut download leaves no .gz
+            with written_whole(target) as partial, urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as response:
+                with open(partial, "wb") as out:
+                    shutil.copyfileobj(response, out)
         except OSError as exc:
-            partial.unlink(missing_ok=True)
             raise ConfigError(
                 f"could not download {url} for {name} ({exc}); put the IDX files in {root} instead,"
                 " or point data.mirror at a folder that has them."

@@ -6,12 +6,12 @@ procedure as the published set), then cached as .npz so later runs skip the ~1 s
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from dlkit.data.tensors import Dataset, split
+from dlkit.folders import written_whole
 from dlkit.registry import register
 from dlkit.schema import PositiveInt, SplitFraction
 
@@ -38,14 +38,10 @@ def mnist1d(
         arrays = dict(np.load(cache))
     else:
         arrays = _generate(seed)
-        if cache is not None:  # written aside, then renamed: a parallel job generating it too never reads half a file
+        if cache is not None:  # a parallel job generating it too never reads half a file
             cache.parent.mkdir(parents=True, exist_ok=True)
-            partial = cache.with_name(f"{cache.stem}.{os.getpid()}.part.npz")
-            try:
+            with written_whole(cache) as partial:
                 np.savez(partial, **arrays)
-                partial.replace(cache)
-            finally:
-                partial.unlink(missing_ok=True)  # a write that failed (a full disk) leaves no part behind
     x, x_test = (arrays[key][:, None, :].astype(np.float32) for key in ("x", "x_test"))
     y, y_test = (arrays[key].astype(np.int64) for key in ("y", "y_test"))
     return split("mnist1d", x, y, val_fraction=val_fraction, test=(x_test, y_test), limit=limit, num_classes=10)
