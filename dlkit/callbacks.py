@@ -17,6 +17,7 @@ import logging
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -220,6 +221,16 @@ def stop_reason(callbacks) -> str:
         reason = getattr(callback, "stop_reason", "")
         if not reason and isinstance(callback, EarlyStopping) and callback.stopping_reason_message:
             reason = f"early stopping: {callback.stopping_reason_message}"
+        if reason:
+            return reason
+    return ""
+
+
+def files_skipped(callbacks, outcome: Mapping[str, float]) -> str:
+    """Why the run writes no figures, best.pt or model, as the first callback with a say gives it (a search's trial
+    that is not kept: dlkit/search.py); '' when it writes them. outcome: the run's metrics as its result has them."""
+    for callback in callbacks:
+        reason = callback.files_skipped(outcome) if hasattr(callback, "files_skipped") else ""
         if reason:
             return reason
     return ""

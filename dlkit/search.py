@@ -35,6 +35,7 @@ log = logging.getLogger("dlkit")
 SAMPLERS = ("tpe", "random", "grid", "cmaes")
 PRUNERS = ("median", "successive_halving", "hyperband", "none")
 DIRECTIONS = ("minimize", "maximize")
+TRIAL_FILES = ("best", "complete", "all")  # which trials' runs keep their figures, best.pt and logged model
 HEARTBEAT_S = 2  # a worker's trial tells the storage it is alive this often (RDB storages)
 GRACE_S = 8  # a RUNNING trial silent this long belongs to a worker that was killed: failed and queued again
 MAX_RETRY = 3
@@ -180,7 +181,7 @@ class Settings:
     storage: str | None
     study_name: str | None
     n_workers: int | None
-    log_pruned_models: bool
+    trial_files: str
 
     @classmethod
     def read(cls, sweeper: Mapping[str, Any]) -> Settings:
@@ -209,7 +210,7 @@ class Settings:
             storage=sweeper.get("storage"),
             study_name=sweeper.get("study_name"),
             n_workers=checked("n_workers", PositiveInt | None),
-            log_pruned_models=bool(sweeper.get("log_pruned_models", False)),
+            trial_files=one_of("trial_files", TRIAL_FILES),
         )
 
 
@@ -390,16 +391,26 @@ def progress(study: Any) -> Progress:
     )
 
 
-def pruning(trial: Any, objective: str, log_pruned_models: bool = False) -> Any:
+def pruning(trial: Any, objective: str, trial_files: str = "best") -> Any:
     """A Lightning callback that reports each epoch's objective to the trial and stops training where the pruner says
-    so (made here, not at import: this module is imported before Lightning where a search is only checked)."""
+    so; it also says which trials' runs keep their files (trial_files, see files_skipped). Made here, not at import:
+    this module is imported before Lightning where a search is only checked."""
     from pytorch_lightning import Callback
 
     class _Pruning(Callback):
         def __init__(self):
             self.pruned_epoch: int | None = None
-            self.files_skipped = ""  # read by train(): a pruned trial's figures and model are logged only when asked
             self.stop_reason = ""  # read by train(): why the run stopped early, once pruned
+
+        def files_skipped(self, outcome: Mapping[str, float]) -> str:
+            """Read by train() once the trial has trained: why its run writes no figures, best.pt or model ('': it
+            writes them). By default only a trial that is the study's best when it ends writes them, which the
+            study's final best always was; the others' would cost the recorder about 0.6 s of CPU each, unread."""
+            if self.pruned_epoch is not None and trial_files != "all":
+                return "a pruned trial (hydra.sweeper.trial_files=all logs its files)"
+            if trial_files == "best" and not _best_so_far(trial.study, outcome.get(objective, math.nan)):
+                return "not the study's best when it ended (hydra.sweeper.trial_files=complete logs its files)"
+            return ""
 
         def on_fit_start(self, trainer, pl_module) -> None:
             trainer.logger.experiment.set_tags({tag.TRIAL_NUMBER: str(trial.number), tag.TRIAL_STATE: "RUNNING"})
@@ -419,14 +430,23 @@ def pruning(trial: Any, objective: str, log_pruned_models: bool = False) -> Any:
             if trial.should_prune() and trainer.current_epoch + 1 < trainer.max_epochs:
                 self.pruned_epoch = trainer.current_epoch
                 self.stop_reason = f"pruned: the search's pruner stopped it ({objective} {float(value):.6g})"
-                if not log_pruned_models:
-                    self.files_skipped = "a pruned trial (hydra.sweeper.log_pruned_models=true logs its files)"
                 trainer.should_stop = True
                 trainer.logger.experiment.set_tags(
                     {tag.TRIAL_STATE: "PRUNED", tag.PRUNED_EPOCH: str(trainer.current_epoch)}
                 )
 
     return _Pruning()
+
+
+def _best_so_far(study: Any, value: float) -> bool:
+    """Whether a trial's objective is at least as good as every completed trial's now (before it is told)."""
+    if not math.isfinite(value):
+        return False
+    try:
+        best = study.best_value
+    except ValueError:  # no trial completed yet
+        return True
+    return value <= best if study.direction.name == "MINIMIZE" else value >= best
 
 
 def _twin(study: Any, trial: Any) -> Any:
@@ -511,7 +531,7 @@ def work(
             if twin.state == TrialState.PRUNED:
                 raise optuna.TrialPruned(f"as trial #{twin.number}")
             return twin.value
-        callback = pruning(trial, objective_name, settings.log_pruned_models)
+        callback = pruning(trial, objective_name, settings.trial_files)
         try:
             value = run_trial(overrides, [callback], prefix)
         except SystemExit:  # Ctrl-C or SIGTERM: the trial is run again (its MLflow run resumed) when relaunched

@@ -40,6 +40,7 @@ from dlkit.callbacks import (
     StepBar,
     StopTogether,
     confusion,
+    files_skipped,
     stop_reason,
 )
 from dlkit.data.tensors import Chunks
@@ -100,8 +101,8 @@ def train(
 ) -> Result:
     """sweep: the sweep this job belongs to (its run is a child of the sweep's parent); resume: the id of an
     interrupted run to continue from its last checkpoint; callbacks: more Lightning callbacks for the trainer (one
-    whose `files_skipped` names a reason once it has trained keeps the run's files, its figures, best weights and
-    model, from being written: a pruned trial's, which nobody reads)."""
+    with a `files_skipped(outcome)` that names a reason once it has trained keeps the run's files, its figures, best
+    weights and model, from being written: a search's trial that nobody will read)."""
     job = Job.of(plan, sweep, resume)
     if job.finished is not None:
         done = job.finished
@@ -154,15 +155,16 @@ def train(
         warning = experiment.task.chance_level(metrics, experiment.loaders["test"].split.y)
         if warning:
             run.set_tags({tag.WARNING: "chance_level", tag.WARNING_REASON: warning})
-        skipped = next((c.files_skipped for c in callbacks if getattr(c, "files_skipped", "")), "")
+        outcome = run_outcome({**metrics, **best_epoch})
+        skipped = files_skipped(callbacks, outcome)
         if plan.tracking.artifacts and run.records and not skipped:
             _log_artifacts(run, logger, best, experiment)
-        if plan.tracking.log_model and run.records and skipped:  # a callback's say: a pruned trial's
+        if plan.tracking.log_model and run.records and skipped:  # a callback's say: a search's trial
             run.set_tags({tag.MODEL_SKIPPED: skipped})
         elif plan.tracking.log_model and run.records:
             _log_model(run, best, experiment)
     return Result(
-        run_outcome({**metrics, **best_epoch}),
+        outcome,
         run,
         warning=warning,
         rank=job.rank,

@@ -99,6 +99,7 @@ def test_each_sampler_is_optunas_and_a_grid_runs_each_point_once(sampler, kind):
         ("hydra.sweeper.sampler.seed=1", "dlkit's search takes hydra.sweeper.seed=N"),
         ("hydra.sweeper.sampler=grid", "hydra.sweeper.sampler=grid needs a finite set of values for optimizer.lr"),
         ("hydra.sweeper.n_trials=0", "hydra.sweeper.n_trials must be a whole number ≥ 1, got 0."),
+        ("hydra.sweeper.trial_files=bets", "trial_files=bets is unknown; did you mean 'best'? available: best, complete,"),
         ("hydra.sweeper.timeout=-5", "hydra.sweeper.timeout must be a number > 0 (or null), got -5."),
     ],
 )
@@ -141,8 +142,19 @@ def test_a_pruned_search_records_every_trial_and_a_relaunch_runs_nothing_new(out
             assert "learning_curves.png" not in {a.path for a in store().list_artifacts(run.info.run_id)}  # nor files
         else:
             assert epochs == list(range(6)) and trial.value == run.data.metrics["val/loss"]
-            assert "dlkit.model_id" in run.data.tags  # a trial that ran to its end has its model
-            assert {"learning_curves.png", "best.pt"} <= {a.path for a in store().list_artifacts(run.info.run_id)}
+    # A trial that ran to its end keeps its model and files if it was the study's best then (trial_files=best): the
+    # study's final best always was; the others say why they have none.
+    complete = sorted((t for t in study.trials if t.state == TrialState.COMPLETE), key=lambda t: t.datetime_complete)
+    kept = [t.number for i, t in enumerate(complete) if t.value <= min(c.value for c in complete[: i + 1])]
+    assert study.best_trial.number in kept and len(kept) < len(complete), [(t.number, t.value) for t in complete]
+    for trial in complete:
+        run = runs[str(trial.number)]
+        files = {a.path for a in store().list_artifacts(run.info.run_id)}
+        if trial.number in kept:
+            assert "dlkit.model_id" in run.data.tags and {"learning_curves.png", "best.pt"} <= files
+        else:
+            assert "dlkit.model_id" not in run.data.tags and "learning_curves.png" not in files
+            assert "not the study's best" in run.data.tags["dlkit.model_skipped"]
     # The parent's best is the study's: a trial that ran to the end, never a pruned one.
     assert runs[str(study.best_trial.number)].info.run_id == parent.data.tags["dlkit.best_run_id"]
     assert parent.data.metrics["best/val/loss"] == study.best_value
@@ -195,6 +207,7 @@ def test_two_parallel_workers_share_one_study_without_repeating_a_suggestion(out
             "hydra.launcher.n_jobs=2",
             "hydra.sweeper.n_trials=4",
             "hydra.sweeper.pruner=none",
+            "hydra.sweeper.trial_files=complete",
             "hydra.sweeper.direction=maximize",
             "objective=val/acc",
         )
@@ -207,7 +220,8 @@ def test_two_parallel_workers_share_one_study_without_repeating_a_suggestion(out
     assert len({tuple(sorted(t.params.items())) for t in trials}) == 4
     children = [r for r in all_runs(store()) if "mlflow.parentRunId" in r.data.tags]
     assert sorted(int(c.data.tags["dlkit.trial.number"]) for c in children) == list(range(4))
-    # A worker's trial leaves its run to the recorder while the next trains; the worker flushes it before it returns
+    # A worker's trial leaves its run to the recorder while the next trains; the worker flushes it before it returns.
+    # trial_files=complete: every trial that ran to its end keeps its files
     for child in children:
         assert child.info.status == "FINISHED"
         assert "learning_curves.png" in {f.path for f in store().list_artifacts(child.info.run_id)}
