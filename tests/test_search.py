@@ -378,3 +378,29 @@ def test_a_trial_that_repeats_a_finished_ones_values_takes_its_outcome_without_r
         assert (t.state, t.value) == outcome[t.params["activation"]]
     assert ran == []  # both values had finished trials: nothing trained again
     assert {t.state for t in study.trials[2:]} == {TrialState.PRUNED, TrialState.COMPLETE}
+
+
+def test_the_median_pruner_reads_the_studys_trials_once_a_second_and_decides_as_optunas(monkeypatch):
+    """Each epoch the median pruner reads every trial of the study (about 3 ms through SQLAlchemy); dlkit's reads them
+    for each new trial and then at most once a second, and decides as Optuna's MedianPruner on the same trials."""
+    settings = search.Settings.read(config.sweeper_config(["hydra/sweeper=optuna", "hydra.sweeper.startup_trials=2"]))
+    ours, optunas = search.pruner(settings, max_epochs=5), optuna.pruners.MedianPruner(n_startup_trials=2)
+    study = optuna.create_study(pruner=ours)
+    for curve in ([1.0, 0.8, 0.6], [1.0, 0.9, 0.7]):  # two completed trials: medians 1.0, 0.85, 0.65
+        study.add_trial(optuna.trial.create_trial(value=curve[-1], intermediate_values=dict(enumerate(curve))))
+    reads = []
+    monkeypatch.setattr(search.RecentTrials, "EVERY_S", 60.0)
+    real_get_trials = study.get_trials
+    monkeypatch.setattr(study, "get_trials", lambda **kw: reads.append(1) or real_get_trials(**kw))
+    trial = study.ask()
+    decisions = []
+    for step, value in enumerate([0.9, 0.95, 0.6]):  # under, above, under the median: kept, pruned, kept
+        trial.report(value, step)
+        decisions.append(bool(trial.should_prune()))
+        assert decisions[-1] == optunas.prune(study, study._storage.get_trial(trial._trial_id))
+    ours_read = len(reads) - 3  # Optuna's own pruner read the trials each time
+    assert decisions == [False, True, False] and ours_read == 1  # one read for the trial's three epochs
+    study.tell(trial, 0.6)
+    following = study.ask()
+    following.report(0.62, 2)  # under 0.6 and 0.7's median (0.65), above 0.6, 0.7 and 0.6's (0.6): the third counts
+    assert following.should_prune() and len(reads) == 5  # a new trial reads the study again
