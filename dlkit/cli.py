@@ -287,10 +287,22 @@ def _plan_jobs(overrides: Sequence[str], multirun: bool) -> list:
         folders.check_writable(folder)
         path = Path(folder).absolute()
         _there.add(next(p for p in (path, *path.parents) if p.exists()))
+    if multirun and plans and config.jobs_elsewhere(overrides):
+        _make_data_once(plans)
     tracking = plans[0].tracking if plans else None
     if multirun and recording and tracking is not None and tracking.enabled and tracking.recorder:
         recorder.prepare(tracking.uri, tracking.experiment, tracking.artifact_root)
     return plans
+
+
+def _make_data_once(plans) -> None:
+    """Each data set of the jobs made once here, before jobs in processes of their own each make it at the same time:
+    a download or a generated cache (MNIST-1D: 2.5 s of CPU) is then written by one process and read by the others."""
+    made = []
+    for plan in plans:
+        if plan.data not in made:
+            made.append(plan.data)
+            plan.data()
 
 
 def _check_study(composed) -> None:

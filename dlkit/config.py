@@ -102,9 +102,7 @@ def job_overrides(overrides: Sequence[str], multirun: bool) -> list[list[str]]:
         return [own]
     parsed = parse(own)
     # The sweeper as configured (a preset, a study, may declare the sweep itself, in hydra.sweeper.params).
-    base = [o for o, p in zip(own, parsed) if not p.is_sweep_override()]
-    hydra_given = [o for o in overrides if override_key(o).startswith("hydra")]
-    sweeper = sweeper_config([*base, *hydra_given])
+    sweeper = sweeper_config(unswept(overrides))
     params = sweeper.get("params") or {}
     if is_search(sweeper):
         from dlkit import search
@@ -136,6 +134,19 @@ def search_space(overrides: Sequence[str], params=None):
 def sweeper_config(overrides: Sequence[str]) -> DictConfig:
     """hydra.sweeper as these overrides (Hydra's own among them) compose it."""
     return compose(overrides, with_hydra=True).hydra.sweeper
+
+
+def unswept(overrides: Sequence[str]) -> list[str]:
+    """A multirun command's overrides without the swept ones: what composes its sweeper and launcher."""
+    own = [o for o in overrides if not override_key(o).startswith("hydra")]
+    fixed = [o for o, p in zip(own, parse(own)) if not p.is_sweep_override()]
+    return [*fixed, *(o for o in overrides if override_key(o).startswith("hydra"))]
+
+
+def jobs_elsewhere(overrides: Sequence[str]) -> bool:
+    """Whether a multirun command's launcher runs its jobs in processes of their own (parallel, SLURM)."""
+    launcher = compose(unswept(overrides), with_hydra=True).hydra.launcher
+    return not str(launcher.get("_target_", "")).endswith(".BasicLauncher")
 
 
 def is_search(sweeper: DictConfig) -> bool:

@@ -79,13 +79,14 @@ def test_the_split_helper_by_hand():
             split("d", x, classes, val_fraction=0.1, **wrong)
 
 
-def test_mnist1d_is_generated_offline_and_cached(tmp_path):
+def test_mnist1d_is_generated_offline_and_cached(tmp_path, caplog):
     """Cached whole or not at all: parallel jobs on a fresh output folder each generate it, and one may read the cache
     while another writes it (read as it is written, the file was seen half-written 21 times in one generation)."""
     import threading
 
     import numpy as np
 
+    caplog.set_level("INFO", logger="dlkit")
     cache, written, half_read = tmp_path / "mnist1d-seed42.npz", threading.Event(), []
 
     def read_while_written():
@@ -106,8 +107,10 @@ def test_mnist1d_is_generated_offline_and_cached(tmp_path):
         reader.join()
     assert half_read == [] and [p.name for p in tmp_path.iterdir()] == [cache.name]
     assert (len(d.train), len(d.val), len(d.test)) == (3600, 400, 1000) and d.input_shape == (1, 40)
+    assert f"MNIST-1D (seed 42) generated and cached in {cache}" in caplog.messages  # once: read from it next
+    caplog.clear()
     again = data("mnist1d", cache_dir=str(tmp_path))
-    assert torch.equal(again.train.x, d.train.x)
+    assert torch.equal(again.train.x, d.train.x) and caplog.messages == []
 
 
 @pytest.mark.parametrize("gz", [False, True])

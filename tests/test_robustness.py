@@ -150,17 +150,20 @@ def test_a_relaunched_sweep_skips_finished_jobs_and_resumes_the_interrupted_one(
 
 def test_parallel_workers_lose_nothing_in_one_sqlite_store(outputs, store):
     """hydra/launcher=parallel (joblib, one worker per core: two here) with four jobs: both workers write to one
-    sqlite store at once. Also the parallel launcher's sweep: one parent, a tagged child per job."""
+    sqlite store at once. Also the parallel launcher's sweep: one parent, a tagged child per job; its data set made
+    once, by the launching process, not by each worker at the same time."""
     seeds = "0,1,2,3"
     done = dlkit_cli(
         "-m",
         "hydra/launcher=parallel",
         f"seed={seeds}",
         "trainer.max_epochs=3",
+        "data=mnist1d",
         "data.limit=48",
         f"paths.output_dir={outputs}",
     )
     assert done.returncode == 0, done.stderr[-2000:]
+    assert (outputs / "data" / "mnist1d-seed42.npz").is_file() and "generated" not in done.stdout + done.stderr
     client = store()
     runs = all_runs(client)
     children = [r for r in runs if r.data.tags.get("dlkit.sweep") != "parent"]

@@ -6,6 +6,7 @@ procedure as the published set), then cached as .npz so later runs skip the ~1 s
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,8 @@ from dlkit.data.tensors import Dataset, split
 from dlkit.folders import written_whole
 from dlkit.registry import register
 from dlkit.schema import PositiveInt, SplitFraction
+
+log = logging.getLogger("dlkit")
 
 
 def _generate(seed: int) -> dict[str, np.ndarray]:
@@ -42,6 +45,7 @@ def mnist1d(
             cache.parent.mkdir(parents=True, exist_ok=True)
             with written_whole(cache) as partial:
                 np.savez(partial, **arrays)
+            log.info("MNIST-1D (seed %d) generated and cached in %s", seed, cache)
     x, x_test = (arrays[key][:, None, :].astype(np.float32) for key in ("x", "x_test"))
     y, y_test = (arrays[key].astype(np.int64) for key in ("y", "y_test"))
     return split("mnist1d", x, y, val_fraction=val_fraction, test=(x_test, y_test), limit=limit, num_classes=10)
