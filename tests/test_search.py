@@ -99,7 +99,7 @@ def test_each_sampler_is_optunas_and_a_grid_runs_each_point_once(sampler, kind):
         ("hydra.sweeper.sampler.seed=1", "dlkit's search takes hydra.sweeper.seed=N"),
         ("hydra.sweeper.sampler=grid", "hydra.sweeper.sampler=grid needs a finite set of values for optimizer.lr"),
         ("hydra.sweeper.n_trials=0", "hydra.sweeper.n_trials must be a whole number ≥ 1, got 0."),
-        ("hydra.sweeper.trial_files=bets", "trial_files=bets is unknown; did you mean 'best'? available: best, complete,"),
+        ("hydra.sweeper.trial_files=bets", "trial_files=bets is unknown; did you mean 'best'? available: best,"),
         ("hydra.sweeper.timeout=-5", "hydra.sweeper.timeout must be a number > 0 (or null), got -5."),
     ],
 )
