@@ -253,6 +253,47 @@ def test_a_new_sqlite_store_is_made_aside_and_put_in_place_only_when_first_used(
     assert list((tmp_path / "tmp").iterdir()) == [] and not (tmp_path / "never.db").exists()
 
 
+def test_a_new_store_is_a_copy_of_the_migrated_template_with_this_folders_default_experiment(tmp_path, monkeypatch):
+    """MLflow's migrations of a new sqlite store (1-1.4 s of CPU) run once per MLflow release: the store they made is
+    kept in the user's cache and copied for the next new store, which is then the store MLflow would have made here
+    (its Default experiment's artifacts under this process's ./mlruns, not the template maker's)."""
+    import sqlite3
+
+    from mlflow.tracking import MlflowClient
+
+    from dlkit.tracking import store as tracking_store
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for folder in ("first", "second", "mlflows"):
+        (tmp_path / folder).mkdir()
+    monkeypatch.chdir(tmp_path / "first")
+    tracking_store.make_ready(f"sqlite:///{tmp_path / 'first' / 'mlflow.db'}")  # no template: migrated, then kept
+    template = tracking_store._template()
+    assert template.is_file() and template.parent == tmp_path / "cache" / "dlkit"
+    with sqlite3.connect(template) as db:
+        db.execute("CREATE TABLE copied_from_template (x)")  # a mark that the next store can only have by copying
+    db.close()
+    monkeypatch.chdir(tmp_path / "second")
+    made = f"sqlite:///{tmp_path / 'second' / 'mlflow.db'}"
+    tracking_store.make_ready(made)
+    tracking_store.put_in_place(made)
+    MlflowClient(f"sqlite:///{tmp_path / 'mlflows' / 'mlflow.db'}").search_experiments()  # MLflow's own, here
+
+    def contents(path):
+        with sqlite3.connect(path) as db:
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            rows = {t: db.execute(f"SELECT * FROM {t}").fetchall() for t in ("alembic_version", "experiments")}
+        db.close()
+        return tables, rows
+
+    ours, theirs = contents(tmp_path / "second" / "mlflow.db"), contents(tmp_path / "mlflows" / "mlflow.db")
+    assert ours[0] - theirs[0] == {"copied_from_template"} and theirs[0] <= ours[0]
+    assert ours[1]["alembic_version"] == theirs[1]["alembic_version"]
+    (default,) = ours[1]["experiments"]
+    assert default[2] == str(tmp_path / "second" / "mlruns" / "0") == theirs[1]["experiments"][0][2]
+    assert [e.name for e in tracking_store.client(made).search_experiments()] == ["Default"]
+
+
 def test_a_command_that_fails_its_checks_leaves_no_store_anywhere(outputs, tmp_path):
     from conftest import dlkit_cli
 

@@ -3,6 +3,7 @@ and `StoreRun`, a run written directly through the client."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import json
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dlkit.errors import ConfigError
-from dlkit.folders import write_refused
+from dlkit.folders import write_refused, written_whole
 from dlkit.tracking import tags as tag
 from dlkit.tracking.delivery import BATCHED, ENDS, HERE, SENT, WAITS, delivered
 
@@ -189,11 +190,47 @@ def make_ready(uri: str) -> None:
         return
     made = Path(tempfile.mkdtemp(prefix="dlkit-store-")) / path.name
     try:
-        _client(f"sqlite:///{made.resolve()}").search_experiments(max_results=1)  # creates and migrates it
+        if not _from_template(made):
+            _client(f"sqlite:///{made.resolve()}").search_experiments(max_results=1)  # creates and migrates it
+            _keep_as_template(made)
     except BaseException:
         shutil.rmtree(made.parent, ignore_errors=True)
         raise
     _made[uri] = made
+
+
+def _template() -> Path:
+    """A new store as this MLflow release migrates it, kept in the user's cache: MLflow's migrations of a new sqlite
+    store cost 1-1.4 s of CPU, a copy milliseconds (every test of the suite makes a store of its own)."""
+    import mlflow
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "dlkit" / f"mlflow-{mlflow.__version__}-empty.db"
+
+
+def _from_template(made: Path) -> bool:
+    """made: a copy of the template, its Default experiment's artifacts where MLflow puts them for this process
+    (./mlruns/0, resolved here); False where there is no template yet."""
+    import sqlite3
+
+    default = os.path.join(os.path.abspath("mlruns"), "0")
+    try:
+        shutil.copyfile(_template(), made)
+        with contextlib.closing(sqlite3.connect(made)) as db, db:
+            db.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0", (default,))
+    except (OSError, sqlite3.Error):  # none yet, or unreadable: migrated as without one
+        made.unlink(missing_ok=True)
+        return False
+    return True
+
+
+def _keep_as_template(made: Path) -> None:
+    """A copy of a newly migrated store as the template; none where the cache cannot be written (it is a saving)."""
+    template = _template()
+    with contextlib.suppress(OSError):
+        template.parent.mkdir(parents=True, exist_ok=True)
+        with written_whole(template) as partial:
+            shutil.copyfile(made, partial)
 
 
 def put_in_place(uri: str) -> None:
