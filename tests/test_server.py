@@ -14,8 +14,14 @@ from conftest import all_runs, dlkit_cli, free_port
 
 
 def start_server(folder, port: int, store: str | None = None) -> subprocess.Popen:
-    """A real `mlflow server` on 127.0.0.1:port, answering: its store `store` (default: a sqlite file in folder),
-    its proxied artifacts in folder."""
+    """A real `mlflow server` on 127.0.0.1:port, answering: its store `store` (default: a sqlite file in folder, made
+    as dlkit makes a new store: a copy of the migrated template, not MLflow's migrations, 1-1.6 s each time), its
+    proxied artifacts in folder."""
+    if store is None:
+        from dlkit.tracking import store as tracking_store
+
+        tracking_store.make_ready(f"sqlite:///{folder}/server.db")
+        tracking_store.put_in_place(f"sqlite:///{folder}/server.db")
     server = subprocess.Popen(
         [
             sys.executable,
@@ -128,7 +134,7 @@ def test_a_server_that_stops_mid_run_ends_the_run_process_and_the_run_resumes_la
         "tracking=server",
         f"tracking.uri={uri}",
         "data.limit=48",
-        "trainer.max_epochs=100",
+        "trainer.max_epochs=20",
         f"paths.output_dir={tmp_path}",
     )
     try:
