@@ -107,7 +107,12 @@ def test_a_search_runs_two_slurm_workers_on_one_study(cluster, outputs, store):
 
 
 @needs_slurm
-def test_a_request_the_partition_cannot_grant_is_refused_before_anything_is_submitted(cluster, outputs, store):
+def test_a_request_the_partition_cannot_grant_is_refused_before_anything_is_submitted(
+    cluster, outputs, store, monkeypatch
+):
+    from dlkit.errors import ConfigError
+    from dlkit.slurm import check_request
+
     preset = slurm(cluster, "seed=0,1", f"paths.output_dir={outputs}")  # 4 GB a job, on a node of 3.9 GB
     assert preset.returncode == 2 and "Traceback" not in preset.stderr
     (line,) = preset.stderr.strip().splitlines()
@@ -115,15 +120,18 @@ def test_a_request_the_partition_cannot_grant_is_refused_before_anything_is_subm
         "dlkit: error: hydra/launcher=slurm asks partition 'debug' for 4 GB a node (it has 3.9 GB): SLURM would"
         " keep the jobs pending for ever. Ask for what fits: hydra.launcher.mem_gb=3"
     )
-    greedy = slurm(cluster, "seed=0,1", FITS, "hydra.launcher.cpus_per_task=8", "hydra.launcher.nodes=2")
-    assert greedy.returncode == 2 and (
-        f"8 CPUs a node (it has {cluster.cpus}) and 2 nodes (it has 1)" in greedy.stderr
-        and f"hydra.launcher.cpus_per_task={cluster.cpus} hydra.launcher.nodes=1 trainer.num_nodes=1" in greedy.stderr
-    )
-    wrong = slurm(cluster, "seed=0,1", FITS, "hydra.launcher.partition=gpu")
-    assert wrong.returncode == 2 and "partition 'gpu' does not exist; its partitions: debug, pairs." in wrong.stderr
     assert cluster.run("squeue", "-h") == ""  # nothing was submitted
     assert all_runs(store()) == []  # nor any run created
+    # The same check on other requests, asked of the same cluster from this process
+    monkeypatch.setenv("SLURM_CONF", cluster.env["SLURM_CONF"])
+    with pytest.raises(ConfigError) as greedy:
+        check_request({"partition": None, "mem_gb": 1, "cpus_per_task": 8, "nodes": 2})
+    assert f"8 CPUs a node (it has {cluster.cpus}) and 2 nodes (it has 1)" in str(greedy.value)
+    assert f"hydra.launcher.cpus_per_task={cluster.cpus} hydra.launcher.nodes=1 trainer.num_nodes=1" in str(
+        greedy.value
+    )
+    with pytest.raises(ConfigError, match=r"partition 'gpu' does not exist; its partitions: debug, pairs\."):
+        check_request({"partition": "gpu", "mem_gb": 1})
 
 
 @needs_slurm
