@@ -199,13 +199,16 @@ def make_ready(uri: str) -> None:
     _made[uri] = made
 
 
-def _template() -> Path:
+def _template() -> Path | None:
     """A new store as this MLflow release migrates it, kept in the user's cache: MLflow's migrations of a new sqlite
-    store cost 1-1.4 s of CPU, a copy milliseconds (every test of the suite makes a store of its own)."""
+    store cost 1-1.4 s of CPU, a copy milliseconds (every test of the suite makes a store of its own). None for a
+    user without a home folder."""
     import mlflow
 
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "dlkit" / f"mlflow-{mlflow.__version__}-empty.db"
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    if cache.startswith("~"):
+        return None
+    return Path(cache) / "dlkit" / f"mlflow-{mlflow.__version__}-empty.db"
 
 
 def _from_template(made: Path) -> bool:
@@ -213,9 +216,11 @@ def _from_template(made: Path) -> bool:
     (./mlruns/0, resolved here); False where there is no template yet."""
     import sqlite3
 
-    default = os.path.join(os.path.abspath("mlruns"), "0")
+    default, template = os.path.join(os.path.abspath("mlruns"), "0"), _template()
+    if template is None:
+        return False
     try:
-        shutil.copyfile(_template(), made)
+        shutil.copyfile(template, made)
         with contextlib.closing(sqlite3.connect(made)) as db, db:
             db.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0", (default,))
     except (OSError, sqlite3.Error):  # none yet, or unreadable: migrated as without one
@@ -227,6 +232,8 @@ def _from_template(made: Path) -> bool:
 def _keep_as_template(made: Path) -> None:
     """A copy of a newly migrated store as the template; none where the cache cannot be written (it is a saving)."""
     template = _template()
+    if template is None:
+        return
     with contextlib.suppress(OSError):
         template.parent.mkdir(parents=True, exist_ok=True)
         with written_whole(template) as partial:
